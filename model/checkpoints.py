@@ -1,0 +1,110 @@
+"""The shipped model variants and how they are saved and loaded (safetensors + JSON; nothing is unpickled).
+
+Seven variants, identical in data, size, steps and seed except for the one thing each comparison changes:
+attention (MHA / GQA / MQA, all RoPE) and positions (RoPE / sinusoidal / learned / ALiBi / none, all GQA).
+
+Layout of one variant, `checkpoints/<name>/`:
+    model.safetensors   weights in fp16 (a tied embedding is stored once); loaded back as fp32
+    config.json         the ModelConfig
+    train_log.json      loss curve, held-out losses, timings and the command that produced it
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from model.config import ModelConfig
+
+CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
+DEFAULT_VARIANT = "gqa-rope"
+
+VARIANTS: dict[str, dict] = {
+    "gqa-rope": dict(),  # the default: 6 query heads share 2 K/V heads, RoPE (≈ 1.97 M params)
+    "mha-rope": dict(n_kv_heads=6),  # every query head has its own K/V head (3× the KV cache of GQA)
+    "mqa-rope": dict(n_kv_heads=1),  # one K/V head for all six (1/3 of GQA's cache)
+    "gqa-sinusoidal": dict(pos_encoding="sinusoidal"),  # Vaswani's fixed sin/cos table added to the input
+    "gqa-learned": dict(pos_encoding="learned"),  # a trained table of max_seq_len vectors (GPT-2 style)
+    "gqa-alibi": dict(pos_encoding="alibi"),  # per-head linear distance penalty on the scores
+    "gqa-none": dict(pos_encoding="none"),  # no position signal at all; only the causal mask
+}
+
+VARIANT_BLURBS = {
+    "gqa-rope": "GQA (6 query / 2 K/V heads) + RoPE — the default",
+    "mha-rope": "MHA (6 / 6) + RoPE",
+    "mqa-rope": "MQA (6 / 1) + RoPE",
+    "gqa-sinusoidal": "GQA + sinusoidal positions",
+    "gqa-learned": "GQA + learned positions",
+    "gqa-alibi": "GQA + ALiBi",
+    "gqa-none": "GQA + no positional encoding",
+}
+
+
+def variant_config(name: str) -> ModelConfig:
+    if name not in VARIANTS:
+        raise ValueError(f"unknown variant {name!r}; choose one of {', '.join(VARIANTS)}")
+    return ModelConfig(**VARIANTS[name])
+
+
+def variant_dir(name: str) -> Path:
+    variant_config(name)  # validates the name
+    return CHECKPOINT_DIR / name
+
+
+def available_variants() -> list[str]:
+    """Variants whose weights are present in this checkout."""
+    return [n for n in VARIANTS if (CHECKPOINT_DIR / n / "model.safetensors").is_file()]
+
+
+def save_checkpoint(model, out_dir: Path, log: Optional[dict] = None, dtype=torch.float16) -> None:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # state_dict() holds each tensor once (the tied unembedding is not a separate parameter here).
+    tensors = {k: v.detach().to(dtype).contiguous() for k, v in model.state_dict().items()}
+    save_file(tensors, str(out_dir / "model.safetensors"), metadata={"format": "pt"})
+    (out_dir / "config.json").write_text(model.cfg.to_json() + "\n")
+    if log is not None:
+        (out_dir / "train_log.json").write_text(json.dumps(log, indent=1) + "\n")
+
+
+def load_checkpoint(path: Path):
+    """Load `path/model.safetensors` + `path/config.json` into an eval-mode Transformer (fp32, no grad).
+
+    A missing, truncated or corrupted file raises ValueError with a message that says which file.
+    """
+    from model.model import Transformer
+
+    path = Path(path)
+    try:
+        cfg = ModelConfig.from_dict(json.loads((path / "config.json").read_text()))
+    except FileNotFoundError:
+        raise ValueError(f"no config.json in {path}") from None
+    except (json.JSONDecodeError, TypeError) as e:
+        raise ValueError(f"{path / 'config.json'} is not a valid model config: {e}") from None
+    model = Transformer(cfg)
+    try:
+        tensors = load_file(str(path / "model.safetensors"))
+    except FileNotFoundError:
+        raise ValueError(f"no model.safetensors in {path}") from None
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ValueError(f"{path / 'model.safetensors'} is truncated or corrupted: {e}") from None
+    try:
+        model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
+    except RuntimeError as e:
+        raise ValueError(f"{path / 'model.safetensors'} does not match config.json: {e}") from None
+    model.eval().requires_grad_(False)
+    return model
+
+
+def load_variant(name: str):
+    return load_checkpoint(variant_dir(name))
+
+
+def load_train_log(name: str) -> Optional[dict]:
+    p = variant_dir(name) / "train_log.json"
+    return json.loads(p.read_text()) if p.is_file() else None

@@ -1,0 +1,321 @@
+"""A small Llama-style decoder whose every step can be captured.
+
+Read top to bottom: capture (hook points) → RMSNorm → position signals (RoPE, sinusoidal, ALiBi) →
+attention → SwiGLU MLP → block → the model. The config is `model/config.py`; the KV cache is
+`model/kv_cache.py`; sampling lives outside the model (`model/sampling.py`), as in llama2.c.
+
+Attention is computed explicitly — scores, mask, softmax, weighted sum — so every intermediate can be shown.
+`fused=True` swaps in `F.scaled_dot_product_attention` for training speed; tests check both give the same
+numbers.
+
+Hook points are identity modules named by their module path, as in TransformerLens
+(`blocks.0.attn.hook_pattern`). They record only while a recorder is set for the *current call*
+(a `contextvars.ContextVar`, so each thread — each browser session — has its own): the model object itself
+never holds capture state, because one instance is shared by every session of the app.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import math
+from contextlib import contextmanager
+from typing import Callable, Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from model.config import ModelConfig
+from model.kv_cache import KVCache
+
+# --------------------------------------------------------------------------------------------------------
+# Capture: a recorder belongs to one call, never to the module
+# --------------------------------------------------------------------------------------------------------
+
+Recorder = Callable[[str, torch.Tensor], None]
+_RECORDER: contextvars.ContextVar[Optional[Recorder]] = contextvars.ContextVar("recorder", default=None)
+
+
+class HookPoint(nn.Module):
+    """Identity. While a recorder is set in this context, it is handed (hook name, tensor)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.name = ""  # filled in from named_modules() by Transformer.__init__: the path *is* the name
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rec = _RECORDER.get()
+        if rec is not None:
+            rec(self.name, x)
+        return x
+
+
+@contextmanager
+def recording(recorder: Recorder):
+    """Set `recorder` for hook points reached from this thread/context until the block exits."""
+    token = _RECORDER.set(recorder)
+    try:
+        yield
+    finally:
+        _RECORDER.reset(token)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Leaves: norm and position signals
+# --------------------------------------------------------------------------------------------------------
+
+
+class RMSNorm(nn.Module):
+    """x / rms(x) * weight. No mean subtraction, no bias (Llama)."""
+
+    def __init__(self, d: int, eps: float) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(d))
+        # After the weight (unlike TransformerLens, which folds it away): this is what the next layer reads,
+        # and what the logit lens needs for ln_final.
+        self.hook_normalized = HookPoint()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)  # (B, T, d)
+        return self.hook_normalized(x * self.weight)  # (B, T, d)
+
+
+def rope_inv_freq(head_dim: int, theta: float) -> torch.Tensor:
+    """θ_i = theta^(-2i/head_dim) for i = 0 .. head_dim/2 - 1 (fast pairs first). Computed as Llama does."""
+    return 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))  # (hd/2,)
+
+
+def rope_angles(positions: torch.Tensor, head_dim: int, theta: float) -> torch.Tensor:
+    """The rotation angle m·θ_i for each position m and pair i."""
+    return positions.to(torch.float32)[:, None] * rope_inv_freq(head_dim, theta)[None, :]  # (T, hd/2)
+
+
+def apply_rope(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
+    """Rotate interleaved pairs (x_2i, x_2i+1) of every head by angle m·θ_i, as llama2.c does.
+
+    x: (B, T, H, hd); angles: (T, hd/2). Rotating q at m and k at n makes q·k depend on m − n only.
+    """
+    cos = angles.cos()[None, :, None, :]  # (1, T, 1, hd/2)
+    sin = angles.sin()[None, :, None, :]  # (1, T, 1, hd/2)
+    x0, x1 = x[..., 0::2], x[..., 1::2]  # (B, T, H, hd/2) each
+    out0 = x0 * cos - x1 * sin
+    out1 = x0 * sin + x1 * cos
+    return torch.stack((out0, out1), dim=-1).flatten(-2)  # (B, T, H, hd), pairs interleaved back
+
+
+def sinusoidal_table(positions: torch.Tensor, d_model: int) -> torch.Tensor:
+    """Vaswani et al.: PE[m, 2i] = sin(m / 10000^(2i/d)), PE[m, 2i+1] = cos(same). A formula, so any m works."""
+    inv = 10000.0 ** (-torch.arange(0, d_model, 2, dtype=torch.float32) / d_model)  # (d/2,)
+    ang = positions.to(torch.float32)[:, None] * inv[None, :]  # (T, d/2)
+    return torch.stack((ang.sin(), ang.cos()), dim=-1).flatten(-2)  # (T, d), sin/cos interleaved
+
+
+def alibi_slopes(n_heads: int) -> torch.Tensor:
+    """Press et al.'s per-head slopes: a geometric series 2^(-8/n), 2^(-16/n), …
+
+    For a head count that is not a power of two, take the closest power of two below and fill in with
+    every other slope of the next power of two (the paper's recipe). n_heads=4 -> [0.25, 0.0625, 0.0156, 0.0039].
+    """
+
+    def pow2(n: int) -> list[float]:
+        start = 2.0 ** (-8.0 / n)
+        return [start ** (i + 1) for i in range(n)]
+
+    closest = 2 ** math.floor(math.log2(n_heads))
+    slopes = pow2(closest) + pow2(2 * closest)[0::2][: n_heads - closest]
+    return torch.tensor(slopes, dtype=torch.float32)  # (nh,)
+
+
+def attention_mask(q_pos: torch.Tensor, k_pos: torch.Tensor, window: Optional[int]) -> torch.Tensor:
+    """True where query at q_pos may read key at k_pos: causal, and within the sliding window if any."""
+    rel = q_pos[:, None] - k_pos[None, :]  # (T, Tk) distance back from the query
+    allowed = rel >= 0
+    if window is not None:
+        allowed = allowed & (rel < window)
+    return allowed  # (T, Tk)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Attention, MLP, block
+# --------------------------------------------------------------------------------------------------------
+
+
+class Attention(nn.Module):
+    """Grouped-query attention: n_heads query heads share n_kv_heads K/V heads (g = n_heads / n_kv_heads each)."""
+
+    def __init__(self, cfg: ModelConfig, layer: int) -> None:
+        super().__init__()
+        self.cfg, self.layer = cfg, layer
+        nh, nkv, hd, d = cfg.n_heads, cfg.n_kv_heads, cfg.head_dim, cfg.d_model
+        self.W_q = nn.Linear(d, nh * hd, bias=False)
+        self.W_k = nn.Linear(d, nkv * hd, bias=False)
+        self.W_v = nn.Linear(d, nkv * hd, bias=False)
+        self.W_o = nn.Linear(nh * hd, d, bias=False)
+        self.hook_q = HookPoint()  # [pos, head, d_head] before rotation
+        self.hook_k = HookPoint()  # [pos, kv_head, d_head] before rotation
+        self.hook_v = HookPoint()  # [pos, kv_head, d_head]
+        if cfg.pos_encoding == "rope":
+            self.hook_rot_q = HookPoint()  # [pos, head, d_head] after RoPE
+            self.hook_rot_k = HookPoint()  # [pos, kv_head, d_head] after RoPE
+        if cfg.pos_encoding == "alibi":
+            self.register_buffer("slopes", alibi_slopes(nh), persistent=False)  # (nh,)
+        self.hook_scores = HookPoint()  # [head, query_pos, key_pos] scaled, + ALiBi bias, masked (-inf)
+        self.hook_pattern = HookPoint()  # [head, query_pos, key_pos] softmax of the scores; rows sum to 1
+        self.hook_z = HookPoint()  # [pos, head, d_head] pattern-weighted values, before W_o
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        positions: torch.Tensor,
+        cache: Optional[KVCache] = None,
+        fused: bool = False,
+    ) -> torch.Tensor:
+        cfg = self.cfg
+        B, T, _ = x.shape
+        nh, nkv, hd = cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
+        q = self.hook_q(self.W_q(x).view(B, T, nh, hd))  # (B, T, nh, hd)
+        k = self.hook_k(self.W_k(x).view(B, T, nkv, hd))  # (B, T, nkv, hd)
+        v = self.hook_v(self.W_v(x).view(B, T, nkv, hd))  # (B, T, nkv, hd)
+        if cfg.pos_encoding == "rope":
+            angles = rope_angles(positions, hd, cfg.rope_theta)  # (T, hd/2)
+            q = self.hook_rot_q(apply_rope(q, angles))  # (B, T, nh, hd)
+            k = self.hook_rot_k(apply_rope(k, angles))  # (B, T, nkv, hd)
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, heads, T, hd)
+
+        # The cache stores rotated keys: RoPE of a key depends only on its own position, so it never changes.
+        k_pos = positions
+        if cache is not None:
+            k, v, k_pos = cache.update(self.layer, k, v, positions)  # (B, nkv, Tk, hd), Tk = cached + T
+
+        # GQA: K/V head j serves query heads j*g … j*g+g-1 (Llama's repeat_kv order).
+        g = cfg.group_size
+        k = k.repeat_interleave(g, dim=1) if g > 1 else k  # (B, nh, Tk, hd)
+        v = v.repeat_interleave(g, dim=1) if g > 1 else v  # (B, nh, Tk, hd)
+
+        allowed = attention_mask(positions, k_pos, cfg.sliding_window)  # (T, Tk)
+        bias = None
+        if cfg.pos_encoding == "alibi":
+            dist = (positions[:, None] - k_pos[None, :]).to(x.dtype)  # (T, Tk) how far back each key is
+            bias = -self.slopes[:, None, None] * dist  # (nh, T, Tk) linear penalty on distance
+
+        if fused:
+            mask = allowed if bias is None else bias.masked_fill(~allowed, float("-inf"))
+            z = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, nh, T, hd)
+        else:
+            scores = q @ k.transpose(-2, -1) / math.sqrt(hd)  # (B, nh, T, Tk)
+            if bias is not None:
+                scores = scores + bias
+            scores = self.hook_scores(scores.masked_fill(~allowed, float("-inf")))  # (B, nh, T, Tk)
+            pattern = self.hook_pattern(F.softmax(scores, dim=-1))  # (B, nh, T, Tk)
+            z = pattern @ v  # (B, nh, T, hd)
+        z = self.hook_z(z.transpose(1, 2))  # (B, T, nh, hd)
+        return self.W_o(z.reshape(B, T, nh * hd))  # (B, T, d)
+
+
+class MLP(nn.Module):
+    """SwiGLU: W_down(silu(W_gate x) * W_up x) — three matrices, not two."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.W_gate = nn.Linear(cfg.d_model, cfg.d_mlp, bias=False)
+        self.W_up = nn.Linear(cfg.d_model, cfg.d_mlp, bias=False)
+        self.W_down = nn.Linear(cfg.d_mlp, cfg.d_model, bias=False)
+        self.hook_gate = HookPoint()  # [pos, d_mlp] before SiLU
+        self.hook_up = HookPoint()  # [pos, d_mlp]
+        self.hook_post = HookPoint()  # [pos, d_mlp] silu(gate) * up
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate = self.hook_gate(self.W_gate(x))  # (B, T, d_mlp)
+        up = self.hook_up(self.W_up(x))  # (B, T, d_mlp)
+        post = self.hook_post(F.silu(gate) * up)  # (B, T, d_mlp)
+        return self.W_down(post)  # (B, T, d)
+
+
+class Block(nn.Module):
+    """Pre-norm residual block: x + attn(norm(x)), then + mlp(norm(x))."""
+
+    def __init__(self, cfg: ModelConfig, layer: int) -> None:
+        super().__init__()
+        self.ln1 = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.attn = Attention(cfg, layer)
+        self.ln2 = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.mlp = MLP(cfg)
+        self.hook_resid_pre = HookPoint()  # [pos, d_model]
+        self.hook_attn_out = HookPoint()  # [pos, d_model] what attention adds to the stream
+        self.hook_resid_mid = HookPoint()  # [pos, d_model]
+        self.hook_mlp_out = HookPoint()  # [pos, d_model] what the MLP adds
+        self.hook_resid_post = HookPoint()  # [pos, d_model]
+
+    def forward(self, x, positions, cache=None, fused=False):
+        x = self.hook_resid_pre(x)  # (B, T, d)
+        attn_out = self.hook_attn_out(self.attn(self.ln1(x), positions, cache, fused))  # (B, T, d)
+        x = self.hook_resid_mid(x + attn_out)  # (B, T, d)
+        mlp_out = self.hook_mlp_out(self.mlp(self.ln2(x)))  # (B, T, d)
+        return self.hook_resid_post(x + mlp_out)  # (B, T, d)
+
+
+# --------------------------------------------------------------------------------------------------------
+# The model
+# --------------------------------------------------------------------------------------------------------
+
+
+class Transformer(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.tok_embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.hook_embed = HookPoint()  # [pos, d_model] token embeddings
+        if cfg.pos_encoding == "learned":
+            self.pos_embed = nn.Embedding(cfg.max_seq_len, cfg.d_model)
+        if cfg.pos_encoding in ("learned", "sinusoidal"):
+            self.hook_pos_embed = HookPoint()  # [pos, d_model] absolute position vectors added to the stream
+        self.blocks = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layers))
+        self.ln_final = RMSNorm(cfg.d_model, cfg.norm_eps)
+        if not cfg.tie_embeddings:
+            self.unembed = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        self._init_weights()
+        for name, m in self.named_modules():
+            if isinstance(m, HookPoint):
+                m.name = name
+
+    def _init_weights(self) -> None:
+        # GPT-2's scheme: N(0, 0.02), and the two projections that write into the residual stream scaled by
+        # 1/sqrt(2L) so the stream's variance does not grow with depth.
+        g = torch.Generator().manual_seed(0)
+        for name, p in self.named_parameters():
+            if name.endswith("ln1.weight") or name.endswith("ln2.weight") or name == "ln_final.weight":
+                continue
+            std = 0.02 / math.sqrt(2 * self.cfg.n_layers) if name.endswith(("W_o.weight", "W_down.weight")) else 0.02
+            with torch.no_grad():
+                p.copy_(torch.randn(p.shape, generator=g) * std)
+
+    @property
+    def W_U(self) -> torch.Tensor:
+        """Unembedding matrix (V, d): the token embedding itself when tied."""
+        return self.tok_embed.weight if self.cfg.tie_embeddings else self.unembed.weight
+
+    def hook_names(self) -> list[str]:
+        return [name for name, m in self.named_modules() if isinstance(m, HookPoint)]
+
+    def forward(self, ids: torch.Tensor, cache: Optional[KVCache] = None, fused: bool = False) -> torch.Tensor:
+        """ids (B, T) → logits (B, T, V). With a cache, the T tokens continue what it holds (llama2.c style)."""
+        cfg = self.cfg
+        B, T = ids.shape
+        start = cache.length if cache is not None else 0
+        if cfg.pos_encoding == "learned" and start + T > cfg.max_seq_len:
+            raise ValueError(
+                f"position {start + T - 1} is past the learned position table (max_seq_len={cfg.max_seq_len})"
+            )
+        positions = torch.arange(start, start + T, device=ids.device)  # (T,)
+        x = self.hook_embed(self.tok_embed(ids))  # (B, T, d)
+        if cfg.pos_encoding == "learned":
+            x = x + self.hook_pos_embed(self.pos_embed(positions))[None]  # (B, T, d)
+        elif cfg.pos_encoding == "sinusoidal":
+            x = x + self.hook_pos_embed(sinusoidal_table(positions, cfg.d_model).to(x.dtype))[None]  # (B, T, d)
+        for block in self.blocks:
+            x = block(x, positions, cache, fused)  # (B, T, d)
+        if cache is not None:
+            cache.advance(T)
+        x = self.ln_final(x)  # (B, T, d)
+        return F.linear(x, self.W_U)  # (B, T, V)

@@ -1,0 +1,93 @@
+"""A trace: one call of the model, recorded at its hook points, as plain data.
+
+    tr = run_with_trace(model, ids)            # prefill, every hook point
+    tr["blocks.0.attn.hook_pattern"]           # np.ndarray [head, query_pos, key_pos]
+    tr.logits                                  # np.ndarray [pos, vocab]
+
+The recorder is local to the call (see `model.model.recording`): two threads tracing the one shared model at
+once each get only their own arrays, and the model holds nothing afterwards. Arrays have the batch
+dimension dropped; their layout is the hook's shape comment in `model/model.py`
+(`hook_q` [pos, head, d_head], `hook_pattern` [head, query_pos, key_pos], `hook_resid_post` [pos, d_model]…).
+
+Analysis (role scores, logit lens, …) lives in functions elsewhere, not in the trace.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Optional, Union
+
+import numpy as np
+import torch
+
+from model.kv_cache import KVCache
+from model.model import Transformer, recording
+
+NameFilter = Union[None, Iterable[str], Callable[[str], bool]]
+
+
+@dataclass
+class Trace:
+    ids: np.ndarray  # (T,) the token ids of this call
+    positions: np.ndarray  # (T,) their absolute positions (a decode step's is the cache length)
+    acts: dict[str, np.ndarray]  # hook name -> array, batch dim dropped
+    logits: np.ndarray  # (T, V)
+    tokens: list[str] = field(default_factory=list)  # display labels, when the caller gave them
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.acts[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.acts
+
+    def names(self) -> list[str]:
+        return list(self.acts)
+
+
+def _filter(names: NameFilter) -> Callable[[str], bool]:
+    if names is None:
+        return lambda n: True
+    if callable(names):
+        return names
+    wanted = set(names)
+    return lambda n: n in wanted
+
+
+@torch.no_grad()
+def run_with_trace(
+    model: Transformer,
+    ids: Union[list[int], np.ndarray, torch.Tensor],
+    cache: Optional[KVCache] = None,
+    names: NameFilter = None,
+    tokens: Optional[list[str]] = None,
+) -> Trace:
+    """Run `ids` (one sequence) through the model, recording the hook points `names` selects (all by default).
+
+    With a cache, `ids` continue it (a decode step when len(ids) == 1) and the cache is updated.
+    """
+    ids_t = torch.as_tensor(np.asarray(ids, dtype=np.int64)).view(1, -1)  # (1, T)
+    keep = _filter(names)
+    acts: dict[str, np.ndarray] = {}
+
+    def record(name: str, t: torch.Tensor) -> None:
+        if keep(name):
+            acts[name] = t[0].detach().cpu().numpy().copy()  # a copy: nothing the caller holds aliases torch
+
+    start = cache.length if cache is not None else 0
+    with recording(record):
+        logits = model(ids_t, cache=cache)  # (1, T, V)
+    T = ids_t.shape[1]
+    return Trace(
+        ids=ids_t[0].numpy().copy(),
+        positions=np.arange(start, start + T),
+        acts=acts,
+        logits=logits[0].numpy().copy(),
+        tokens=list(tokens) if tokens is not None else [],
+    )
+
+
+@torch.no_grad()
+def forward_logits(model: Transformer, ids) -> np.ndarray:
+    """The untraced forward of one sequence: logits (T, V)."""
+    ids_t = torch.as_tensor(np.asarray(ids, dtype=np.int64)).view(1, -1)  # (1, T)
+    return model(ids_t)[0].numpy()
