@@ -310,9 +310,9 @@ class Transformer(nn.Module):
         positions = torch.arange(start, start + T, device=ids.device)  # (T,)
         x = self.hook_embed(self.tok_embed(ids))  # (B, T, d)
         if cfg.pos_encoding == "learned":
-            x = x + self.hook_pos_embed(self.pos_embed(positions))[None]  # (B, T, d)
+            x = x + self.hook_pos_embed(self.pos_embed(positions)[None])  # (B, T, d) + (1, T, d)
         elif cfg.pos_encoding == "sinusoidal":
-            x = x + self.hook_pos_embed(sinusoidal_table(positions, cfg.d_model).to(x.dtype))[None]  # (B, T, d)
+            x = x + self.hook_pos_embed(sinusoidal_table(positions, cfg.d_model).to(x.dtype)[None])  # (B, T, d) + (1, T, d)
         for block in self.blocks:
             x = block(x, positions, cache, fused)  # (B, T, d)
         if cache is not None:

@@ -139,8 +139,12 @@ def train(
     data: tuple | None = None,
     progress: bool = True,
     command: str = "",
+    stop_after: int | None = None,
 ) -> dict:
-    """Train a model and save it to out_dir. `data` = (train_ids, val_ids, val_chars) overrides the corpus."""
+    """Train a model and save it to out_dir. `data` = (train_ids, val_ids, val_chars) overrides the corpus.
+
+    `stop_after` ends the run early (after that step's resumable state is saved), as an interruption would.
+    """
     from tqdm import tqdm
 
     torch.manual_seed(tc.seed)
@@ -189,6 +193,9 @@ def train(
             log["elapsed_s"] = round(time.time() - t0, 1)
             bar.write(f"step {done}: train {loss.item():.3f}  held-out {v:.3f} nats/token")
             save_state(state_dir, model, opt, done, rng, log)
+        if stop_after is not None and done >= stop_after:
+            save_state(state_dir, model, opt, done, rng, log)
+            return {"stopped_at": done, **log}
 
     # What ships is the fp16 file: evaluate that, reloaded, over the whole held-out split in fp32.
     log["elapsed_s"] = round(time.time() - t0, 1)
@@ -220,6 +227,7 @@ def main(argv=None) -> None:
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     p.add_argument("--resume", action="store_true", help="continue from checkpoints/<variant>/train_state")
+    p.add_argument("--stop-after", type=int, default=None, help="stop after this step (resume later)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default checkpoints/<variant>)")
     a = p.parse_args(argv)
     if a.threads:
@@ -227,7 +235,7 @@ def main(argv=None) -> None:
     tc = TrainConfig(steps=a.steps, batch_size=a.batch_size, seed=a.seed)
     out = a.out or variant_dir(a.variant)
     cmd = "python -m model.train " + " ".join(shlex.quote(x) for x in (argv if argv is not None else sys.argv[1:]))
-    train(variant_config(a.variant), tc, out, device=a.device, resume=a.resume, command=cmd)
+    train(variant_config(a.variant), tc, out, device=a.device, resume=a.resume, command=cmd, stop_after=a.stop_after)
 
 
 if __name__ == "__main__":

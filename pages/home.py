@@ -1,0 +1,74 @@
+"""Home: the whole path one prompt takes through the loaded model, with live shapes and links to each stage."""
+
+import numpy as np
+import streamlit as st
+
+from app_shared import current_prompt, current_variant, load_model, prompt_notices, trace_prompt, trained_notice
+from model.sampling import softmax
+from model.tokenizer import token_label
+from viz.pipeline import Stage, pipeline_figure
+
+variant = current_variant()
+model = load_model(variant)
+cfg = model.cfg
+prompt = current_prompt()
+
+st.title("What a language model does with your text")
+st.markdown(
+    "A real, trained Llama-style model (trained here on Shakespeare) runs on your prompt. "
+    "Every arrow below is a computation you can open on its own page."
+)
+trained_notice(variant)
+if not prompt_notices(prompt):
+    st.stop()
+
+T, d, nh, nkv, hd = len(prompt.ids), cfg.d_model, cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
+pos = cfg.pos_encoding
+stages = [
+    Stage("Text", f"{len(prompt.text)} characters", "io"),
+    Stage("Tokens (BPE)", f"[{T}] ids", "io"),
+    Stage("Token embedding", f"[{T}, {d}]", "embed"),
+]
+if pos in ("sinusoidal", "learned"):
+    stages.append(Stage(f"+ {pos} position vectors", f"[{T}, {d}]", "embed"))
+stages += [
+    Stage("RMSNorm", f"[{T}, {d}]", "norm", True),
+    Stage(f"q, k, v  ({nh} q heads, {nkv} k/v heads)", f"q [{T}, {nh}, {hd}]  k, v [{T}, {nkv}, {hd}]", "attn", True),
+]
+if pos == "rope":
+    stages.append(Stage("RoPE: rotate q and k", f"[{T}, {nh}, {hd}]", "attn", True))
+stages += [
+    Stage("scores q·k/√d" + (" + ALiBi bias" if pos == "alibi" else "") + ", causal mask", f"[{nh}, {T}, {T}]", "attn", True),
+    Stage("softmax → attention pattern", f"[{nh}, {T}, {T}]", "attn", True),
+    Stage("mix values, W_o, add to stream", f"[{T}, {d}]", "attn", True),
+    Stage("RMSNorm", f"[{T}, {d}]", "norm", True),
+    Stage("SwiGLU MLP, add to stream", f"[{T}, {cfg.d_mlp}] → [{T}, {d}]", "mlp", True),
+    Stage("final RMSNorm", f"[{T}, {d}]", "norm"),
+    Stage("unembedding → logits", f"[{T}, {cfg.vocab_size}]", "io"),
+    Stage("softmax + sampling", "next token", "io"),
+]
+
+left, right = st.columns([3, 2], gap="large")
+with left:
+    st.plotly_chart(pipeline_figure(stages, cfg.n_layers), width="stretch", config={"displaylogo": False})
+with right:
+    tr = trace_prompt(variant, prompt.ids)
+    probs = softmax(tr.logits[-1])
+    top = np.argsort(-probs)[:5]
+    st.subheader("The model's next-token guess")
+    st.dataframe(
+        [{"token": token_label(int(i)), "probability": float(probs[i])} for i in top],
+        hide_index=True,
+        column_config={"probability": st.column_config.ProgressColumn(format="%.3f", min_value=0.0, max_value=1.0)},
+    )
+    st.subheader("Open a stage")
+    st.page_link("pages/tokenization.py", label="Text → tokens", icon=":material/text_fields:")
+    st.page_link("pages/embeddings.py", label="Tokens → vectors, and where position enters", icon=":material/scatter_plot:")
+    st.page_link("pages/attention.py", label="q, k, v → scores → softmax → mix", icon=":material/grid_view:")
+    if pos == "rope":
+        st.page_link("pages/rope.py", label="RoPE rotations", icon=":material/360:")
+    st.page_link("pages/logit_lens.py", label="The residual stream, block by block", icon=":material/layers:")
+    st.page_link("pages/generation.py", label="Logits → sampling, one token at a time (KV cache)", icon=":material/play_arrow:")
+    st.page_link("pages/accounting.py", label="How many parameters and FLOPs was that?", icon=":material/calculate:")
+    st.caption(f"Model: {variant} · {sum(p.numel() for p in model.parameters()):,} parameters · "
+               f"context {cfg.max_seq_len} tokens · vocabulary {cfg.vocab_size}")
