@@ -1,0 +1,239 @@
+"""Parameters, FLOPs, memory: exact counts for our model, a preset, or any pasted/uploaded config.json.
+
+Thin: widgets → `model/accounting.py` (pure arithmetic) → `viz/accounting.py` (figures). The one thing run on
+torch is the live check: `sum(p.numel())` and FlopCounterMode on a real forward of the loaded model.
+"""
+
+import json
+
+import streamlit as st
+
+from app_shared import current_variant, load_model
+from model import accounting as acc
+from model.checkpoints import variant_config
+from model.hf_configs import FAMILIES, PRESETS, arch_from_json_text, preset_arch
+from viz.accounting import flops_vs_seq_len, kv_cache_vs_context, param_bars
+
+MAX_UPLOAD_BYTES = 1_000_000  # a config.json is a few kB
+_MD_SPECIAL = set("\\`*[]<>$~|#{}!")
+
+
+def plain(text: str) -> str:
+    """Backslash-escape Markdown's active characters: an error message that quotes the user's input shows as
+    text, never as a link, formatting or HTML."""
+    return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in text)
+
+
+def size_text(x: float) -> str:
+    """Enough digits to show a 2 M-parameter model's cache as well as a 405 B model's weights."""
+    return f"{x:,.2f}" if x >= 1 else f"{x:.3g}"
+
+
+@st.cache_data(show_spinner="Running the live model…", max_entries=64)
+def live_numbers(variant: str, batch: int, seq_len: int) -> dict:
+    return acc.measure_model(load_model(variant), batch, seq_len)
+
+
+st.title("Parameters, FLOPs and memory")
+st.markdown(
+    "Exact counts for a decoder-only transformer, term by term, each with its formula. FLOPs are matmul FLOPs "
+    "in PyTorch's `FlopCounterMode` convention (2·m·n·k per matmul); memory is shown in bytes and in GiB "
+    "(2³⁰ bytes — a GB, 10⁹ bytes, is 7 % smaller)."
+)
+
+# --- which model --------------------------------------------------------------------------------------------
+SOURCES = ["Our model", "Preset", "Paste a config.json", "Upload a config.json"]
+source = st.radio("Model", SOURCES, key="acc_source", horizontal=True)
+variant = current_variant()
+try:
+    if source == "Our model":
+        arch = acc.arch_from_model_config(variant_config(variant), name=variant)
+        st.caption(f"The **{variant}** variant chosen in the sidebar.")
+    elif source == "Preset":
+        name = st.selectbox("Preset", list(PRESETS), index=list(PRESETS).index("Llama-2-7B"), key="acc_preset")
+        arch = preset_arch(name)
+    elif source == "Paste a config.json":
+        text = st.text_area(
+            f"A Hugging Face config.json ({', '.join(FAMILIES)}) or one of ours", key="acc_paste", height=220,
+            max_chars=MAX_UPLOAD_BYTES, value=json.dumps(PRESETS["Mistral-7B-v0.1"], indent=1),
+        )
+        arch = arch_from_json_text(text, name="your config")
+    else:
+        up = st.file_uploader("config.json", type=["json"], key="acc_upload")
+        if up is None:
+            st.info("Upload a config.json to count it.", icon=":material/upload_file:")
+            st.stop()
+        if up.size > MAX_UPLOAD_BYTES:
+            raise ValueError(f"the file is {up.size:,} bytes; a config.json is a few kB (limit {MAX_UPLOAD_BYTES:,})")
+        try:
+            raw = up.getvalue().decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError("the file is not UTF-8 text") from None
+        arch = arch_from_json_text(raw, name="your config")
+except ValueError as e:
+    st.error("This config cannot be used: " + plain(str(e)), icon=":material/error:")
+    st.stop()
+
+st.caption(
+    f"V = {arch.vocab_size:,} · d = {arch.d_model:,} · L = {arch.n_layers} · nh = {arch.n_heads} · "
+    f"nkv = {arch.n_kv_heads} ({arch.attention_kind}) · hd = {arch.head_dim} · m = {arch.d_mlp:,} "
+    f"({arch.mlp} MLP) · {arch.norm} · {arch.positions} positions · "
+    f"{'tied' if arch.tie_embeddings else 'untied'} head"
+    + (f" · window w = {arch.sliding_window:,} on {arch.n_window_layers} layers" if arch.n_window_layers else "")
+)
+
+c1, c2, c3, c4 = st.columns(4)
+seq_len = c1.number_input("Sequence length s", 1, 2**20, min(arch.max_seq_len, 2**20),
+                          help="tokens in the prefill; also the context of the decode step")
+batch = c2.number_input("Batch b", 1, 4096, 1)
+w_dtype = c3.selectbox("Weights dtype", list(acc.DTYPE_BITS), index=1)
+kv_dtype = c4.selectbox("KV cache dtype", list(acc.DTYPE_BITS), index=1)
+seq_len, batch = int(seq_len), int(batch)
+
+params = acc.count_params(arch)
+tab_p, tab_f, tab_m, tab_g, tab_live = st.tabs(["Parameters", "FLOPs", "Memory", "GPU: compute or memory bound?",
+                                                "Check against the live model"])
+
+# --- parameters -------------------------------------------------------------------------------------------
+with tab_p:
+    st.metric("Parameters", f"{params.total:,}")
+    st.dataframe(params.rows(), hide_index=True, width="stretch")
+    seeds = acc.seeds_param_formula(arch)
+    st.markdown(
+        f"The seeds' GPT-2 formula `Vd + L(12d² + 13d)` gives **{seeds:,}** ({seeds - params.total:+,}). It assumes "
+        "MHA, a two-matrix MLP of width 4d, LayerNorm and biases everywhere and a tied head, and leaves out the "
+        "position table and the final norm."
+    )
+    others = st.multiselect("Compare with", [p for p in PRESETS if p != arch.name], key="acc_compare")
+    percent = st.toggle("Show shares (%)", key="acc_percent", help="compare models of very different sizes")
+    archs = [arch] + [preset_arch(p) for p in others]
+    groups = ["embedding", "attention", "mlp", "norms", "head"]
+    per_model = [acc.count_params(a).by_group() for a in archs]
+    st.plotly_chart(param_bars([a.name for a in archs], groups, [[g.get(k, 0) for g in per_model] for k in groups],
+                               percent=percent), width="stretch")
+
+# --- FLOPs ------------------------------------------------------------------------------------------------
+with tab_f:
+    fwd, causal = acc.prefill_flops(arch, batch, seq_len), acc.prefill_flops(arch, batch, seq_len, causal=True)
+    dec, rec = acc.decode_step_flops(arch, batch, seq_len), acc.decode_step_flops(arch, batch, seq_len, cached=False)
+    train = acc.training_flops(arch, batch, seq_len)
+    st.dataframe(
+        [{"what": w, "FLOPs": f"{v:,}", "≈": f"{v:.3g}"} for w, v in (
+            (f"forward, prefill of {seq_len:,} tokens × batch {batch} (FlopCounterMode)", fwd.total),
+            ("forward, causal-aware", causal.total),
+            (f"one decode step at context {seq_len:,}, with the KV cache", dec.total),
+            (f"one decode step at context {seq_len:,}, no cache (recompute all {seq_len:,} positions)", rec.total),
+            ("training step (forward + backward ≈ 3 × forward)", train),
+        )],
+        hide_index=True, width="stretch",
+    )
+    st.dataframe(
+        [{"component": t.name, "formula": t.formula, "FlopCounterMode": f"{t.value:,}", "causal-aware": f"{u.value:,}"}
+         for t, u in zip(fwd.terms, causal.terms)],
+        hide_index=True, width="stretch",
+    )
+    st.caption(
+        "FlopCounterMode convention: our model computes the full s×s score matrix and masks it afterwards, so "
+        "PyTorch counts every pair. Causal-aware counts only the pairs a query may read (k ≤ q, within the window): "
+        "s(s+1)/2 without a window — what a FlashAttention-style kernel that skips masked tiles approaches. "
+        "Everything else (projections, MLP, unembedding at every position) is the same in both. Training ≈ 3× "
+        "forward: each matmul's backward is two matmuls of its size."
+    )
+    st.subheader("Beside the seeds' formula")
+    st.markdown("`(24bsd² + 4bds²)L + 2bsdV`, term by term against the exact count (FlopCounterMode convention):")
+    st.dataframe(
+        [{**r, "seeds": f"{r['seeds']:,}", "ours": f"{r['ours']:,}", "difference": f"{r['difference']:+,}"}
+         for r in acc.seeds_comparison(arch, batch, seq_len)],
+        hide_index=True, width="stretch",
+    )
+    crossover = acc.attention_crossover_seq_len(arch)
+    top = min(2**22, max(4 * int(crossover), 2 * seq_len, 1024))
+    seq_lens = [2**k for k in range(4, top.bit_length())]
+    st.plotly_chart(flops_vs_seq_len(seq_lens, acc.flops_by_group_vs_seq_len(arch, seq_lens, batch), float(crossover)),
+                    width="stretch")
+    st.caption(
+        f"Per layer, attention scores cost 4·b·s²·nh·hd and the MLP {3 if arch.mlp == 'gated' else 2}·2·b·s·d·m: "
+        f"attention overtakes the MLP at s* = {float(crossover):,.0f} tokens."
+    )
+
+# --- memory ---------------------------------------------------------------------------------------------
+with tab_m:
+    st.dataframe(
+        [{"weights dtype": k, "bits / parameter": b, "bytes": f"{acc.weight_bytes(arch, k):,}",
+          "GiB (2³⁰ B)": size_text(acc.gib(acc.weight_bytes(arch, k))),
+          "GB (10⁹ B)": size_text(acc.weight_bytes(arch, k) / 1e9)}
+         for k, b in acc.DTYPE_BITS.items()],
+        hide_index=True, width="stretch",
+    )
+    per_tok, kv = acc.kv_cache_bytes_per_token(arch, kv_dtype), acc.kv_cache_bytes(arch, seq_len, batch, kv_dtype)
+    m1, m2 = st.columns(2)
+    m1.metric("KV cache per token", f"{per_tok:,} B", help=f"2 (K and V) · L · nkv · hd · bytes at {kv_dtype}")
+    m2.metric(f"KV cache, {seq_len:,} tokens × batch {batch}", acc.gib_text(kv), help=f"{kv:,} bytes")
+    if arch.n_window_layers:
+        st.caption(f"{arch.n_window_layers} of {arch.n_layers} layers keep only the last {arch.sliding_window:,} "
+                   "positions: their cache stops growing there.")
+    contexts = [2**k for k in range(4, max(arch.max_seq_len, seq_len, 256).bit_length() + 1)]
+    variants = acc.attention_variants(arch)
+    st.plotly_chart(kv_cache_vs_context(contexts, acc.kv_cache_vs_context(variants, contexts, batch, kv_dtype),
+                                        title=f"KV cache vs context ({kv_dtype}, batch {batch})"), width="stretch")
+    st.caption(" · ".join(f"{k}: {v.n_kv_heads} K/V heads" for k, v in variants.items())
+               + ". Query heads and everything else stay the same; only the cache (and K/V weights) shrink.")
+
+# --- GPU bound --------------------------------------------------------------------------------------------
+with tab_g:
+    hw_name = st.selectbox("GPU", list(acc.HARDWARE), index=1, key="acc_hw")
+    preset_hw = acc.HARDWARE[hw_name]
+    g1, g2 = st.columns(2)
+    peak = g1.number_input("Peak dense FLOP/s (TFLOP/s)", 1.0, 1e5, preset_hw.peak_flops / 1e12, key=f"acc_peak_{hw_name}")
+    bw = g2.number_input("Memory bandwidth (TB/s)", 0.01, 1e3, preset_hw.mem_bandwidth / 1e12, key=f"acc_bw_{hw_name}")
+    hw = acc.Hardware(hw_name, peak * 1e12, bw * 1e12)
+    pre = acc.prefill_intensity(arch, batch, seq_len, w_dtype, kv_dtype)
+    dec_i = acc.decode_intensity(arch, batch, seq_len, w_dtype, kv_dtype)
+    h1, h2, h3 = st.columns(3)
+    h1.metric("Ridge point", f"{hw.ridge:,.0f} FLOP/B", help="peak FLOP/s ÷ bandwidth: below it, memory-bound")
+    h2.metric("Prefill intensity", f"{pre.flops_per_byte:,.0f} FLOP/B",
+              "compute-bound" if pre.flops_per_byte >= hw.ridge else "memory-bound", delta_color="off", delta_arrow="off")
+    h3.metric("Decode intensity", f"{dec_i.flops_per_byte:,.1f} FLOP/B",
+              "compute-bound" if dec_i.flops_per_byte >= hw.ridge else "memory-bound", delta_color="off", delta_arrow="off")
+    b_short = acc.decode_compute_bound_batch(arch, hw, 1, w_dtype, kv_dtype)
+    b_here = acc.decode_compute_bound_batch(arch, hw, seq_len, w_dtype, kv_dtype)
+    st.markdown(
+        f"Decode turns compute-bound at batch **{b_short:,}** for short contexts (weights dominate the traffic)"
+        + (f", and at batch **{b_here:,}** at context {seq_len:,}." if b_here else
+           f"; at context {seq_len:,} each sequence's KV cache read alone keeps it **memory-bound at any batch**.")
+        if b_short else "Decode stays memory-bound at any batch on this GPU."
+    )
+    st.caption(
+        "Bytes moved = every weight read once per step + the KV cache read (decode) or written (prefill); "
+        "activations are left out. A decode step does ~2 FLOPs per weight per sequence, so at bf16 its intensity "
+        "is ≈ the batch size: the seeds' \"memory-bound below batch ≈ 200\" is the A100 40GB's ridge "
+        "(312 TFLOP/s ÷ 1.555 TB/s); the 80GB card's faster memory lowers it to ≈ 153."
+    )
+
+# --- live check -------------------------------------------------------------------------------------------
+with tab_live:
+    if source != "Our model":
+        st.info("Choose **Our model** above to check these formulas against the loaded model.", icon=":material/info:")
+    else:
+        cfg = variant_config(variant)
+        s_live, b_live = min(seq_len, cfg.max_seq_len), min(batch, 8)  # keep the real forward small
+        got = live_numbers(variant, b_live, s_live)
+        ours = {
+            "params": params.total,
+            "forward_flops": acc.prefill_flops(arch, b_live, s_live).total,
+            "decode_step_flops": acc.decode_step_flops(arch, b_live, s_live).total,
+            "kv_cache_bytes": acc.kv_cache_bytes(arch, s_live, b_live, "fp32"),  # the loaded model runs in fp32
+        }
+        st.markdown(f"Real forward passes of **{variant}** on random token ids, batch {b_live}, {s_live} tokens:")
+        rows = [
+            ("parameters", "sum(p.numel() for p in model.parameters())", "params"),
+            (f"forward FLOPs, {s_live} tokens", "FlopCounterMode on model(ids)", "forward_flops"),
+            (f"decode step FLOPs, context {s_live}", "FlopCounterMode on a cached step", "decode_step_flops"),
+            (f"KV cache after {s_live} tokens (fp32)", "KVCache.nbytes()", "kv_cache_bytes"),
+        ]
+        for label, ref, k in rows:
+            l1, l2 = st.columns(2)
+            l1.metric(f"{label}: ours", f"{ours[k]:,}")
+            same = got[k] == ours[k]
+            l2.metric(ref, f"{got[k]:,}", "equal" if same else f"{got[k] - ours[k]:+,}",
+                      delta_color="off" if same else "inverse", delta_arrow="off" if same else "auto")

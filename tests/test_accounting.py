@@ -1,0 +1,491 @@
+"""Accounting against its references: sum(p.numel()) and FlopCounterMode on our live model, the KV cache's
+own nbytes(), tiny Hugging Face models built by transformers, published parameter counts, and the seeds'
+figures. Plus: malformed configs give named ValueErrors, big values stay exact, the CLI and the page run."""
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from model import accounting as acc
+from model.checkpoints import VARIANTS
+from model.config import ModelConfig
+from model.hf_configs import PRESETS, arch_from_dict, arch_from_hf_config, arch_from_json_text, preset_arch
+from model.kv_cache import KVCache
+from model.model import Transformer, attention_mask
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# The seven shipped variants, plus an untied head and a sliding window (with learned positions, so the
+# position table and the window are both exercised).
+CONFIGS = {name: ModelConfig(**kw) for name, kw in VARIANTS.items()}
+CONFIGS["gqa-rope-untied"] = ModelConfig(tie_embeddings=False)
+CONFIGS["gqa-learned-window"] = ModelConfig(pos_encoding="learned", sliding_window=16)
+
+_models: dict = {}
+
+
+def live(name: str) -> Transformer:
+    if name not in _models:
+        _models[name] = Transformer(CONFIGS[name]).eval()  # seeded init inside Transformer
+    return _models[name]
+
+
+def fcm(fn) -> int:
+    with FlopCounterMode(display=False) as fc:
+        fn()
+    return fc.get_total_flops()
+
+
+def ids(b, s, vocab=2048, seed=0):
+    return torch.randint(0, vocab, (b, s), generator=torch.Generator().manual_seed(seed))
+
+
+# --------------------------------------------------------------------------------------------------------
+# Our model: parameters, forward / decode / training FLOPs, KV cache bytes
+# --------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_params_equal_numel(name):
+    m = live(name)
+    breakdown = acc.count_params(acc.arch_from_model_config(m.cfg))
+    assert breakdown.total == sum(p.numel() for p in m.parameters())
+    # and term by term, against the named parameters
+    named = dict(m.named_parameters())
+    d = breakdown.as_dict()
+    assert d["embedding"] == named["tok_embed.weight"].numel()
+    assert d["attn.W_k"] == sum(p.numel() for k, p in named.items() if k.endswith("W_k.weight"))
+    assert d["mlp.W_gate"] == sum(p.numel() for k, p in named.items() if k.endswith("W_gate.weight"))
+    assert d.get("position table", 0) == (named["pos_embed.weight"].numel() if "pos_embed.weight" in named else 0)
+    assert d["unembedding"] == (named["unembed.weight"].numel() if "unembed.weight" in named else 0)
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+@pytest.mark.parametrize("b,s", [(1, 1), (1, 37), (2, 64), (3, 16)])
+def test_forward_flops_equal_flop_counter(name, b, s):
+    m = live(name)
+    with torch.no_grad():
+        measured = fcm(lambda: m(ids(b, s)))
+    assert acc.prefill_flops(acc.arch_from_model_config(m.cfg), b, s).total == measured
+
+
+def test_forward_flops_at_full_context_and_measure_model():
+    m = live("gqa-rope")
+    ours = acc.prefill_flops(acc.arch_from_model_config(m.cfg), 1, 256).total
+    got = acc.measure_model(m, 1, 256)
+    assert got["params"] == sum(p.numel() for p in m.parameters()) and got["forward_flops"] == ours
+    a = acc.arch_from_model_config(m.cfg)
+    assert got["decode_step_flops"] == acc.decode_step_flops(a, 1, 256).total
+    assert got["kv_cache_bytes"] == acc.kv_cache_bytes(a, 256, 1, "fp32")
+
+
+@pytest.mark.parametrize("name", ["gqa-rope", "mha-rope", "mqa-rope", "gqa-learned-window"])
+def test_cached_decode_and_chunked_prefill_flops_equal_flop_counter(name):
+    m = live(name)
+    a = acc.arch_from_model_config(m.cfg)
+    x = ids(2, 21)
+    cache = KVCache.for_model(m.cfg)
+    with torch.no_grad():
+        assert fcm(lambda: m(x[:, :9], cache=cache)) == acc.prefill_flops(a, 2, 9).total
+        # a chunk of 5 more tokens after 9 cached ones (with a window of 16 the cache still holds all 9)
+        assert fcm(lambda: m(x[:, 9:14], cache=cache)) == acc.forward_flops(a, 2, 5, past=9).total
+        for t in range(14, 21):  # one decode step at a time, past the window of 16
+            measured = fcm(lambda: m(x[:, t : t + 1], cache=cache))
+            assert measured == acc.decode_step_flops(a, 2, t + 1).total, t
+        # a chunk after the window has evicted: Tk = min(w + s, s + w - 1)
+        y = ids(2, 6, seed=1)
+        assert fcm(lambda: m(y, cache=cache)) == acc.forward_flops(a, 2, 6, past=21).total
+
+
+def test_decode_without_cache_is_a_full_recompute():
+    m = live("gqa-rope")
+    a = acc.arch_from_model_config(m.cfg)
+    with torch.no_grad():
+        assert fcm(lambda: m(ids(1, 50))) == acc.decode_step_flops(a, 1, 50, cached=False).total
+    assert acc.decode_step_flops(a, 1, 50, cached=False).total > 40 * acc.decode_step_flops(a, 1, 50).total
+
+
+@pytest.mark.parametrize("name", ["gqa-rope", "gqa-learned-window", "gqa-rope-untied"])
+def test_training_flops_are_forward_plus_backward(name):
+    m = Transformer(CONFIGS[name]).train()  # a fresh model: the shared ones stay in eval mode, no grads kept
+    x = ids(2, 24)
+
+    def step():
+        m(x).float().logsumexp(-1).mean().backward()
+
+    assert fcm(step) == acc.training_flops(acc.arch_from_model_config(m.cfg), 2, 24)
+
+
+@pytest.mark.parametrize("window", [None, 5])
+@pytest.mark.parametrize("past,new", [(0, 12), (0, 1), (7, 1), (7, 9), (30, 4)])
+def test_causal_pairs_equal_the_models_mask(window, past, new):
+    a = acc.Arch(sliding_window=window)
+    mask = attention_mask(torch.arange(past, past + new), torch.arange(0, past + new), window)  # (new, past+new)
+    assert acc.causal_pairs(a, new, past, windowed=window is not None) == int(mask.sum())
+    causal = acc.forward_flops(a, 2, new, past, causal=True).as_dict()
+    assert causal["attn.scores q·kᵀ"] == 2 * 2 * a.n_heads * a.head_dim * a.n_layers * int(mask.sum())
+
+
+def test_causal_count_is_about_half_for_a_long_prefill():
+    a = preset_arch("Llama-2-7B")
+    full = acc.prefill_flops(a, 1, 4096).as_dict()["attn.scores q·kᵀ"]
+    causal = acc.prefill_flops(a, 1, 4096, causal=True).as_dict()["attn.scores q·kᵀ"]
+    assert causal * 2 * 4096 == full * 4097  # s(s+1)/2 of s² pairs
+
+
+@pytest.mark.parametrize("name", ["gqa-rope", "mha-rope", "mqa-rope", "gqa-learned-window"])
+@pytest.mark.parametrize("c", [1, 10, 33])
+def test_kv_cache_bytes_equal_the_live_cache(name, c):
+    m = live(name)
+    cache = KVCache.for_model(m.cfg)
+    with torch.no_grad():
+        m(ids(3, c), cache=cache)
+    a = acc.arch_from_model_config(m.cfg)
+    assert acc.kv_cache_bytes(a, c, 3, "fp32") == cache.nbytes()
+    if m.cfg.sliding_window is None:
+        assert acc.kv_cache_bytes_per_token(a, "fp32") * c * 3 == cache.nbytes()
+
+
+# --------------------------------------------------------------------------------------------------------
+# Hugging Face configs: tiny models built by transformers are the reference for each family
+# --------------------------------------------------------------------------------------------------------
+
+_BASE = dict(vocab_size=101, hidden_size=48, intermediate_size=80, num_hidden_layers=3, num_attention_heads=6,
+             num_key_value_heads=2, max_position_embeddings=64)
+HF_CASES = {
+    "llama-biases": ("LlamaConfig", dict(_BASE, attention_bias=True, mlp_bias=True)),
+    "llama-tied-head_dim": ("LlamaConfig", dict(_BASE, head_dim=16, tie_word_embeddings=True)),
+    "mistral-window": ("MistralConfig", dict(_BASE, sliding_window=8)),
+    "qwen2": ("Qwen2Config", dict(_BASE)),
+    "gemma": ("GemmaConfig", dict(_BASE, head_dim=12)),
+    "gemma2": ("Gemma2Config", dict(_BASE, head_dim=12, sliding_window=8)),
+    "gpt2": ("GPT2Config", dict(vocab_size=101, n_embd=48, n_layer=3, n_head=6, n_positions=64)),
+    "gpt2-n_inner": ("GPT2Config", dict(vocab_size=101, n_embd=48, n_layer=3, n_head=6, n_positions=64, n_inner=100)),
+}
+
+
+@pytest.mark.parametrize("case", list(HF_CASES))
+def test_hf_families_equal_transformers_numel(case):
+    transformers = pytest.importorskip("transformers")
+    cls, kw = HF_CASES[case]
+    config = getattr(transformers, cls)(**kw)
+    model = transformers.AutoModelForCausalLM.from_config(config)
+    arch = arch_from_hf_config(config.to_dict())  # exactly what a saved config.json holds
+    assert acc.count_params(arch).total == sum(p.numel() for p in model.parameters())
+
+
+def test_family_conventions():
+    gpt2 = preset_arch("GPT-2 small")
+    assert (gpt2.d_mlp, gpt2.mlp, gpt2.norm, gpt2.positions, gpt2.n_positions) == (3072, "plain", "layernorm", "learned", 1024)
+    assert gpt2.tie_embeddings and gpt2.qkv_bias and gpt2.o_bias and gpt2.mlp_bias
+    qwen = preset_arch("Qwen2-7B")
+    assert qwen.qkv_bias and not qwen.o_bias and not qwen.tie_embeddings and qwen.n_window_layers == 0
+    assert acc.count_params(qwen).as_dict()["attn.b_qkv"] == 28 * (28 + 2 * 4) * 128
+    assert preset_arch("Gemma-7B").head_dim == 256 and preset_arch("Gemma-7B").tie_embeddings
+    assert not preset_arch("Llama-2-7B").tie_embeddings
+    mistral = preset_arch("Mistral-7B-v0.1")
+    assert mistral.sliding_window == 4096 and mistral.n_window_layers == 32
+    g2 = preset_arch("Gemma-2-9B")
+    assert g2.norms_per_layer == 4 and g2.n_window_layers == 21
+    # a window caps the cache: Mistral at 32k holds 4096 positions
+    assert acc.kv_cache_bytes(mistral, 32768, 1, "bf16") == acc.kv_cache_bytes(mistral, 4096, 1, "bf16")
+    # Gemma-2: half the layers keep growing
+    assert acc.kv_cache_bytes(g2, 8192, 1, "bf16") == acc.kv_cache_bytes_per_token(g2, "bf16") // 42 * (21 * 8192 + 21 * 4096)
+    # a ModelConfig dict is recognised as ours
+    assert arch_from_dict(ModelConfig(n_kv_heads=1).to_dict()).n_kv_heads == 1
+
+
+# --------------------------------------------------------------------------------------------------------
+# Published counts and the seeds' figures
+# --------------------------------------------------------------------------------------------------------
+
+# Totals as published (Hugging Face safetensors metadata, keras-hub presets); the Qwen2 counts are shared
+# with the identically shaped Qwen2.5 models.
+PUBLISHED = {
+    "GPT-2 small": 124_439_808,
+    "GPT-2 medium": 354_823_168,
+    "GPT-2 large": 774_030_080,
+    "GPT-2 XL": 1_557_611_200,
+    "Llama-2-7B": 6_738_415_616,
+    "Llama-2-13B": 13_015_864_320,
+    "Llama-3-8B": 8_030_261_248,
+    "Llama-3-70B": 70_553_706_496,
+    "Llama-3.1-405B": 405_853_388_800,
+    "Mistral-7B-v0.1": 7_241_732_096,
+    "Qwen2-0.5B": 494_032_768,
+    "Qwen2-7B": 7_615_616_512,
+    "Gemma-2B": 2_506_172_416,
+    "Gemma-7B": 8_537_680_896,
+    "Gemma-2-9B": 9_241_705_984,
+}
+
+
+@pytest.mark.parametrize("name", list(PUBLISHED))
+def test_published_parameter_counts(name):
+    assert acc.count_params(preset_arch(name)).total == PUBLISHED[name]
+
+
+def test_presets_are_all_checked():
+    assert set(PRESETS) == set(PUBLISHED)
+
+
+def test_gemma_non_embedding_counts_match_the_paper():
+    # Gemma report, Table 2: non-embedding parameters 1,981,884,416 (2B) and 7,751,248,896 (7B)
+    for name, expect in (("Gemma-2B", 1_981_884_416), ("Gemma-7B", 7_751_248_896)):
+        p = acc.count_params(preset_arch(name))
+        assert p.total - p.as_dict()["embedding"] == expect
+
+
+def test_seeds_parameter_formula_misses_positions_and_final_norm():
+    a = preset_arch("GPT-2 small")
+    assert acc.seeds_param_formula(a) + 1024 * 768 + 2 * 768 == acc.count_params(a).total
+
+
+def test_seeds_memory_figures():
+    a = preset_arch("Llama-2-7B")
+    assert acc.weight_bytes(a, "fp32") == 26_953_662_464
+    assert round(acc.gib(acc.weight_bytes(a, "fp32")), 1) == 25.1
+    assert acc.kv_cache_bytes_per_token(a, "fp16") == 524_288
+    assert acc.kv_cache_bytes(a, 4096, 1, "fp16") == 2 * 2**30  # exactly 2.0 GiB
+    assert acc.weight_bytes(a, "int4") == 6_738_415_616 // 2
+    odd = acc.Arch(vocab_size=11, d_model=3, n_layers=1, n_heads=1, n_kv_heads=1, head_dim=3, d_mlp=5)
+    assert acc.count_params(odd).total == 123 and acc.weight_bytes(odd, "int4") == 62  # half a byte rounds up
+    # GQA: Llama-3-8B has 8 K/V heads for 32 query heads, a quarter of an MHA cache
+    assert acc.kv_cache_bytes_per_token(preset_arch("Llama-3-8B"), "bf16") == 2 * 32 * 8 * 128 * 2
+
+
+def test_seeds_flop_formula_equals_ours_for_the_model_it_assumes():
+    gpt_like = acc.Arch(vocab_size=1000, d_model=64, n_layers=3, n_heads=4, n_kv_heads=4, head_dim=16, d_mlp=256, mlp="plain")
+    assert acc.seeds_forward_flops(gpt_like, 2, 100) == acc.prefill_flops(gpt_like, 2, 100).total
+    rows = {r["term"]: r for r in acc.seeds_comparison(preset_arch("Llama-2-7B"), 1, 4096)}
+    assert rows["q, k, v, o projections"]["difference"] == 0  # Llama-2-7B is MHA with nh·hd = d
+    assert rows["MLP"]["difference"] == 2 * 4096 * 32 * (3 * 4096 * 11008 - 8 * 4096**2)
+    assert rows["total"]["difference"] == rows["MLP"]["difference"]
+    llama3 = {r["term"]: r for r in acc.seeds_comparison(preset_arch("Llama-3-8B"), 1, 1024)}
+    assert llama3["q, k, v, o projections"]["difference"] < 0  # GQA: smaller K and V than the seeds assume
+
+
+def test_attention_overtakes_the_mlp_at_the_crossover():
+    a = preset_arch("Llama-2-7B")
+    s_star = acc.attention_crossover_seq_len(a)
+    assert s_star == 16512
+    g = acc.flops_by_group_vs_seq_len(a, [16511, 16512, 16513])
+    assert g["attention scores"][0] < g["mlp"][0] and g["attention scores"][1] == g["mlp"][1]
+    assert g["attention scores"][2] > g["mlp"][2]
+
+
+def test_decode_turns_compute_bound_near_the_seeds_batch():
+    a = preset_arch("Llama-2-7B")
+    b40 = acc.decode_compute_bound_batch(a, acc.HARDWARE["A100 40GB"], context=1)
+    b80 = acc.decode_compute_bound_batch(a, acc.HARDWARE["A100 80GB"], context=1)
+    assert 190 <= b40 <= 215 and 145 <= b80 <= 165  # the seeds: "memory-bound below batch ≈ 200"
+    i = acc.decode_intensity(a, b40, 1)
+    assert i.flops_per_byte >= acc.HARDWARE["A100 40GB"].ridge > acc.decode_intensity(a, b40 - 1, 1).flops_per_byte
+    # at 4096 tokens each sequence's cache is read every step: memory-bound at any batch
+    assert acc.decode_compute_bound_batch(a, acc.HARDWARE["A100 80GB"], context=4096) is None
+    assert acc.prefill_intensity(a, 1, 4096).flops_per_byte > 1000 > acc.decode_intensity(a, 1, 4096).flops_per_byte
+
+
+# --------------------------------------------------------------------------------------------------------
+# Big values: Python ints end to end
+# --------------------------------------------------------------------------------------------------------
+
+
+def test_405b_at_a_million_tokens_and_batch_1024_is_exact():
+    a = preset_arch("Llama-3.1-405B")
+    b, s = 1024, 1_000_000
+    V, d, L, nh, nkv, hd, m = 128256, 16384, 126, 128, 8, 128, 53248
+    expect = 2 * b * s * L * (d * nh * hd * 2 + 2 * d * nkv * hd + 3 * d * m) + 2 * 2 * b * nh * hd * L * s * s + 2 * b * s * d * V
+    got = acc.prefill_flops(a, b, s).total
+    assert type(got) is int and got == expect and got > 2**63  # int64 would have overflowed
+    # odd sizes: the exact count has more significant bits than a float64 holds
+    odd = replace(a, vocab_size=V + 1)
+    got = acc.prefill_flops(odd, b - 1, s - 1, causal=True).total
+    pairs = (s - 1) * s // 2
+    assert got == (2 * (b - 1) * (s - 1) * (L * (d * nh * hd * 2 + 2 * d * nkv * hd + 3 * d * m) + d * (V + 1))
+                   + 2 * 2 * (b - 1) * nh * hd * L * pairs)
+    assert int(float(got)) != got
+    assert acc.prefill_flops(a, b, s, causal=True).total == expect - 2 * 2 * b * nh * hd * L * (s * s - s * (s + 1) // 2)
+    assert acc.kv_cache_bytes_per_token(a, "bf16") == 516_096
+    assert acc.kv_cache_bytes(a, s, b, "bf16") == 516_096 * s * b
+    assert acc.training_flops(a, b, s) == 3 * expect
+    assert json.loads(json.dumps(acc.report(a, s, b)))["forward_flops"] == expect
+
+
+# --------------------------------------------------------------------------------------------------------
+# Malformed configs: always a ValueError that names the field
+# --------------------------------------------------------------------------------------------------------
+
+LLAMA = PRESETS["Llama-2-7B"]
+GPT2 = PRESETS["GPT-2 small"]
+BAD = [
+    (dict(LLAMA, hidden_size=None), "hidden_size"),
+    ({k: v for k, v in LLAMA.items() if k != "hidden_size"}, "hidden_size"),
+    ({k: v for k, v in LLAMA.items() if k != "vocab_size"}, "vocab_size"),
+    (dict(LLAMA, num_hidden_layers=0), "num_hidden_layers"),
+    (dict(LLAMA, intermediate_size=-5), "intermediate_size"),
+    (dict(LLAMA, num_attention_heads=4096.0), "num_attention_heads"),
+    (dict(LLAMA, num_attention_heads="32"), "num_attention_heads"),
+    (dict(LLAMA, num_attention_heads=True), "num_attention_heads"),
+    (dict(LLAMA, vocab_size=10**30), "vocab_size"),
+    (dict(LLAMA, hidden_size=40960000000), "hidden_size"),
+    (dict(LLAMA, num_attention_heads=31), "num_attention_heads"),
+    (dict(LLAMA, num_key_value_heads=5), "num_key_value_heads"),
+    (dict(LLAMA, num_key_value_heads=64), "num_key_value_heads"),
+    (dict(LLAMA, head_dim=0), "head_dim"),
+    (dict(LLAMA, tie_word_embeddings="yes"), "tie_word_embeddings"),
+    (dict(LLAMA, attention_bias=1), "attention_bias"),
+    (dict(LLAMA, model_type="mixtral"), "model_type"),
+    (dict(LLAMA, model_type=["llama"]), "model_type"),
+    ({k: v for k, v in LLAMA.items() if k != "model_type"}, "model_type"),
+    (dict(PRESETS["Mistral-7B-v0.1"], sliding_window=-1), "sliding_window"),
+    (dict(PRESETS["Gemma-2-9B"], layer_types=["full_attention"]), "layer_types"),
+    (dict(PRESETS["Qwen2-7B"], use_sliding_window=True), "sliding_window"),
+    (dict(GPT2, n_head=7), "n_head"),
+    (dict(GPT2, n_inner=0), "n_inner"),
+    ({k: v for k, v in GPT2.items() if k != "n_positions"}, "n_positions"),
+    (dict({k: v for k, v in GPT2.items() if k != "n_positions"}, n_ctx=-3), "n_ctx"),
+    (dict(ModelConfig().to_dict(), n_heads=5), "n_heads"),
+    (dict(ModelConfig().to_dict(), vocab_size="big"), "vocab_size"),
+    (dict(ModelConfig().to_dict(), colour="blue"), "colour"),
+    ([1, 2, 3], "JSON object"),
+    ("llama", "JSON object"),
+    ({}, "model_type"),
+]
+
+
+@pytest.mark.parametrize("cfg,field", BAD)
+def test_malformed_configs_name_the_field(cfg, field):
+    with pytest.raises(ValueError, match=field):
+        arch_from_dict(cfg)
+
+
+@pytest.mark.parametrize("text,field", [("{not json", "JSON"), ("[" * 100_000, "JSON"), ('"x"', "JSON object"),
+                                        ('{"model_type": "llama", "hidden_size": ' + "9" * 5000 + "}", "JSON")])
+def test_unparseable_text_is_a_value_error(text, field):
+    with pytest.raises(ValueError, match=field):
+        arch_from_json_text(text)
+
+
+def test_every_field_of_every_preset_fails_only_with_value_error():
+    """Swap each field of each preset for each kind of bad value: ValueError or a valid Arch, nothing else."""
+    for preset in PRESETS.values():
+        for key in preset:
+            for bad in (None, -1, 0, 2.5, "x", [], {}, True, 10**40):
+                try:
+                    arch_from_dict(dict(preset, **{key: bad}))
+                except ValueError:
+                    pass
+
+
+@pytest.mark.parametrize("call", [
+    lambda a: acc.prefill_flops(a, 0, 10), lambda a: acc.prefill_flops(a, 1, 2.0),
+    lambda a: acc.decode_step_flops(a, 1, 0), lambda a: acc.kv_cache_bytes(a, 10, 1, "fp64"),
+    lambda a: acc.weight_bytes(a, "int3"), lambda a: acc.report(a, -1),
+])
+def test_bad_run_arguments_are_value_errors(call):
+    with pytest.raises(ValueError):
+        call(acc.Arch())
+
+
+# --------------------------------------------------------------------------------------------------------
+# The CLI
+# --------------------------------------------------------------------------------------------------------
+
+
+def test_cli_json_on_an_hf_config(tmp_path):
+    f = tmp_path / "config.json"
+    f.write_text(json.dumps(LLAMA))
+    out = subprocess.run([sys.executable, "-m", "model.accounting", str(f), "--seq-len", "4096", "--dtype", "fp16",
+                          "--json"], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert out.returncode == 0, out.stderr
+    r = json.loads(out.stdout)
+    assert r["total_params"] == 6_738_415_616
+    assert r["kv_cache_bytes_per_token"] == 524_288
+    assert r["forward_flops"] == acc.prefill_flops(preset_arch("Llama-2-7B"), 1, 4096).total
+    assert sum(r["params"].values()) == r["total_params"]
+    assert sum(r["forward_flops_breakdown"].values()) == r["forward_flops"]
+    assert all(isinstance(r[k], int) for k in ("total_params", "kv_cache_bytes_per_token", "forward_flops"))
+
+
+def test_cli_on_our_config_and_as_a_table(tmp_path, capsys):
+    f = tmp_path / "config.json"
+    f.write_text(ModelConfig().to_json())
+    assert acc.main([str(f), "--seq-len", "64", "--batch", "2", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    m = live("gqa-rope")
+    assert r["total_params"] == sum(p.numel() for p in m.parameters())
+    with torch.no_grad():
+        assert r["forward_flops"] == fcm(lambda: m(ids(2, 64)))
+    assert acc.main([str(f)]) == 0
+    assert "total" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("content,field", [
+    (json.dumps(dict(LLAMA, num_key_value_heads=3)), "num_key_value_heads"),
+    ("{broken", "JSON"),
+    (None, "cannot read"),
+])
+def test_cli_bad_config_exits_2_naming_the_field(tmp_path, capsys, content, field):
+    f = tmp_path / "config.json"
+    if content is not None:
+        f.write_text(content)
+    assert acc.main([str(f), "--json"]) == 2
+    captured = capsys.readouterr()
+    assert field in captured.err and "Traceback" not in captured.err and captured.out == ""
+
+
+# --------------------------------------------------------------------------------------------------------
+# Figures and the page
+# --------------------------------------------------------------------------------------------------------
+
+
+def test_figures_carry_the_numbers():
+    from viz.accounting import flops_vs_seq_len, kv_cache_vs_context, param_bars
+
+    a = preset_arch("Llama-2-7B")
+    g = acc.count_params(a).by_group()
+    fig = param_bars(["Llama-2-7B"], list(g), [[v] for v in g.values()])
+    assert sum(t.y[0] for t in fig.data) == acc.count_params(a).total
+    seq = [256, 4096, 65536]
+    series = acc.flops_by_group_vs_seq_len(a, seq)
+    fig = flops_vs_seq_len(seq, series, float(acc.attention_crossover_seq_len(a)))
+    att = next(t for t in fig.data if t.name == "attention scores")
+    assert att.y[2] / att.y[1] == pytest.approx(256)  # 16× the tokens, 256× the attention FLOPs
+    kv = acc.kv_cache_vs_context(acc.attention_variants(a), [4096], 1, "fp16")
+    fig = kv_cache_vs_context([4096], kv)
+    assert [t.name for t in fig.data] == ["MHA", "GQA", "MQA"] and fig.data[0].y[0] == 2.0
+
+
+def test_page_runs_and_checks_the_live_model():
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "pages" / "accounting.py"), default_timeout=60).run()
+    assert not at.exception, [e.value for e in at.exception]
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    bars = specs[0]
+    cfg = CONFIGS["gqa-rope"]
+    assert sum(t["y"][0] for t in bars["data"]) == acc.count_params(acc.arch_from_model_config(cfg)).total
+    # the live check: parameters, forward FLOPs, decode-step FLOPs and cache bytes all equal the references
+    assert [m.delta for m in at.metric].count("equal") == 4
+    assert not at.error
+
+
+def test_page_pasted_config_bad_and_good():
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "pages" / "accounting.py"), default_timeout=60).run()
+    at.radio(key="acc_source").set_value("Paste a config.json").run()
+    at.text_area(key="acc_paste").set_value(json.dumps(dict(GPT2, n_head=7))).run()
+    assert not at.exception
+    assert at.error and "n_head" in at.error[0].value
+    at.text_area(key="acc_paste").set_value(json.dumps(GPT2)).run()
+    assert not at.exception and not at.error
+    bars = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert sum(t["y"][0] for t in bars["data"]) == 124_439_808
