@@ -1,0 +1,98 @@
+"""RoPE measured on the model's own queries and keys: angles, wavelengths, scores at moved positions, the decay.
+
+The rotation itself is `model.model.apply_rope` — the very function the model runs — fed float64 angles: the
+model rounds its angles to float32 (an error of ~3e-5 rad at position 500), which would blur the
+relative-position check below the 1e-5 it is shown to; in float64 the property holds to ~1e-12.
+
+Worked example (head_dim 4, theta 10000): θ = [1, 0.01]; at position 3 pair 0 turns by 3 rad and pair 1 by
+0.03 rad; their wavelengths are 2π ≈ 6.3 and 200π ≈ 628 positions.
+
+The relative-position property: with R(m) the rotation at position m, (R(m)q)·(R(n)k) = q·R(n − m)k, so the
+score depends on m − n only; moving both to (m + Δ, n + Δ) leaves it unchanged (to float rounding).
+
+For the other variants it only compares a position table's rows (`position_similarity`); the tables themselves
+are `model.model.sinusoidal_table`, the learned `pos_embed` and `alibi_slopes`. No batching: one q and one k
+at a time.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from model.model import alibi_slopes, apply_rope, sinusoidal_table
+
+
+def inv_freq(head_dim: int, theta: float) -> np.ndarray:
+    """θ_i = theta^(-2i/hd) for each pair i, fast pairs first, in float64 (`rope_inv_freq` is float32). (hd/2,)"""
+    return 1.0 / (theta ** (np.arange(0, head_dim, 2, dtype=np.float64) / head_dim))
+
+
+def angle_table(n_positions: int, head_dim: int, theta: float) -> np.ndarray:
+    """m·θ_i, radians, for m = 0 … n_positions-1 and every pair i. (T, hd/2)"""
+    return np.arange(n_positions, dtype=np.float64)[:, None] * inv_freq(head_dim, theta)[None, :]
+
+
+def wavelengths(head_dim: int, theta: float) -> np.ndarray:
+    """2π/θ_i: how many positions pair i takes to turn once. (hd/2,)"""
+    return 2 * np.pi / inv_freq(head_dim, theta)
+
+
+def rotate(x: np.ndarray, positions: np.ndarray, theta: float) -> np.ndarray:
+    """Rotate vectors x (N, hd) — one per entry of positions (N,) — as the model rotates q and k."""
+    x_t = torch.as_tensor(np.asarray(x, dtype=np.float64))[None, :, None, :]  # (1, N, 1, hd)
+    pos = np.asarray(positions, dtype=np.float64)
+    angles = torch.as_tensor(pos[:, None] * inv_freq(x_t.shape[-1], theta)[None, :])  # (N, hd/2) float64
+    return apply_rope(x_t, angles)[0, :, 0, :].numpy()  # (N, hd)
+
+
+def scores_at(q: np.ndarray, k: np.ndarray, m, n, theta: float) -> np.ndarray:
+    """The scaled score (R(m)q)·(R(n)k)/√hd of one unrotated q (hd,) and k (hd,) placed at positions m and n
+    (equal-length arrays, or scalars). Scaled as the model's `hook_scores` is, before any mask."""
+    m, n = np.atleast_1d(np.asarray(m)), np.atleast_1d(np.asarray(n))
+    m, n = np.broadcast_arrays(m, n)
+    hd = q.shape[-1]
+    rq = rotate(np.repeat(q[None], len(m), 0), m, theta)  # (N, hd)
+    rk = rotate(np.repeat(k[None], len(n), 0), n, theta)  # (N, hd)
+    return (rq * rk).sum(-1) / math.sqrt(hd)  # (N,)
+
+
+def decay_bound(head_dim: int, theta: float, distances: np.ndarray) -> np.ndarray:
+    """The RoPE paper's long-term decay (Su et al. 2021, §3.4.3): the score is bounded by
+    max|h_{i+1} − h_i| · Σ_j |S_j| with S_j = Σ_{k<j} e^{i·r·θ_k}; this returns (1/(d/2))·Σ_{j=1}^{d/2} |S_j|,
+    the relative upper bound their figure plots against relative distance r. At r = 0 it is (d/2 + 1)/2."""
+    th = inv_freq(head_dim, theta)  # (hd/2,)
+    r = np.asarray(distances, dtype=np.float64)[:, None]  # (R, 1)
+    S = np.cumsum(np.exp(1j * r * th[None, :]), axis=1)  # (R, hd/2): S_1 … S_{d/2}
+    return np.abs(S).mean(axis=1)  # (R,)
+
+
+def kv_head_of(head: int, n_heads: int, n_kv_heads: int) -> int:
+    """The K/V head a query head reads under GQA (Llama's repeat_kv order): 6 q heads, 2 kv heads: 4 -> 1."""
+    return head // (n_heads // n_kv_heads)
+
+
+def position_similarity(table: np.ndarray) -> np.ndarray:
+    """Cosine similarity of every pair of rows of a position table (T, d) -> (T, T). For the sinusoidal
+    table it depends on |m − n| only; a learned table shows what training made of it."""
+    t = np.asarray(table, dtype=np.float64)
+    t = t / np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-12)
+    return t @ t.T
+
+
+def absolute_position_table(model) -> np.ndarray:
+    """The (max_seq_len, d_model) table an absolute-position variant adds to the token embeddings: the
+    sinusoidal formula, or a copy of the learned `pos_embed` (read, never written). Empty for the others."""
+    cfg = model.cfg
+    if cfg.pos_encoding == "sinusoidal":
+        return sinusoidal_table(torch.arange(cfg.max_seq_len), cfg.d_model).numpy()
+    if cfg.pos_encoding == "learned":
+        return model.pos_embed.weight.detach().numpy().copy()
+    return np.zeros((0, cfg.d_model), dtype=np.float32)
+
+
+def alibi_head_slopes(n_heads: int) -> np.ndarray:
+    """ALiBi's per-head slopes, as the model uses them. (nh,)"""
+    return alibi_slopes(n_heads).numpy()

@@ -1,0 +1,250 @@
+"""Generation, one decode step per click: the distribution and the sampling choice, the KV cache growing,
+and the new token's attention — for the step you are on or any earlier one.
+
+Thin: this user's `model.stepper.Stepper` lives in `st.session_state` and changes only in the buttons'
+callbacks; figures come from `viz/generation.py`. Sampler settings, seed and N are in the URL.
+"""
+
+import numpy as np
+import streamlit as st
+
+from app_shared import (current_prompt, current_variant, download_json, load_model, prompt_notices, sync_url,
+                        trained_notice, url_choice, url_int)
+from model.sampling import SamplerConfig
+from model.stepper import Stepper, kv_bytes_by_attention
+from model.tokenizer import decode, token_label
+from viz.generation import (attention_rows_figure, cache_bytes_figure, cache_figure, distribution_figure,
+                            history_figure, kv_kinds_figure, top_slice)
+
+TEMPERATURES = [round(0.05 * i, 2) for i in range(41)]  # 0 (greedy) … 2
+TOP_PS = [round(0.05 * i, 2) for i in range(1, 21)]  # 0.05 … 1.0 (1.0 = off)
+MIN_PS = [0.0, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5]  # 0 = off
+N_SHOWN = 15  # bars in the sampling panel (the chosen token is added when it is not among them)
+PLOT_CONFIG = {"displaylogo": False}
+_MD_SPECIAL = set("\\`*_[]<>$~|#{}!")
+
+
+def md(text: str) -> str:
+    """A token label as literal Markdown text: its `*`, `[`, `<`… are backslash-escaped."""
+    return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in text)
+
+
+variant = current_variant()
+model = load_model(variant)
+cfg = model.cfg
+prompt = current_prompt()
+
+st.title("Generation, one token at a time")
+st.markdown(
+    "The prompt goes through the model once, all positions in parallel (the **prefill**), which fills the KV "
+    "cache and gives the first next-token distribution. Each **Next token** then feeds the token just chosen "
+    "as a single new position: one decode step that reads every earlier position's keys and values from the "
+    "cache instead of recomputing them."
+)
+trained_notice(variant)
+if not prompt_notices(prompt):
+    st.stop()
+
+# --- settings (in the URL) -----------------------------------------------------------------------------------
+url_choice("temperature", TEMPERATURES, 0.8)
+url_int("top_k", 0, 0, cfg.vocab_size)
+url_choice("top_p", TOP_PS, 1.0)
+url_choice("min_p", MIN_PS, 0.0)
+url_int("seed", 0, 0, 2**31 - 1)
+url_int("n_steps", 10, 1, 64)
+c = st.columns([3, 2, 3, 3, 2, 2])
+c[0].select_slider("Temperature", TEMPERATURES, key="temperature", help="0 = greedy: always the most likely token.")
+c[1].number_input("Top-k", 0, cfg.vocab_size, key="top_k", help="Keep the k most likely tokens. 0 = off.")
+c[2].select_slider("Top-p", TOP_PS, key="top_p", help="Keep the smallest set whose probability reaches p. 1 = off.")
+c[3].select_slider("Min-p", MIN_PS, key="min_p", help="Keep tokens with at least min-p × the top probability. 0 = off.")
+c[4].number_input("Seed", 0, 2**31 - 1, key="seed", help="Changing the seed starts over.")
+c[5].number_input("N", 1, 64, key="n_steps", help="Steps taken by Run N.")
+sync_url("temperature", "top_k", "top_p", "min_p", "seed", "n_steps")
+
+
+def sampler_from_state() -> SamplerConfig:
+    s = st.session_state
+    return SamplerConfig(temperature=float(s.temperature), top_k=int(s.top_k) or None,
+                         top_p=float(s.top_p) if s.top_p < 1 else None, min_p=float(s.min_p) or None)
+
+
+sampler = sampler_from_state()
+
+# --- this user's stepper -------------------------------------------------------------------------------------
+ident = (variant, prompt.ids, int(st.session_state.seed))
+stepper = st.session_state.get("gen_stepper")
+if stepper is None or st.session_state.get("gen_ident") != ident:
+    stepper = Stepper(cfg, prompt.ids, seed=ident[2], label=token_label)
+    stepper.prefill(model, sampler)
+    st.session_state.gen_stepper, st.session_state.gen_ident = stepper, ident
+    st.session_state.pop("gen_view", None)
+stepper.resample_last(sampler)  # new settings redraw the current token from its stored logits (no model call)
+
+
+def show_latest() -> None:
+    st.session_state.gen_view = len(st.session_state.gen_stepper.records) - 1
+
+
+def on_next() -> None:
+    st.session_state.gen_stepper.next(load_model(variant), sampler_from_state())
+    show_latest()
+
+
+def on_back() -> None:
+    st.session_state.gen_stepper.back(load_model(variant))
+    show_latest()
+
+
+def on_run() -> None:
+    st.session_state.gen_stepper.run_n(load_model(variant), st.session_state.n_steps, sampler_from_state())
+    show_latest()
+
+
+def on_reset() -> None:
+    st.session_state.gen_stepper.reset(load_model(variant), sampler_from_state())
+    show_latest()
+
+
+def on_pick() -> None:
+    points = st.session_state.gen_history.selection.points
+    if points:
+        st.session_state.gen_view = int(points[0]["point_index"])
+
+
+b = st.columns([2, 1, 1, 1, 4], vertical_alignment="center")
+b[0].button("Next token", key="gen_next", type="primary", icon=":material/skip_next:", on_click=on_next,
+            disabled=not stepper.ready or stepper.room == 0, width="stretch")
+b[1].button("Back", key="gen_back", icon=":material/undo:", on_click=on_back, disabled=not stepper.can_back(),
+            width="stretch")
+b[2].button(f"Run {st.session_state.n_steps}", key="gen_run", icon=":material/fast_forward:", on_click=on_run,
+            disabled=not stepper.ready or stepper.room == 0, width="stretch")
+b[3].button("Reset", key="gen_reset", icon=":material/restart_alt:", on_click=on_reset, width="stretch")
+b[4].markdown(f"**cache: {stepper.cache.n_cached} positions** · prompt {len(stepper.prompt_ids)} + "
+              f"{stepper.n_steps} decode steps · {len(stepper.generated_ids)} tokens chosen")
+
+if stepper.message:
+    st.warning(stepper.message, icon=":material/block:")
+if not stepper.ready:
+    st.stop()
+
+records = stepper.records
+latest = len(records) - 1
+if not 0 <= st.session_state.get("gen_view", latest) <= latest:
+    st.session_state.gen_view = latest
+if latest > 0:
+    step_names = ["0 · prefill"] + [f"{k} · fed {token_label(x.fed[0])}" for k, x in enumerate(records) if k]
+    st.select_slider("Step shown", list(range(latest + 1)), key="gen_view",
+                     format_func=lambda k: step_names[k] if 0 <= k < len(step_names) else str(k))
+view = st.session_state.get("gen_view", latest)
+r = records[view]
+ids = stepper.token_ids()
+labels = [token_label(i) for i in ids]
+
+# --- the history strip ---------------------------------------------------------------------------------------
+st.subheader("The chosen tokens", anchor=False)
+st.caption("Colour: the probability each token had in the model's raw distribution when it was chosen — red "
+           "unlikely, yellow about 0.5, green near 1. Click a token to see the step that chose it; the outlined "
+           "one is shown below.")
+st.plotly_chart(history_figure([x.label for x in records], np.array([x.prob for x in records]), view),
+                key="gen_history", on_select=on_pick, selection_mode="points", config=PLOT_CONFIG)
+with st.expander("The whole text so far", icon=":material/notes:"):
+    st.code(decode(ids[: len(stepper.prompt_ids)]) + decode(stepper.generated_ids), language=None, wrap_lines=True)
+
+# --- the sampling panel --------------------------------------------------------------------------------------
+is_current = view == latest
+res = r.result()
+title = "the prefill" if r.is_prefill else f"decode step {view}"
+st.subheader(f"Step {view}: {title} chooses token {view + 1}", anchor=False)
+left, right = st.columns([3, 1], gap="large")
+with left:
+    shown = top_slice(res.tempered, N_SHOWN, res.token)
+    s = r.sampler
+    if res.greedy:  # no filters run: the argmax is the whole kept set
+        names, kept = ["greedy: argmax only"], [res.kept[shown]]
+    else:
+        names = [f"top-k {s.top_k}" if s.top_k else "top-k off", f"top-p {s.top_p}" if s.top_p else "top-p off",
+                 f"min-p {s.min_p}" if s.min_p else "min-p off"]
+        kept = [res.kept_top_k[shown], res.kept_top_p[shown], res.kept_min_p[shown]]
+    ranks = np.array([int((res.raw > res.raw[i]).sum()) for i in shown])
+    fig = distribution_figure([token_label(int(i)) for i in shown], res.raw[shown], res.tempered[shown],
+                              res.final[shown], kept, names, int(np.flatnonzero(shown == res.token)[0]), ranks,
+                              res.greedy)
+    st.plotly_chart(fig, key="gen_dist", config=PLOT_CONFIG)
+with right:
+    st.markdown("**Chosen token**")
+    st.code(r.label, language=None)
+    st.metric("Probability (raw softmax)", f"{res.prob:.4f}")
+    st.metric("Probability it was drawn with", f"{res.final[res.token]:.4f}")
+    st.metric("Rank", f"{res.rank + 1} of {len(res.raw):,}")
+    st.metric("Entropy (nats)", f"{res.entropy_raw:.2f} → {res.entropy_final:.2f}",
+              help="Of the raw softmax → of the distribution drawn from. How spread out it is: 0 = certain, "
+                   f"ln {len(res.raw):,} = {np.log(len(res.raw)):.2f} = uniform.")
+    st.caption(f"Kept set: {int(res.kept.sum()):,} tokens.")
+if res.greedy:
+    st.info("Temperature 0 is **greedy**: the most likely token, every time; no random draw, so the seed does "
+            "not matter. Small models often loop when greedy.", icon=":material/target:")
+if is_current:
+    st.caption(":material/tune: Changing a setting redraws this step's choice from its stored logits (no model "
+               "call) and applies to every step after it.")
+else:
+    st.caption(f":material/history: An earlier step, shown as it was drawn (temperature {s.temperature}, "
+               f"top-k {s.top_k or 'off'}, top-p {s.top_p or 'off'}, min-p {s.min_p or 'off'}). "
+               "Settings apply to the current step.")
+
+# --- the KV cache --------------------------------------------------------------------------------------------
+st.subheader("The KV cache", anchor=False)
+layer = st.segmented_control("Layer", list(range(cfg.n_layers)), default=0, required=True, key="gen_layer",
+                             format_func=lambda l: f"layer {l}")
+layer = 0 if layer is None else layer
+K, V, pos = stepper.cache_rows(layer, upto=r.cache_len)
+new_from = r.first_pos
+k_shape = (1, cfg.n_kv_heads, r.n_cached, cfg.head_dim)
+cl, cr = st.columns([3, 2], gap="large")
+with cl:
+    st.plotly_chart(cache_figure(K, V, pos, [labels[p] for p in pos], cfg.n_kv_heads, cfg.head_dim, new_from),
+                    key="gen_cache", config=PLOT_CONFIG)
+    st.caption(f"One row per position, newest at the bottom (boxed: written by this step). Keys are stored after "
+               f"RoPE: a key's rotation depends only on its own position, so it never needs redoing."
+               if cfg.pos_encoding == "rope" else "One row per position, newest at the bottom (boxed: this step).")
+with cr:
+    by_kind_now = kv_bytes_by_attention(cfg, r.cache_len)
+    st.markdown(
+        f"Each layer holds K and V of shape `{k_shape}` — (batch, K/V heads, positions, head dim). "
+        f"All {cfg.n_layers} layers: 2 × {cfg.n_layers} × {cfg.n_kv_heads} × {r.n_cached} × {cfg.head_dim} "
+        f"numbers × 4 bytes = **{r.cache_bytes:,} bytes** ({r.cache_bytes / 1024:,.1f} KiB)."
+    )
+    st.plotly_chart(kv_kinds_figure(by_kind_now, cfg.attention_kind), key="gen_kinds", config=PLOT_CONFIG)
+    st.caption(f"The same model with one K/V head per query head (MHA) or one shared by all (MQA): only the K/V "
+               f"head count changes. This model is {cfg.attention_kind} ({cfg.n_heads} query heads, "
+               f"{cfg.n_kv_heads} K/V heads).")
+    if r.is_prefill:
+        st.info(f"The prefill computed all {r.cache_len} prompt positions in one parallel pass: "
+                f"**{r.flops_cached:,} FLOPs**. Every later step reuses their keys and values.",
+                icon=":material/bolt:")
+    else:
+        st.info(f"This step with the cache: **{r.flops_cached:,} FLOPs** (one new position against "
+                f"{r.cache_len} keys). Recomputing all {r.cache_len} positions instead: **{r.flops_recompute:,}** "
+                f"— {r.flops_recompute / r.flops_cached:,.0f}× more.", icon=":material/bolt:")
+steps = list(range(len(records)))
+by_kind_steps = {k: [kv_bytes_by_attention(cfg, x.cache_len)[k] for x in records] for k in by_kind_now}
+st.plotly_chart(cache_bytes_figure(steps, [x.cache_bytes for x in records], by_kind_steps, cfg.attention_kind),
+                key="gen_bytes", config=PLOT_CONFIG)
+
+# --- the new token's attention -------------------------------------------------------------------------------
+q_pos = r.cache_len - 1
+st.subheader("The new position's attention", anchor=False)
+fed = "the last prompt position" if r.is_prefill else "fed by this step"
+st.caption(f"The query is position {q_pos} (“{md(labels[q_pos])}”, {fed}): each head's weights over every cached "
+           "position, per layer. Each row sums to 1; the colour runs up to the largest weight shown.")
+st.plotly_chart(attention_rows_figure(r.attn, r.key_positions, [labels[p] for p in r.key_positions]),
+                key="gen_attn", config=PLOT_CONFIG)
+
+download_json(
+    {"variant": variant, "prompt_ids": stepper.prompt_ids, "seed": stepper.seed,
+     "steps": [{"step": x.index, "fed": list(x.fed), "token": x.token, "label": x.label, "prob": x.prob,
+                "rank": x.rank, "cache_positions": x.cache_len, "cache_bytes": x.cache_bytes,
+                "flops": x.flops_cached, "flops_without_cache": x.flops_recompute,
+                "sampler": {"temperature": x.sampler.temperature, "top_k": x.sampler.top_k,
+                            "top_p": x.sampler.top_p, "min_p": x.sampler.min_p}} for x in records]},
+    "generation_steps.json", "Download the steps (JSON)",
+)

@@ -1,0 +1,203 @@
+"""Where position enters. For RoPE, on the model's own queries and keys (the `hook_q` / `hook_rot_q` captures):
+one frequency pair before and after rotation, the angle table and wavelengths, the relative-position property
+checked live, and the long-term decay. For the other variants: their table or bias instead.
+
+Thin: the prompt's cached trace → `model/rope_probe.py` (the model's own `apply_rope`, in float64) →
+`viz/rope.py`.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from app_shared import (current_prompt, current_variant, download_csv, load_model, prompt_notices, sync_url,
+                        trace_prompt, trained_notice, url_choice, url_int)
+from model import rope_probe
+from viz.rope import (alibi_figure, angle_table_figure, distance_figure, pair_arrows_figure, position_table_figure,
+                      shift_figure, similarity_figure, wavelength_figure)
+
+MAX_ARROWS = 32  # positions drawn at once in the arrow plot
+MAX_SHIFT = 512  # Δ and relative distances explored (past the context on purpose: RoPE is a formula)
+PLOT_CONFIG = {"displaylogo": False}
+
+variant = current_variant()
+model = load_model(variant)
+cfg = model.cfg
+prompt = current_prompt()
+compare_page = Path(__file__).resolve().parent / "compare.py"
+
+st.title("Positions: how the model knows where a token is")
+trained_notice(variant)
+
+
+def link_to_compare() -> None:
+    if compare_page.exists():
+        st.page_link("pages/compare.py", label="Compare the five positional encodings, trained alike",
+                     icon=":material/compare:")
+
+
+# --- the variants without RoPE -------------------------------------------------------------------------------
+if cfg.pos_encoding != "rope":
+    T = len(prompt.ids)
+    pe = cfg.pos_encoding
+    st.info(f"This variant (**{variant}**) does not use RoPE. Choose a `-rope` variant in the sidebar to see the "
+            "rotations; below is what this one uses instead.", icon=":material/info:")
+    if pe in ("sinusoidal", "learned"):
+        table = rope_probe.absolute_position_table(model)  # (max_seq_len, d_model)
+        if pe == "sinusoidal":
+            st.markdown(
+                "**Sinusoidal positions** (Vaswani et al. 2017): a fixed table, "
+                "PE[m, 2i] = sin(m / 10000^(2i/d)), PE[m, 2i+1] = cos(m / 10000^(2i/d)), added to the token "
+                "embedding once, before the first block. Like RoPE it uses a spectrum of frequencies, but it is "
+                "added to the vector rather than rotating q and k, so relative position reaches attention only "
+                "indirectly."
+            )
+        else:
+            st.markdown(
+                f"**Learned positions** (GPT-2 style): a trained table of {cfg.max_seq_len} vectors, one per "
+                "position, added to the token embedding. Nothing exists past the last row: this model cannot "
+                f"take position {cfg.max_seq_len} at all."
+            )
+        c1, c2 = st.columns(2)
+        c1.plotly_chart(position_table_figure(table, f"{pe} table [{cfg.max_seq_len} positions × {cfg.d_model}]", T),
+                        key="rope_table", config=PLOT_CONFIG)
+        c2.plotly_chart(similarity_figure(rope_probe.position_similarity(table),
+                                          "cosine similarity between position vectors"),
+                        key="rope_similarity", config=PLOT_CONFIG)
+        st.caption("Right: how alike the vectors of two positions are. Sinusoidal: a function of the distance "
+                   "alone (a band along the diagonal). Learned: whatever training made of it.")
+    elif pe == "alibi":
+        slopes = rope_probe.alibi_head_slopes(cfg.n_heads)
+        n = min(max(T, 2), 48)
+        st.markdown(
+            "**ALiBi** (Press et al. 2022): no position vector at all. Each head adds a fixed penalty to its "
+            "attention scores, −slope × (how far back the key is), so distant tokens count less. For n heads the "
+            "slopes are the geometric series 2^(−8/n), 2^(−16/n), …; for a head count that is not a power of two "
+            f"(here {cfg.n_heads}) the paper takes the series of the power of two below and fills in with every "
+            "other slope of the next one: " + ", ".join(f"{s:.4g}" for s in slopes) + "."
+        )
+        st.plotly_chart(alibi_figure(slopes, n), key="rope_alibi", config=PLOT_CONFIG)
+        st.caption(f"The bias for the first {n} positions of the prompt (query down, key across); above the "
+                   "diagonal is masked.")
+    else:
+        st.markdown(
+            "**No positional encoding.** Nothing in this model says where a token is: no table, no rotation, no "
+            "bias. Only the causal mask breaks the symmetry — position m attends over m + 1 tokens — and "
+            "that is enough for a decoder to learn position implicitly, e.g. by how spread out an attention "
+            "row is (Haviv et al. 2022, *Transformer language models without positional encodings still learn "
+            "positional information*). Without the mask, the model could not tell word order at all."
+        )
+    link_to_compare()
+    st.stop()
+
+# --- RoPE: the model's own q and k ---------------------------------------------------------------------------
+if not prompt_notices(prompt):
+    st.stop()
+T = len(prompt.ids)
+hd, nh, nkv, theta = cfg.head_dim, cfg.n_heads, cfg.n_kv_heads, cfg.rope_theta
+tr = trace_prompt(variant, prompt.ids)
+st.markdown(
+    f"RoPE (Su et al. 2021) rotates every query and key, pair of dimensions by pair: pair i = (x₂ᵢ, x₂ᵢ₊₁) of a "
+    f"vector at position m turns by the angle m·θᵢ, with θᵢ = {theta:g}^(−2i/{hd}). Nothing is added to the "
+    "residual stream; the dot product of a rotated q at m and a rotated k at n depends only on m − n. "
+    "Everything below is the model's own q and k for your prompt."
+)
+
+url_int("rope_layer", 0, 0, cfg.n_layers - 1)
+url_int("rope_head", 0, 0, nh - 1)
+url_int("rope_pair", 0, 0, hd // 2 - 1)
+url_choice("rope_which", ["q", "k"], "q")
+c = st.columns([2, 2, 3, 1])
+layer = c[0].selectbox("Layer", list(range(cfg.n_layers)), key="rope_layer")
+head = c[1].selectbox("Query head", list(range(nh)), key="rope_head")
+pair = c[2].slider("Frequency pair i", 0, hd // 2 - 1, key="rope_pair", help="0 turns fastest, the last slowest.")
+which = c[3].segmented_control("Vector", ["q", "k"], key="rope_which", required=True) or "q"
+sync_url("rope_layer", "rope_head", "rope_pair", "rope_which")
+kvh = rope_probe.kv_head_of(head, nh, nkv)
+inv = rope_probe.inv_freq(hd, theta)
+waves = rope_probe.wavelengths(hd, theta)
+
+# --- one pair, before and after ------------------------------------------------------------------------------
+st.subheader(f"Pair {pair} of {which}, position by position", anchor=False)
+hi = T - 1
+lo_default = (0, min(hi, MAX_ARROWS // 2 - 1))
+# A shorter prompt than last run: bring this session's positions back inside it before the widgets read them.
+if "rope_span" in st.session_state and max(st.session_state.rope_span) > hi:
+    st.session_state.rope_span = lo_default
+for key in ("rope_m", "rope_n"):
+    if st.session_state.get(key, 0) > hi:
+        st.session_state[key] = hi
+if T > 1:
+    span = st.slider("Positions drawn", 0, hi, lo_default, key="rope_span",
+                     help=f"At most {MAX_ARROWS} at once.")
+    start, end = span[0], min(span[1], span[0] + MAX_ARROWS - 1)
+else:
+    start, end = 0, 0
+idx = np.arange(start, end + 1)
+h_idx = head if which == "q" else kvh
+before = tr[f"blocks.{layer}.attn.hook_{which}"][idx, h_idx, 2 * pair: 2 * pair + 2]  # (N, 2)
+after = tr[f"blocks.{layer}.attn.hook_rot_{which}"][idx, h_idx, 2 * pair: 2 * pair + 2]  # (N, 2)
+angles = idx * inv[pair]
+shared = " — a K/V head, shared by its group" if which == "k" and nkv < nh else ""
+st.plotly_chart(pair_arrows_figure(before, after, idx, [prompt.labels[i] for i in idx], angles,
+                                   f"{which} (head {h_idx}{shared})"),
+                key="rope_arrows", config=PLOT_CONFIG)
+st.caption(f"θ_{pair} = {inv[pair]:.4g} rad per position: one full turn every {waves[pair]:,.1f} positions. "
+           f"Position m turns by m·θ_{pair} (hover an arrow tip). The lengths do not change: rotation keeps norms. "
+           + ("This pair turns fast: nearby positions differ a lot." if waves[pair] < T
+              else "This pair turns slowly: across the prompt it barely moves."))
+
+# --- angles and wavelengths ----------------------------------------------------------------------------------
+st.subheader("The angle table and the wavelengths", anchor=False)
+c1, c2 = st.columns([3, 2], gap="large")
+n_rows = max(T, min(cfg.max_seq_len, 64))
+c1.plotly_chart(angle_table_figure(rope_probe.angle_table(n_rows, hd, theta), waves, T), key="rope_angles",
+                config=PLOT_CONFIG)
+c1.caption("m·θᵢ for every position and pair, as a point on the circle (mod 2π); hover for the angle and the "
+           "pair's wavelength. Fast pairs (left) cycle through the colours many times; slow pairs barely change.")
+c2.plotly_chart(wavelength_figure(waves, cfg.max_seq_len), key="rope_waves", config=PLOT_CONFIG)
+n_slow = int((waves >= cfg.max_seq_len).sum())
+c2.caption(f"{hd // 2 - n_slow} fast pairs (blue) turn at least once inside the {cfg.max_seq_len}-token context; "
+           f"{n_slow} slow pairs (red) never finish a turn, so they act almost like position-free dimensions.")
+
+# --- the relative-position property --------------------------------------------------------------------------
+st.subheader("Only m − n matters", anchor=False)
+st.markdown(f"Take the query of one prompt token and the key of another (layer {layer}, head {head}, before rotation) "
+            "and place them at any positions.")
+c = st.columns(3)
+m = c[0].number_input("Query position m", 0, T - 1, T - 1, key="rope_m")
+n = c[1].number_input("Key position n", 0, T - 1, max(0, T - 4), key="rope_n")
+delta = c[2].number_input("Move both by Δ", 0, MAX_SHIFT, 100, key="rope_delta")
+q = tr[f"blocks.{layer}.attn.hook_q"][m, head].astype(np.float64)  # (hd,) before rotation
+k = tr[f"blocks.{layer}.attn.hook_k"][n, kvh].astype(np.float64)  # (hd,)
+s_mn, s_shift = rope_probe.scores_at(q, k, [m, m + delta], [n, n + delta], theta)
+c = st.columns(4)
+c[0].metric(f"score at ({m}, {n})", f"{s_mn:.6f}")
+c[1].metric(f"score at ({m + delta}, {n + delta})", f"{s_shift:.6f}")
+c[2].metric("difference", f"{abs(s_mn - s_shift):.1e}")
+if m >= n:
+    own = float(tr[f"blocks.{layer}.attn.hook_scores"][head, m, n])
+    c[3].metric("the model's own score", f"{own:.6f}", help="hook_scores at (m, n), computed in float32 by the "
+                "model's forward pass; the probe recomputes it in float64.")
+else:
+    c[3].metric("the model's own score", "masked", help="A query never reads a later key (causal mask).")
+deltas = np.arange(0, MAX_SHIFT + 1, 16)
+both = rope_probe.scores_at(q, k, m + deltas, n + deltas, theta)
+q_only = rope_probe.scores_at(q, k, m + deltas, np.full_like(deltas, n), theta)
+st.plotly_chart(shift_figure(deltas, both, q_only, m, n), key="rope_shift", config=PLOT_CONFIG)
+st.caption(f"Green: both moved together — the score stays at {s_mn:.4f} (largest change "
+           f"{np.abs(both - both[0]).max():.1e}). Grey: only the query moves, so m − n grows and the score changes.")
+
+st.markdown("Now vary the distance: the same q and k at relative distance m − n, beside the RoPE paper's "
+            "long-term decay bound (its §3.4.3).")
+dist = np.arange(0, MAX_SHIFT)
+scores = rope_probe.scores_at(q, k, dist, np.zeros_like(dist), theta)
+bound = rope_probe.decay_bound(hd, theta, dist)
+st.plotly_chart(distance_figure(dist, scores, bound, T), key="rope_distance", config=PLOT_CONFIG)
+st.caption("The bound (1/(d/2))·Σⱼ|Sⱼ|, Sⱼ = Σ_{k<j} e^{i(m−n)θₖ}, is about the rotation alone: it shrinks with "
+           "distance on average, which is why RoPE is said to favour nearby tokens. A particular q and k can still "
+           "score high far away — the model chooses q and k. The dotted line is the farthest the prompt reaches.")
+download_csv([{"distance": int(d), "score": float(s), "decay_bound": float(b)} for d, s, b in zip(dist, scores, bound)],
+             "rope_score_vs_distance.csv")
+link_to_compare()

@@ -1,0 +1,214 @@
+"""Figures of step-through generation: the sampling breakdown, the history strip, the KV cache, the new token's
+attention. Arrays and labels in, a `go.Figure` out; no streamlit, no torch.
+
+Token labels are user-controlled text (a prompt can contain `<b>`), and Plotly renders a few HTML tags in
+text, so every label goes through `esc` before it reaches a figure.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+RAW, TEMPERED, FINAL = "#9AA3B2", "#4C6FFF", "#E4572E"
+KEPT_SCALE = [[0.0, "#EEEEEE"], [0.5, "#EEEEEE"], [0.5, "#29A36A"], [1.0, "#29A36A"]]
+PROB_SCALE = [[0.0, "#F28E79"], [0.5, "#F7E08B"], [1.0, "#8FD19E"]]  # low → surprising, high → expected
+
+
+def esc(s: str) -> str:
+    """Escape what Plotly would read as markup: '<b>&' -> '&lt;b&gt;&amp;'."""
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def top_slice(p: np.ndarray, n: int, must: int) -> np.ndarray:
+    """Indices of the n largest entries of p (descending, ties by lower id), with `must` appended if absent.
+    p=[.1, .5, .2, .2], n=2, must=0 -> [1, 2, 0]."""
+    order = np.lexsort((np.arange(len(p)), -np.asarray(p)))[:n]
+    return order if must in order else np.append(order, must)
+
+
+# --------------------------------------------------------------------------------------------------------
+# The sampling panel
+# --------------------------------------------------------------------------------------------------------
+
+
+def distribution_figure(
+    labels: list[str],
+    raw: np.ndarray,
+    tempered: np.ndarray,
+    final: np.ndarray,
+    kept: list[np.ndarray],
+    filter_names: list[str],
+    chosen: int,
+    ranks: np.ndarray,
+    greedy: bool,
+) -> go.Figure:
+    """Bars for the shown tokens (already sliced, most probable first): raw softmax, after temperature, and the
+    renormalised distribution that was drawn from; under them one row per filter, green where it keeps the
+    token. `kept`: one bool array per filter (top-k, top-p, min-p), each applied to the previous survivors
+    (greedy: one, the argmax, and no tempered bars: temperature 0 is a rule, not a distribution).
+    `chosen`: index of the chosen token among the shown ones. `ranks`: each shown token's rank in `raw`."""
+    n = len(labels)
+    x = np.arange(n)
+    ticks = [f"<b>{esc(l)}</b>" if i == chosen else esc(l) for i, l in enumerate(labels)]
+    hover = [f"{esc(l)} (rank {r + 1})" for l, r in zip(labels, ranks)]
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.76, 0.24], vertical_spacing=0.03)
+    bars = [("raw softmax (T = 1)", raw, RAW)]
+    if greedy:
+        bars.append(("greedy: the argmax, no draw", final, FINAL))
+    else:
+        bars += [("after temperature", tempered, TEMPERED),
+                 ("renormalised over the kept set: drawn from", final, FINAL)]
+    for name, y, colour in bars:
+        fig.add_trace(go.Bar(x=x, y=y, name=name, marker_color=colour, customdata=hover,
+                             hovertemplate="%{customdata}<br>%{y:.4f}<extra>" + name + "</extra>"), row=1, col=1)
+    z = np.array([k.astype(int) for k in kept])  # (3, n)
+    fig.add_trace(go.Heatmap(
+        x=x, y=filter_names, z=z, zmin=0, zmax=1, colorscale=KEPT_SCALE, showscale=False, xgap=2, ygap=2,
+        text=np.where(z == 1, "kept", "out"), customdata=np.array([hover] * len(kept)),
+        hovertemplate="%{customdata}: %{text} by %{y}<extra></extra>", name="kept",
+    ), row=2, col=1)
+    if 0 <= chosen < n:
+        top = max(raw[chosen], tempered[chosen], final[chosen])
+        fig.add_annotation(x=chosen, y=top, text="chosen", showarrow=True, arrowhead=2, ay=-28, row=1, col=1,
+                           font=dict(color=FINAL), bgcolor="rgba(255,255,255,0.85)")
+    fig.update_layout(barmode="group", bargap=0.18, height=430, margin=dict(l=10, r=10, t=30, b=10),
+                      legend=dict(orientation="h", y=1.08, x=0), hovermode="closest")
+    fig.update_yaxes(title_text="probability", rangemode="tozero", row=1, col=1)
+    fig.update_yaxes(autorange="reversed", row=2, col=1)
+    fig.update_xaxes(tickvals=x, ticktext=ticks, tickangle=-45, tickfont=dict(family="monospace"), row=2, col=1)
+    return fig
+
+
+# --------------------------------------------------------------------------------------------------------
+# The history strip
+# --------------------------------------------------------------------------------------------------------
+
+
+def history_figure(labels: list[str], probs: np.ndarray, selected: int, chars_per_row: int = 72) -> go.Figure:
+    """The chosen tokens in order, laid out like text, each a box coloured by the probability it had when
+    chosen (raw softmax). Box width follows the label's length; the selected step is outlined. Each box's
+    point index is its step, so a click (plotly selection) names the step."""
+    starts, rows, widths = [], [], []
+    x0, row = 0.0, 0
+    for lab in labels:
+        w = max(2, len(lab)) + 1.0
+        if x0 > 0 and x0 + w > chars_per_row:
+            row, x0 = row + 1, 0.0
+        starts.append(x0)
+        rows.append(row)
+        widths.append(w)
+        x0 += w + 0.4
+    n_rows = row + 1
+    fig = go.Figure(go.Bar(
+        orientation="h", y=rows, x=widths, base=starts, width=0.82,
+        text=[esc(l) for l in labels], textposition="inside", insidetextanchor="middle", textangle=0,
+        textfont=dict(family="monospace", size=13, color="#111"),
+        marker=dict(color=probs, colorscale=PROB_SCALE, cmin=0, cmax=1,
+                    line=dict(width=[3 if i == selected else 0.5 for i in range(len(labels))],
+                              color=["#111" if i == selected else "#BBB" for i in range(len(labels))]),
+                    showscale=False),
+        customdata=np.stack([np.arange(len(labels)), probs], -1) if len(labels) else None,
+        hovertemplate="step %{customdata[0]}: %{text}<br>p = %{customdata[1]:.3f}<extra></extra>",
+        name="generated",
+    ))
+    fig.update_xaxes(visible=False, range=[-0.5, chars_per_row + 0.5], fixedrange=True)
+    fig.update_yaxes(visible=False, autorange="reversed", fixedrange=True)
+    fig.update_layout(height=34 * n_rows + 30, margin=dict(l=0, r=0, t=4, b=4), showlegend=False,
+                      uniformtext=dict(minsize=9, mode="show"), dragmode=False, clickmode="event+select")
+    return fig
+
+
+# --------------------------------------------------------------------------------------------------------
+# The KV cache
+# --------------------------------------------------------------------------------------------------------
+
+
+def position_labels(positions: np.ndarray, labels: list[str]) -> list[str]:
+    """Axis categories that name each position and its token, unique because the position leads: '12 ·the'."""
+    return [f"{p} {esc(l)}" for p, l in zip(positions, labels)]
+
+
+def cache_figure(K: np.ndarray, V: np.ndarray, positions: np.ndarray, labels: list[str], n_kv_heads: int,
+                 head_dim: int, new_from: int) -> go.Figure:
+    """One layer's cached K and V, [position, kv_head · d_head] each: one row per position seen, the rows
+    added by the current step (positions >= new_from) boxed. Columns are grouped by K/V head."""
+    n = len(positions)
+    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.03,
+                        subplot_titles=[f"K  [{n} positions × {n_kv_heads}·{head_dim}]",
+                                        f"V  [{n} positions × {n_kv_heads}·{head_dim}]"])
+    cols = [f"kv head {h}, dim {d}" for h in range(n_kv_heads) for d in range(head_dim)]
+    rows = position_labels(positions, labels)
+    for j, (name, M) in enumerate((("K", K), ("V", V))):
+        lim = float(np.abs(M).max()) if M.size else 1.0
+        fig.add_trace(go.Heatmap(
+            z=M.astype(np.float32), x=cols, y=rows, zmid=0, zmin=-lim, zmax=lim, colorscale="RdBu_r",
+            showscale=False, name=name, hovertemplate="position %{y}<br>%{x}: " + name + " = %{z:.3f}<extra></extra>",
+        ), row=1, col=j + 1)
+        for h in range(1, n_kv_heads):
+            fig.add_vline(x=h * head_dim - 0.5, line=dict(color="#222", width=1.5), row=1, col=j + 1)
+        new = np.flatnonzero(positions >= new_from)
+        if len(new):
+            fig.add_shape(type="rect", x0=-0.5, x1=K.shape[1] - 0.5, y0=new[0] - 0.5, y1=n - 0.5,
+                          line=dict(color="#E4572E", width=2), row=1, col=j + 1)
+    fig.update_yaxes(autorange="reversed", row=1, col=1, tickfont=dict(family="monospace", size=11))
+    fig.update_xaxes(showticklabels=False, title_text="kv head · dim (hover for which)")
+    fig.update_layout(height=int(np.clip(13 * n + 110, 260, 720)), margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def cache_bytes_figure(steps: list[int], measured: list[int], by_kind: dict[str, list[int]], ours: str) -> go.Figure:
+    """Cache bytes after each step: the measured bytes of this model's cache, and the accounting's line for
+    the MHA, GQA and MQA versions of the same model (only the number of K/V heads differs)."""
+    fig = go.Figure()
+    dash = {"MHA": "dot", "GQA": "dash", "MQA": "dashdot"}
+    for kind, ys in by_kind.items():
+        fig.add_trace(go.Scatter(x=steps, y=ys, mode="lines", name=kind + (" (this model)" if kind == ours else ""),
+                                 line=dict(dash=dash.get(kind, "solid"), width=3 if kind == ours else 1.5)))
+    fig.add_trace(go.Scatter(x=steps, y=measured, mode="markers", name="measured: cache.nbytes()",
+                             marker=dict(color="#E4572E", size=7)))
+    fig.update_layout(height=300, margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=-0.25),
+                      xaxis_title="step (0 = prefill)", yaxis_title="bytes (fp32)")
+    fig.update_xaxes(dtick=max(1, -(-len(steps) // 10)))  # whole steps only
+    fig.update_yaxes(rangemode="tozero")
+    return fig
+
+
+def kv_kinds_figure(by_kind: dict[str, int], ours: str) -> go.Figure:
+    """The cache right now if this model were MHA, GQA or MQA: bars, ours highlighted."""
+    kinds = list(by_kind)
+    vals = [by_kind[k] for k in kinds]
+    fig = go.Figure(go.Bar(
+        y=kinds, x=vals, orientation="h", text=[f"{v / 1024:,.1f} KiB" for v in vals], textposition="auto",
+        marker_color=["#E4572E" if k == ours else "#9AA3B2" for k in kinds], name="bytes",
+    ))
+    fig.update_layout(height=170, margin=dict(l=10, r=10, t=10, b=10), xaxis_title="bytes now (fp32)")
+    fig.update_yaxes(autorange="reversed")
+    return fig
+
+
+# --------------------------------------------------------------------------------------------------------
+# The new token's attention
+# --------------------------------------------------------------------------------------------------------
+
+
+def attention_rows_figure(rows: list[np.ndarray], key_positions: np.ndarray, key_labels: list[str]) -> go.Figure:
+    """Per layer, each head's attention row of the newest position over every cached key: [head, key].
+    The colour scale runs from 0 to the largest weight shown, so a row spread over many keys stays visible."""
+    L = len(rows)
+    top = max([float(r.max()) for r in rows if r.size] + [0.05])
+    fig = make_subplots(rows=L, cols=1, shared_xaxes=True, vertical_spacing=0.06 if L > 1 else 0,
+                        subplot_titles=[f"layer {l}" for l in range(L)])
+    keys = position_labels(key_positions, key_labels)
+    for l, r in enumerate(rows):
+        heads = [f"head {h}" for h in range(r.shape[0])]
+        fig.add_trace(go.Heatmap(
+            z=r.astype(np.float32), x=keys, y=heads, coloraxis="coloraxis", name=f"layer {l}",
+            hovertemplate="%{y} → position %{x}: %{z:.3f}<extra></extra>",
+        ), row=l + 1, col=1)
+        fig.update_yaxes(autorange="reversed", row=l + 1, col=1)
+    fig.update_xaxes(title_text="key position", row=L, col=1, tickangle=-45, tickfont=dict(family="monospace"))
+    fig.update_layout(height=130 * L + 90, margin=dict(l=10, r=10, t=30, b=10),
+                      coloraxis=dict(colorscale="Blues", cmin=0, cmax=top, colorbar=dict(title="weight", thickness=10)))
+    return fig

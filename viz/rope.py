@@ -1,0 +1,171 @@
+"""Figures of where position enters: RoPE's rotated pairs, angles, wavelengths, the relative-position property
+and the long-term decay; and what the other variants use (sinusoidal table, learned table, ALiBi biases).
+Arrays and labels in, a `go.Figure` out; no streamlit, no torch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.colors import sample_colorscale
+from plotly.subplots import make_subplots
+
+from viz.generation import esc
+
+POS_SCALE = "Viridis"
+
+
+def pair_arrows_figure(before: np.ndarray, after: np.ndarray, positions: np.ndarray, labels: list[str],
+                       angles: np.ndarray, what: str) -> go.Figure:
+    """One frequency pair (x_2i, x_2i+1) of q or k at each position, as arrows from the origin: left as the
+    projection made it, right after RoPE turned it by m·θ_i. before, after: (N, 2); angles: (N,) radians."""
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.08,
+                        subplot_titles=[f"{what} before rotation", f"{what} after: turned by m·θᵢ"])
+    n = len(positions)
+    colours = sample_colorscale(POS_SCALE, list(np.linspace(0, 1, n))) if n > 1 else ["#440154"]
+    lim = 1.12 * float(max(np.abs(before).max(), np.abs(after).max(), 1e-6)) if n else 1.0
+    for j, V in enumerate((before, after)):
+        xref, yref = ("x", "y") if j == 0 else ("x2", "y2")
+        for p in range(n):
+            fig.add_annotation(x=V[p, 0], y=V[p, 1], ax=0, ay=0, xref=xref, yref=yref, axref=xref, ayref=yref,
+                               showarrow=True, arrowhead=2, arrowsize=1, arrowwidth=1.6, arrowcolor=colours[p], text="")
+        fig.add_trace(go.Scatter(
+            x=V[:, 0], y=V[:, 1], mode="markers",
+            marker=dict(size=7, color=positions, colorscale=POS_SCALE, showscale=j == 1,
+                        colorbar=dict(title="position m", thickness=10)),
+            customdata=np.stack([positions, angles, np.degrees(angles) % 360], -1) if n else None,
+            text=[esc(l) for l in labels], name="before" if j == 0 else "after",
+            hovertemplate="m = %{customdata[0]} %{text}<br>(%{x:.3f}, %{y:.3f})<br>"
+                          "m·θᵢ = %{customdata[1]:.3f} rad (%{customdata[2]:.0f}° mod 360)<extra></extra>",
+        ), row=1, col=j + 1)
+        fig.update_xaxes(range=[-lim, lim], zeroline=True, title_text="x₂ᵢ", row=1, col=j + 1)
+        fig.update_yaxes(range=[-lim, lim], zeroline=True, title_text="x₂ᵢ₊₁", row=1, col=j + 1,
+                         scaleanchor="x" if j == 0 else "x2", scaleratio=1)
+    fig.update_layout(height=430, margin=dict(l=10, r=10, t=40, b=10), showlegend=False)
+    return fig
+
+
+def angle_table_figure(angles: np.ndarray, wavelengths: np.ndarray, n_prompt: int) -> go.Figure:
+    """m·θᵢ over positions × pairs, as the angle on the circle (mod 2π, a cyclic colour scale): fast pairs
+    (left) wrap many times, slow pairs (right) barely turn. The prompt's positions are below the dotted line."""
+    T, P = angles.shape
+    fig = go.Figure(go.Heatmap(
+        z=np.mod(angles, 2 * np.pi), x=np.arange(P), y=np.arange(T), zmin=0, zmax=2 * np.pi, colorscale="Twilight",
+        customdata=np.stack([angles, np.broadcast_to(wavelengths, angles.shape)], -1),
+        colorbar=dict(title="m·θᵢ mod 2π", thickness=10), name="angles",
+        hovertemplate="position %{y}, pair %{x}<br>m·θᵢ = %{customdata[0]:.3f} rad<br>"
+                      "one turn every %{customdata[1]:,.1f} positions<extra></extra>",
+    ))
+    if 0 < n_prompt < T:
+        fig.add_hline(y=n_prompt - 0.5, line=dict(dash="dot", color="#111"),
+                      annotation_text="end of the prompt", annotation_position="bottom right")
+    fig.update_xaxes(title_text="pair i (fast → slow)", dtick=1)
+    fig.update_yaxes(title_text="position m", autorange="reversed")
+    fig.update_layout(height=460, margin=dict(l=10, r=10, t=10, b=10))
+    return fig
+
+
+def wavelength_figure(wavelengths: np.ndarray, context: int) -> go.Figure:
+    """2π/θᵢ per pair on a log axis, against the context: pairs above the line never finish one turn inside it,
+    so they can only tell near from far; the fast pairs below it resolve nearby positions."""
+    P = len(wavelengths)
+    fig = go.Figure(go.Bar(
+        x=np.arange(P), y=wavelengths, name="wavelength",
+        marker_color=["#4C6FFF" if w < context else "#E4572E" for w in wavelengths],
+        hovertemplate="pair %{x}: one turn every %{y:,.1f} positions<extra></extra>",
+    ))
+    # A trace, not add_hline: shapes on a log axis take log10 coordinates.
+    fig.add_trace(go.Scatter(x=[-0.5, P - 0.5], y=[context, context], mode="lines", name=f"context = {context}",
+                             line=dict(dash="dash", color="#111"), hoverinfo="name"))
+    fig.add_annotation(x=-0.4, y=np.log10(context), text=f"context = {context} positions", showarrow=False,
+                       yshift=10, xanchor="left")
+    fig.update_yaxes(type="log", dtick=1, title_text="positions per turn (2π/θᵢ)")  # dtick=1: one tick a decade
+    fig.update_xaxes(title_text="pair i (fast → slow)")
+    fig.update_layout(height=320, margin=dict(l=10, r=10, t=10, b=10), showlegend=False)
+    return fig
+
+
+def shift_figure(deltas: np.ndarray, both: np.ndarray, q_only: np.ndarray, m: int, n: int) -> go.Figure:
+    """The relative-position property: the score of one q and one k moved together to (m+Δ, n+Δ) stays put;
+    moving only the query to m+Δ changes it, because then m − n changes."""
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=deltas, y=both, mode="lines+markers", name=f"both moved: q at {m}+Δ, k at {n}+Δ",
+                             line=dict(color="#29A36A", width=3)))
+    fig.add_trace(go.Scatter(x=deltas, y=q_only, mode="lines", name=f"only q moved: q at {m}+Δ, k at {n}",
+                             line=dict(color="#9AA3B2")))
+    fig.update_layout(height=320, margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=-0.25),
+                      xaxis_title="Δ (positions moved)", yaxis_title="score q·k/√d")
+    return fig
+
+
+def distance_figure(distances: np.ndarray, scores: np.ndarray, bound: np.ndarray, n_prompt: int) -> go.Figure:
+    """This q·k's score as a function of m − n, beside the RoPE paper's relative upper bound
+    (1/(d/2))·Σⱼ|Sⱼ| on a second axis: the bound decays with distance, the actual score only has to stay under
+    its scaled version."""
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_trace(go.Scatter(x=distances, y=scores, mode="lines", name="score of this q and k",
+                             line=dict(color="#4C6FFF")), secondary_y=False)
+    fig.add_trace(go.Scatter(x=distances, y=bound, mode="lines", name="decay bound (1/(d/2))·Σⱼ|Sⱼ|",
+                             line=dict(color="#E4572E", dash="dash")), secondary_y=True)
+    if 0 < n_prompt <= distances[-1]:
+        fig.add_vline(x=n_prompt - 1, line=dict(dash="dot", color="#888"))
+    fig.update_xaxes(title_text="relative distance m − n")
+    fig.update_yaxes(title_text="score", secondary_y=False)
+    fig.update_yaxes(title_text="relative upper bound", secondary_y=True,
+                     range=[0, 1.05 * float(np.max(bound)) if len(bound) else 1])
+    fig.update_layout(height=340, margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+# --------------------------------------------------------------------------------------------------------
+# What the other variants use
+# --------------------------------------------------------------------------------------------------------
+
+
+def position_table_figure(table: np.ndarray, title: str, n_prompt: int) -> go.Figure:
+    """An absolute position table [position, d_model] (sinusoidal or learned): row m is added to the token
+    embedding at position m."""
+    lim = float(np.abs(table).max()) or 1.0
+    fig = go.Figure(go.Heatmap(z=table, zmid=0, zmin=-lim, zmax=lim, colorscale="RdBu_r", name="table",
+                               colorbar=dict(thickness=10),
+                               hovertemplate="position %{y}, dim %{x}: %{z:.3f}<extra></extra>"))
+    if 0 < n_prompt < table.shape[0]:
+        fig.add_hline(y=n_prompt - 0.5, line=dict(dash="dot", color="#111"),
+                      annotation_text="end of the prompt", annotation_position="bottom right")
+    fig.update_yaxes(title_text="position m", autorange="reversed")
+    fig.update_xaxes(title_text="dimension")
+    fig.update_layout(height=440, margin=dict(l=10, r=10, t=40, b=10), title=title)
+    return fig
+
+
+def similarity_figure(sim: np.ndarray, title: str) -> go.Figure:
+    """Cosine similarity between the position vectors of every pair of positions."""
+    fig = go.Figure(go.Heatmap(z=sim, zmin=-1, zmax=1, zmid=0, colorscale="RdBu_r", name="cosine",
+                               colorbar=dict(thickness=10),
+                               hovertemplate="positions %{y} and %{x}: %{z:.2f}<extra></extra>"))
+    fig.update_yaxes(title_text="position", autorange="reversed", scaleanchor="x")
+    fig.update_xaxes(title_text="position")
+    fig.update_layout(height=440, margin=dict(l=10, r=10, t=40, b=10), title=title)
+    return fig
+
+
+def alibi_figure(slopes: np.ndarray, n: int) -> go.Figure:
+    """ALiBi's bias −slope_h·(m − n) added to head h's scores, for an n-token prompt (masked above the
+    diagonal). Steep heads look only nearby; shallow heads see far back."""
+    H = len(slopes)
+    cols = min(H, 3)
+    rows = -(-H // cols)
+    fig = make_subplots(rows=rows, cols=cols, horizontal_spacing=0.04, vertical_spacing=0.1,
+                        subplot_titles=[f"head {h}: slope {s:.4g}" for h, s in enumerate(slopes)])
+    m = np.arange(n)
+    dist = m[:, None] - m[None, :]  # (n, n) how far back each key is
+    vmin = float(-slopes.max() * max(n - 1, 1))
+    for h, s in enumerate(slopes):
+        bias = np.where(dist >= 0, -s * dist, np.nan)
+        fig.add_trace(go.Heatmap(z=bias, zmin=vmin, zmax=0, coloraxis="coloraxis", name=f"head {h}",
+                                 hovertemplate="query %{y}, key %{x}: bias %{z:.3f}<extra></extra>"),
+                      row=h // cols + 1, col=h % cols + 1)
+        fig.update_yaxes(autorange="reversed", row=h // cols + 1, col=h % cols + 1)
+    fig.update_layout(height=260 * rows + 40, margin=dict(l=10, r=10, t=40, b=10),
+                      coloraxis=dict(colorscale="Reds_r", cmin=vmin, cmax=0, colorbar=dict(title="bias", thickness=10)))
+    return fig
