@@ -7,7 +7,7 @@ model variant and the prompt (in `st.session_state`, mirrored into the URL so a 
 
 import streamlit as st
 
-from app_shared import DEFAULT_PROMPT, MAX_PROMPT_CHARS, sync_url, url_choice, url_text, variant_label
+from app_shared import DEFAULT_PROMPT, MAX_PROMPT_CHARS, repair_text, sync_url, url_choice, url_text, variant_label
 from model.checkpoints import DEFAULT_VARIANT, VARIANTS
 
 st.set_page_config(page_title="Transformer internals, live", page_icon=":material/hub:", layout="wide")
@@ -45,6 +45,7 @@ with st.sidebar:
     url_choice("variant", list(VARIANTS), DEFAULT_VARIANT)
     st.selectbox("Model variant", list(VARIANTS), key="variant", format_func=variant_label)
     url_text("prompt", DEFAULT_PROMPT, MAX_PROMPT_CHARS)
+    repair_text("prompt")
     st.text_area("Prompt", key="prompt", height=140, max_chars=MAX_PROMPT_CHARS,
                  help="Shared by every page. Plain text: anything you type is shown as text, never as HTML.")
     st.caption(f":material/visibility: **What am I looking at?** {blurbs.get(pg.title, '')}")

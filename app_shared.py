@@ -12,14 +12,32 @@ fallback) and `sync_url` writes the current value back after the widget ran.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from typing import Callable, Optional
 
 import numpy as np
+import pandas  # noqa: F401  (see below)
+import plotly.graph_objects  # noqa: F401
+import plotly.subplots  # noqa: F401
+import pyarrow  # noqa: F401
 import streamlit as st
+import torch
 
 from model.checkpoints import DEFAULT_VARIANT, VARIANT_BLURBS, VARIANTS, available_variants, variant_config
+
+# pandas, pyarrow (st.dataframe) and plotly are imported here, once, before any page runs. Left to the pages,
+# on a fresh server one session's st.dataframe imports pandas while another builds a Plotly figure, whose
+# narwhals checks look pandas up in sys.modules without the import lock and find it half-initialised:
+# "partially initialized module 'pandas' has no attribute 'Series'", a traceback for an early visitor.
+# tests/test_load.py starts 20 sessions at once.
+
+# One thread per forward pass. The models are tiny (a 256-token forward is ~20 ms on one core) and each browser
+# session runs in its own thread: with PyTorch's default of one OpenMP thread per core, concurrent sessions
+# oversubscribe the cores and spin-wait on each other (on a busy 2-core machine a forward went from 0.17 s
+# to 3 s). Concurrency comes from the sessions, not from inside one matmul.
+torch.set_num_threads(1)
 
 DEFAULT_PROMPT = "ROMEO.\nBut soft, what light through yonder window breaks?\nIt is the east, and Juliet is the sun."
 MAX_PROMPT_CHARS = 20_000  # the text box refuses more; tokens beyond the model's context are cut with a notice
@@ -30,21 +48,59 @@ MAX_PROMPT_CHARS = 20_000  # the text box refuses more; tokens beyond the model'
 # --------------------------------------------------------------------------------------------------------
 
 
-@st.cache_resource(show_spinner="Loading the model…")
 def load_model(variant: str):
-    """The trained variant, or — if its checkpoint is not in this checkout — seeded random weights."""
-    from model.checkpoints import load_variant
-    from model.model import Transformer
-
+    """The trained variant, or — if its checkpoint is not in this checkout, or cannot be read — seeded random
+    weights (`trained_notice` says which, and why)."""
     if variant in available_variants():
-        return load_variant(variant)
-    import torch
+        try:
+            return _trained_model(variant)
+        except ValueError:  # truncated, corrupted, or half-written by a training run: see checkpoint_problem
+            pass
+    return _random_model(variant)
+
+
+@st.cache_resource(show_spinner="Loading the model…")
+def _trained_model(variant: str):
+    # A failed load raises, and st.cache_resource does not keep exceptions: the next rerun tries the file again.
+    from model.checkpoints import load_variant
+
+    return load_variant(variant)
+
+
+@st.cache_resource(show_spinner=False)
+def _random_model(variant: str):
+    from model.model import Transformer
 
     torch.manual_seed(0)
     return Transformer(variant_config(variant)).eval().requires_grad_(False)
 
 
+def checkpoint_problem(variant: str) -> Optional[str]:
+    """Why the variant's checkpoint, present in this checkout, cannot be loaded (None when it can, or is absent)."""
+    if variant not in available_variants():
+        return None
+    try:
+        _trained_model(variant)
+        return None
+    except ValueError as e:
+        return str(e)
+
+
+def cached_figure(build: Callable, *args, **kwargs):
+    """`build(*args, **kwargs)` for a viz function (pure: arrays and labels in, a figure out), built once per
+    distinct arguments and shared by every rerun and session — st.plotly_chart only reads a figure. For figures
+    that do not depend on the widget just changed: Plotly's validation costs 0.05–0.2 s per many-panel figure,
+    which a rerun should not pay again. Arguments are hashed by value, so keep them small (not whole traces)."""
+    return _cached_figure(f"{build.__module__}.{build.__qualname__}", build, args, kwargs)
+
+
+@st.cache_resource(show_spinner=False, max_entries=256)
+def _cached_figure(name: str, _build: Callable, args: tuple, kwargs: dict):
+    return _build(*args, **kwargs)  # `_build` is not hashed (leading underscore); `name` stands for it
+
+
 def is_trained(variant: str) -> bool:
+    """Its checkpoint is in this checkout (whether it loads is `checkpoint_problem`, which reads the file)."""
     return variant in available_variants()
 
 
@@ -62,6 +118,7 @@ class Prompt:
     labels: tuple[str, ...]  # display label of each token (visible whitespace, honest partial bytes)
     n_total: int  # tokens before cutting
     special_lookalike: bool  # the text contains something like <|endoftext|>, tokenized as plain text
+    repaired: bool = False  # the typed text held invalid characters (lone surrogates), replaced by U+FFFD
 
     @property
     def truncated(self) -> bool:
@@ -97,15 +154,27 @@ def current_variant() -> str:
 
 
 def current_prompt() -> Prompt:
+    from model.tokenizer import sanitise
+
     cfg = variant_config(current_variant())
-    return tokenize_prompt(st.session_state.get("prompt", DEFAULT_PROMPT), cfg.max_seq_len)
+    raw = st.session_state.get("prompt", DEFAULT_PROMPT)
+    raw = raw if isinstance(raw, str) else ""
+    text = sanitise(raw)  # before the cache: st.cache_data hashes the text as UTF-8, which a lone surrogate breaks
+    p = tokenize_prompt(text, cfg.max_seq_len)
+    return dataclasses.replace(p, repaired=True) if text != raw else p
 
 
 def prompt_notices(p: Prompt) -> bool:
     """Show the notices a prompt needs; return False when there is nothing to run the model on."""
+    if p.repaired:
+        st.warning("Your text held characters that are not valid Unicode (lone surrogates); each was replaced "
+                   "by � (U+FFFD) before tokenizing.", icon=":material/healing:")
     if not p.ids:
         st.info("Type a prompt in the sidebar to see what the model does with it.", icon=":material/edit_note:")
         return False
+    if not p.text.strip():
+        st.info(f"Your prompt is only whitespace: the model reads it as {len(p.ids)} token(s) of spaces, tabs "
+                "or newlines (shown as ␣ → ↵).", icon=":material/space_bar:")
     if p.truncated:
         st.warning(
             f"The prompt is {p.n_total} tokens; this model's context is {len(p.ids)}. "
@@ -121,7 +190,11 @@ def prompt_notices(p: Prompt) -> bool:
 
 
 def trained_notice(variant: str) -> None:
-    if not is_trained(variant):
+    problem = checkpoint_problem(variant)
+    if problem:
+        st.error(f"The checkpoint of **{variant}** cannot be loaded, so this shows seeded random weights "
+                 f"(patterns and predictions are meaningless): {plain_md(problem, 300)}", icon=":material/error:")
+    elif not is_trained(variant):
         st.warning(
             f"No trained checkpoint for **{variant}** is in this checkout: showing seeded random weights, "
             "so patterns and predictions are meaningless.",
@@ -134,15 +207,33 @@ def trained_notice(variant: str) -> None:
 # --------------------------------------------------------------------------------------------------------
 
 
+_MD_SPECIAL = set("\\`*_[]<>$~|#{}!:")
+
+
+def plain_md(text: str, limit: int = 60) -> str:
+    """`text` as literal Markdown (its `*`, `[`, `<`, `$`, `:`… backslash-escaped), cut to `limit` characters:
+    for messages that quote what a user typed or put in a link."""
+    text = text if len(text) <= limit else text[:limit] + "…"
+    return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in text)
+
+
+def _url_notice(key: str, raw: str, used: str) -> None:
+    st.warning(f"The link's {plain_md(key)}={plain_md(raw)} cannot be used here; showing {plain_md(used)} instead.",
+               icon=":material/link_off:")
+
+
 def _from_url(key: str, parse: Callable[[str], object], default):
+    """Read `key` from the URL once per session. A value `parse` rejects (ValueError) falls back to `default`
+    with a notice; `parse` may itself adjust a value (clamp, cut) and say so with `_url_notice`."""
     if key not in st.session_state:
         raw = st.query_params.get(key)
         value = default
         if raw is not None:
             try:
                 value = parse(raw)
-            except (ValueError, TypeError):
+            except (ValueError, TypeError, OverflowError):
                 value = default
+                _url_notice(key, raw, str(default))
         st.session_state[key] = value
     return st.session_state[key]
 
@@ -151,7 +242,10 @@ def url_int(key: str, default: int, lo: int, hi: int) -> int:
     """An int from the URL, clamped to [lo, hi]; the session_state key is `key` (use it as the widget key)."""
 
     def parse(s: str) -> int:
-        return min(hi, max(lo, int(s)))
+        v = int(s)  # "1.5", "1e3", "abc" and 5,000-digit numbers raise ValueError
+        if not lo <= v <= hi:
+            _url_notice(key, s, str(min(hi, max(lo, v))))
+        return min(hi, max(lo, v))
 
     v = _from_url(key, parse, default)
     if not isinstance(v, int) or not lo <= v <= hi:  # e.g. a layer index from a deeper variant
@@ -172,7 +266,25 @@ def url_choice(key: str, options: list, default):
 
 
 def url_text(key: str, default: str, max_chars: int = 200) -> str:
-    return _from_url(key, lambda s: s[:max_chars], default)
+    def parse(s: str) -> str:
+        if len(s) > max_chars:
+            st.warning(f"The link's {plain_md(key)} is {len(s):,} characters; only the first {max_chars:,} are used.",
+                       icon=":material/content_cut:")
+        return s[:max_chars]
+
+    return _from_url(key, parse, default)
+
+
+def repair_text(key: str) -> None:
+    """Call before drawing the text widget `key`: lone surrogates in its value (no browser sends them, but the
+    session state API can hold them) cannot be encoded for the widget, so they become U+FFFD, with a notice."""
+    from model.tokenizer import sanitise
+
+    v = st.session_state.get(key)
+    if isinstance(v, str) and sanitise(v) != v:
+        st.session_state[key] = sanitise(v)
+        st.warning("The text held characters that are not valid Unicode (lone surrogates); each was replaced "
+                   "by � (U+FFFD).", icon=":material/healing:")
 
 
 def sync_url(*keys: str) -> None:

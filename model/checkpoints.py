@@ -84,7 +84,7 @@ def load_checkpoint(path: Path):
         cfg = ModelConfig.from_dict(json.loads((path / "config.json").read_text()))
     except FileNotFoundError:
         raise ValueError(f"no config.json in {path}") from None
-    except (json.JSONDecodeError, TypeError) as e:
+    except (ValueError, TypeError) as e:  # bad JSON or UTF-8, unknown or invalid fields
         raise ValueError(f"{path / 'config.json'} is not a valid model config: {e}") from None
     model = Transformer(cfg)
     try:
@@ -93,6 +93,9 @@ def load_checkpoint(path: Path):
         raise ValueError(f"no model.safetensors in {path}") from None
     except (SafetensorError, OSError, ValueError) as e:
         raise ValueError(f"{path / 'model.safetensors'} is truncated or corrupted: {e}") from None
+    bad = [k for k, v in tensors.items() if not torch.isfinite(v).all()]
+    if bad:  # safetensors has no checksum; NaN/inf is what flipped bytes in fp16 weights most often look like
+        raise ValueError(f"{path / 'model.safetensors'} is corrupted: NaN or inf in {', '.join(bad[:3])}")
     try:
         model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
     except RuntimeError as e:

@@ -308,7 +308,13 @@ class Transformer(nn.Module):
                 f"position {start + T - 1} is past the learned position table (max_seq_len={cfg.max_seq_len})"
             )
         positions = torch.arange(start, start + T, device=ids.device)  # (T,)
-        x = self.hook_embed(self.tok_embed(ids))  # (B, T, d)
+        x = self.tok_embed(ids)  # (B, T, d)
+        if cfg.pos_encoding == "sinusoidal":
+            # Vaswani et al. (§3.4) multiply the embeddings by √d: the fixed table has unit amplitude (norm
+            # ≈ √(d/2)), and without the scale it drowns token embeddings initialised at std 0.02 — we trained
+            # it that way once and the model never got past 5.1 nats/token.
+            x = x * math.sqrt(cfg.d_model)
+        x = self.hook_embed(x)  # (B, T, d)
         if cfg.pos_encoding == "learned":
             x = x + self.hook_pos_embed(self.pos_embed(positions)[None])  # (B, T, d) + (1, T, d)
         elif cfg.pos_encoding == "sinusoidal":

@@ -1,0 +1,443 @@
+"""How fast is the app, on this machine? One run, medians of several repeats, printed as ratios and seconds.
+
+    python -m bench                  # a table, each figure beside its goal
+    python -m bench --json           # one JSON object (the keys below, and the figures behind them)
+    python -m bench --repeats 9 --first-chart-runs 5
+    python -m bench --no-browser     # without Chromium: no first-chart figure
+
+What it measures (the app's own code paths; the default model `gqa-rope`, or seeded random weights of the same
+shape when its checkpoint is not in this checkout):
+
+    traced_over_untraced_{64,256}   `run_with_trace` (every hook point copied out) ÷ `forward_logits`   goal <= 1.5
+    recompute_over_cached_256       a forward over all 256 positions ÷ one cached decode step at 256  goal >= 3
+    page_rerun_median_s             each page rerun after a widget change (AppTest), the slowest page's
+                                    median; every page's median is in `pages`                       goal < 0.5 s
+    first_chart_s                   a fresh `streamlit run app.py` opened in Chromium: seconds from
+                                    navigation to the first Plotly chart, median over fresh servers  goal < 6 s
+    peak_rss_all_variants_mib       the last server's peak resident memory after every variant has been
+                                    loaded (each opened once through the home page)
+
+Timings are wall-clock, so they depend on what else the machine is doing: they come with the CPU seconds spent
+(`*_cpu_s`: this process for forwards and reruns; the server's and Chromium's processes for the first chart)
+and the load average, so a busy machine can be told from a slow app. Traced and untraced forwards, and cached
+and recomputed steps, are interleaved, so a load spike hits both alike.
+What it does not do: assert anything (tests never time), or touch checkpoints/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Optional
+
+REPO = Path(__file__).resolve().parent
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+CHART = '[data-testid="stPlotlyChart"] .main-svg'
+GOALS = {  # key: (comparison, goal)
+    "traced_over_untraced_64": ("<=", 1.5),
+    "traced_over_untraced_256": ("<=", 1.5),
+    "recompute_over_cached_256": (">=", 3.0),
+    "page_rerun_median_s": ("<", 0.5),
+    "first_chart_s": ("<", 6.0),
+}
+
+
+def _timed(fn: Callable[[], object]) -> tuple[float, float]:
+    """(wall seconds, process CPU seconds) of one call."""
+    w, c = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - w, time.process_time() - c
+
+
+def _median(xs: list[float]) -> float:
+    return float(statistics.median(xs))
+
+
+# --------------------------------------------------------------------------------------------------------
+# The model: traced vs untraced, cached vs recomputed
+# --------------------------------------------------------------------------------------------------------
+
+
+def default_model():
+    """The app's default model, exactly as the app loads it; seeded random weights when it is not trained yet."""
+    import torch
+
+    from model.checkpoints import DEFAULT_VARIANT, available_variants, load_variant, variant_config
+    from model.model import Transformer
+
+    if DEFAULT_VARIANT in available_variants():
+        return load_variant(DEFAULT_VARIANT), True
+    torch.manual_seed(0)
+    return Transformer(variant_config(DEFAULT_VARIANT)).eval().requires_grad_(False), False
+
+
+def bench_trace(model, T: int, repeats: int) -> dict:
+    """Median traced and untraced forward of T tokens, run alternately."""
+    import numpy as np
+
+    from model.trace import forward_logits, run_with_trace
+
+    ids = np.random.default_rng(T).integers(0, model.cfg.vocab_size - 1, T)
+    forward_logits(model, ids), run_with_trace(model, ids)  # warm-up: allocator, first-call overheads
+    plain, traced = [], []
+    for _ in range(repeats):
+        plain.append(_timed(lambda: forward_logits(model, ids)))
+        traced.append(_timed(lambda: run_with_trace(model, ids)))
+    u, t = _median([w for w, _ in plain]), _median([w for w, _ in traced])
+    return {f"untraced_{T}_s": u, f"traced_{T}_s": t, f"traced_over_untraced_{T}": t / u,
+            f"traced_over_untraced_{T}_cpu": _median([c for _, c in traced]) / _median([c for _, c in plain])}
+
+
+def bench_decode(model, T: int, repeats: int) -> dict:
+    """A forward over all T positions (what the next token costs without a cache) vs one decode step that adds
+    position T-1 to a cache already holding T-1 positions. The cache is truncated back after each step."""
+    import numpy as np
+    import torch
+
+    from model.kv_cache import KVCache
+
+    ids = torch.as_tensor(np.random.default_rng(1).integers(0, model.cfg.vocab_size - 1, T)).view(1, -1)  # (1, T)
+    cache = KVCache.for_model(model.cfg)
+    with torch.no_grad():
+        model(ids[:, : T - 1], cache=cache)  # prefill T-1 positions
+
+        def step():
+            model(ids[:, T - 1 :], cache=cache)  # (1, 1): the decode step at position T-1
+            cache.truncate(T - 1)
+
+        def recompute():
+            model(ids)
+
+        step(), recompute()
+        cached, full = [], []
+        for _ in range(repeats):
+            cached.append(_timed(step))
+            full.append(_timed(recompute))
+    c, f = _median([w for w, _ in cached]), _median([w for w, _ in full])
+    return {f"cached_step_{T}_s": c, f"recompute_{T}_s": f, f"recompute_over_cached_{T}": f / c}
+
+
+# --------------------------------------------------------------------------------------------------------
+# Page reruns (AppTest): one widget change per rerun
+# --------------------------------------------------------------------------------------------------------
+
+
+def _alternate(kind: str, key: str, a, b):
+    """A change that flips the widget `key` between two values, so after one round both are cached."""
+
+    def change(at, i: int) -> None:
+        getattr(at, kind)(key=key).set_value(a if i % 2 else b)
+
+    change.__doc__ = f"{kind} {key}: {a!r} <-> {b!r}"
+    return change
+
+
+def _click(key: str):
+    def change(at, i: int) -> None:
+        at.button(key=key).click()
+
+    change.__doc__ = f"button {key}"
+    return change
+
+
+def _seq_len(at, i: int) -> None:
+    """number_input 'Sequence length s': 128 <-> 256"""
+    next(w for w in at.number_input if w.label.startswith("Sequence length")).set_value(128 if i % 2 else 256)
+
+
+PROMPT_B = "JULIET.\nO Romeo, Romeo, wherefore art thou Romeo?"
+
+# page file -> the change a user makes there. A page not listed (or whose widget is gone) is timed on a rerun
+# after the sidebar prompt changes between two texts, which every page reads.
+PAGE_CHANGES: dict[str, Callable] = {
+    "pages/tokenization.py": _alternate("selectbox", "tok_word", "ROMEO", " soft"),
+    "pages/embeddings.py": _alternate("selectbox", "emb_pos", 1, 2),
+    "pages/attention.py": _alternate("selectbox", "att_layer", 1, 2),
+    "pages/logit_lens.py": _alternate("selectbox", "lens_pos", 3, 4),
+    "pages/generation.py": _click("gen_next"),
+    "pages/rope.py": _alternate("slider", "rope_pair", 3, 4),
+    "pages/compare.py": _alternate("selectbox", "cmp_layer_attn", 2, 3),
+    "pages/accounting.py": _seq_len,
+}
+
+
+def _prompt_change(at, i: int) -> None:
+    """sidebar prompt: default <-> another text"""
+    from app_shared import DEFAULT_PROMPT
+
+    # Through session_state: after switch_page, AppTest's element tree no longer holds app.py's sidebar.
+    at.session_state["prompt"] = PROMPT_B if i % 2 else DEFAULT_PROMPT
+
+
+def app_pages() -> list[str]:
+    import ast
+
+    tree = ast.parse((REPO / "app.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "PAGES" for t in node.targets):
+            return [e[0] for e in ast.literal_eval(node.value) if (REPO / e[0]).exists()]
+    raise RuntimeError("app.py has no PAGES list")
+
+
+def bench_page(page: str, repeats: int) -> dict:
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=300)
+    first_w, first_c = _timed(lambda: at.switch_page(page).run())
+    change = PAGE_CHANGES.get(page, _prompt_change)
+    try:
+        change(at, 0)
+    except (KeyError, ValueError, StopIteration, AttributeError):
+        change = _prompt_change  # the page's widget is not there (yet): fall back to the shared one
+        change(at, 0)
+    at.run()  # warm-up: both values seen once
+    runs = []
+    for i in range(1, repeats + 1):
+        change(at, i)
+        runs.append(_timed(at.run))
+    return {"page": page, "change": change.__doc__, "first_run_s": first_w, "first_run_cpu_s": first_c,
+            "rerun_median_s": _median([w for w, _ in runs]), "rerun_median_cpu_s": _median([c for _, c in runs]),
+            "reruns_s": [round(w, 3) for w, _ in runs], "exception": bool(at.exception)}
+
+
+# --------------------------------------------------------------------------------------------------------
+# A real server in Chromium: first chart, peak memory with every variant loaded
+# --------------------------------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _peak_rss_mib(pid: int) -> dict:
+    """VmHWM (peak resident set) and VmRSS of a process, from /proc (Linux)."""
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        k, _, v = line.partition(":")
+        if k in ("VmHWM", "VmRSS"):
+            out[k] = int(v.split()[0]) / 1024  # kB -> MiB
+    return out
+
+
+def _processes() -> dict[int, tuple[int, float]]:
+    """pid -> (parent pid, CPU seconds used so far: user + system) for every process, from /proc (Linux)."""
+    out, tick = {}, os.sysconf("SC_CLK_TCK")
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                f = (d / "stat").read_text().rsplit(")", 1)[1].split()  # after "(comm)": state, ppid, …
+            except OSError:
+                continue  # it exited meanwhile
+            out[int(d.name)] = (int(f[1]), (int(f[11]) + int(f[12])) / tick)  # fields 4, 14, 15 of stat(5)
+    return out
+
+
+def _cpu_s(pid: int, leave_out: Optional[int] = None) -> float:
+    """CPU seconds used so far by `pid` and its descendants, without the subtree of `leave_out`."""
+    procs = _processes()
+
+    def counts(q: int) -> bool:
+        while q in procs:
+            if q == leave_out:
+                return False
+            if q == pid:
+                return True
+            q = procs[q][0]
+        return False
+
+    return sum(c for q, (_, c) in procs.items() if counts(q))
+
+
+@contextmanager
+def _server(log: Path):
+    """`streamlit run app.py` on a free loopback port; yields (process, base URL, seconds until /_stcore/health)."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1", "--server.port",
+           str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
+           "--server.fileWatcherType", "none"]
+    with open(log, "wb") as out:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)), stdout=out,
+                                stderr=subprocess.STDOUT)
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"streamlit exited with {proc.returncode}; see {log}")
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
+                    break
+            except OSError:
+                time.sleep(0.2)
+            if time.perf_counter() - t0 > 120:
+                raise RuntimeError("streamlit did not answer /_stcore/health in 120 s")
+        yield proc, url, time.perf_counter() - t0
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _wait_idle(page) -> None:
+    page.wait_for_selector(CHART, timeout=120_000)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=120_000)
+
+
+def bench_browser(log_dir: Path, runs: int) -> dict:
+    """`runs` fresh servers, each opened once in Chromium: seconds from navigation to the first chart (and the
+    CPU the server and the browser used meanwhile). The last server then opens every variant, for memory."""
+    from playwright.sync_api import sync_playwright
+
+    from model.checkpoints import VARIANTS
+
+    first = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            for i in range(runs):
+                with _server(log_dir / f"streamlit{i}.log") as (proc, url, started):
+                    page = browser.new_page(viewport={"width": 1400, "height": 900})
+                    me = os.getpid()
+                    server0, browser0 = _cpu_s(proc.pid), _cpu_s(me, leave_out=proc.pid) - time.process_time()
+                    t = time.perf_counter()
+                    page.goto(url + "/")
+                    page.wait_for_selector(CHART, timeout=120_000)
+                    first.append({"first_chart_s": time.perf_counter() - t, "server_start_s": started,
+                                  "server_cpu_s": _cpu_s(proc.pid) - server0,
+                                  "browser_cpu_s": _cpu_s(me, leave_out=proc.pid) - time.process_time() - browser0})
+                    if i < runs - 1:
+                        page.close()
+                        continue
+                    _wait_idle(page)
+                    rss_first = _peak_rss_mib(proc.pid)
+                    for v in VARIANTS:  # the home page loads the variant and traces the default prompt
+                        page.goto(f"{url}/?variant={v}")
+                        _wait_idle(page)
+                    rss_all = _peak_rss_mib(proc.pid)
+        finally:
+            browser.close()
+    med = lambda k: _median([r[k] for r in first])  # noqa: E731
+    return {"first_chart_s": med("first_chart_s"), "first_chart_runs_s": [round(r["first_chart_s"], 2) for r in first],
+            "first_chart_server_cpu_s": med("server_cpu_s"), "first_chart_browser_cpu_s": med("browser_cpu_s"),
+            "server_start_s": med("server_start_s"), "rss_after_first_chart_mib": rss_first.get("VmRSS"),
+            "peak_rss_all_variants_mib": rss_all.get("VmHWM"), "rss_all_variants_mib": rss_all.get("VmRSS"),
+            "variants_loaded": len(VARIANTS)}
+
+
+def bench_memory_in_process() -> dict:
+    """Without a browser: peak RSS of a fresh Python process that imports the app's code and loads every variant."""
+    code = ("import app_shared, resource\n"
+            "from model.checkpoints import VARIANTS\n"
+            "for v in VARIANTS: app_shared.trace_prompt(v, tuple(app_shared.tokenize_prompt("
+            "app_shared.DEFAULT_PROMPT, 256).ids))\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                       env=dict(os.environ, PYTHONPATH=str(REPO)))
+    return {"peak_rss_all_variants_mib": float(r.stdout.strip().splitlines()[-1]) if r.returncode == 0 else None,
+            "peak_rss_note": "no browser: a plain Python process that loaded every variant, not the server"}
+
+
+# --------------------------------------------------------------------------------------------------------
+
+
+def run(repeats: int, browser: bool, first_chart_runs: int) -> dict:
+    import streamlit.logger
+
+    streamlit.logger.set_log_level("error")  # AppTest's "missing ScriptRunContext" chatter
+    import app_shared  # noqa: F401  (the app's torch settings: one thread per forward)
+    import torch
+
+    out: dict = {"load_average_at_start": list(os.getloadavg()), "cpu_count": os.cpu_count(),
+                 "torch_threads": torch.get_num_threads(), "repeats": repeats}
+    model, trained = default_model()
+    out["model"] = "gqa-rope" + ("" if trained else " (untrained: seeded random weights)")
+    for T in (64, 256):
+        out.update(bench_trace(model, T, max(repeats, 5)))
+    out.update(bench_decode(model, 256, max(repeats, 5)))
+
+    if browser and os.path.exists(CHROMIUM):
+        with tempfile.TemporaryDirectory() as d:
+            out.update(bench_browser(Path(d), first_chart_runs))
+    else:
+        out["first_chart_s"] = None
+        out["first_chart_note"] = f"not measured: {'--no-browser' if not browser else CHROMIUM + ' is missing'}"
+        out.update(bench_memory_in_process())
+
+    pages = [bench_page(p, repeats) for p in app_pages()]
+    slowest = max(pages, key=lambda r: r["rerun_median_s"])
+    out.update(page_rerun_median_s=slowest["rerun_median_s"], page_rerun_slowest=slowest["page"], pages=pages)
+    out["load_average_at_end"] = list(os.getloadavg())
+    return out
+
+
+def _verdict(key: str, value) -> str:
+    if key not in GOALS or value is None:
+        return ""
+    op, goal = GOALS[key]
+    ok = {"<=": value <= goal, ">=": value >= goal, "<": value < goal}[op]
+    return f"goal {op} {goal:g}: {'ok' if ok else 'MISSED'}"
+
+
+def print_table(r: dict) -> None:
+    print(f"model {r['model']} · {r['cpu_count']} CPUs · torch threads {r['torch_threads']} · "
+          f"load average {r['load_average_at_start'][0]:.1f} at start, {r['load_average_at_end'][0]:.1f} at end")
+    rows = [
+        ("traced / untraced forward, 64 tokens", "traced_over_untraced_64", "{:.2f}×"),
+        ("traced / untraced forward, 256 tokens", "traced_over_untraced_256", "{:.2f}×"),
+        ("full recompute / cached decode step, T = 256", "recompute_over_cached_256", "{:.1f}×"),
+        (f"page rerun after a widget change, slowest median ({r['page_rerun_slowest']})", "page_rerun_median_s",
+         "{:.2f} s"),
+        ("first chart in Chromium on a fresh server (navigation -> chart)", "first_chart_s", "{:.2f} s"),
+        ("peak RSS with every variant loaded", "peak_rss_all_variants_mib", "{:.0f} MiB"),
+    ]
+    for label, key, fmt in rows:
+        v = r.get(key)
+        print(f"  {label:<78} {fmt.format(v) if v is not None else 'n/a':>10}   {_verdict(key, v)}")
+    print(f"  (untraced forward {r['untraced_256_s'] * 1e3:.1f} ms, traced {r['traced_256_s'] * 1e3:.1f} ms at 256 "
+          f"tokens; cached step {r['cached_step_256_s'] * 1e3:.2f} ms, recompute {r['recompute_256_s'] * 1e3:.1f} ms)")
+    if r.get("first_chart_server_cpu_s") is not None:
+        print(f"  (first chart, median of {len(r['first_chart_runs_s'])} fresh servers {r['first_chart_runs_s']}: "
+              f"the server used {r['first_chart_server_cpu_s']:.2f} s of CPU and Chromium "
+              f"{r['first_chart_browser_cpu_s']:.2f} s meanwhile; each server answered its health check "
+              f"{r['server_start_s']:.2f} s after launch)")
+    print("  page reruns (median wall s / CPU s; first run s):")
+    for p in r["pages"]:
+        print(f"    {Path(p['page']).stem:<14} {p['rerun_median_s']:6.2f} / {p['rerun_median_cpu_s']:5.2f}; "
+              f"first {p['first_run_s']:5.2f}   [{p['change']}]" + ("  EXCEPTION" if p["exception"] else ""))
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    ap = argparse.ArgumentParser(description="Benchmark the app on this machine (see the module docstring).")
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--repeats", type=int, default=5, help="repeats per figure (medians are reported)")
+    ap.add_argument("--no-browser", action="store_true", help="skip the Chromium first-chart measurement")
+    ap.add_argument("--first-chart-runs", type=int, default=3, help="fresh servers timed (the median is reported)")
+    a = ap.parse_args(argv)
+    if a.repeats < 1 or a.first_chart_runs < 1:
+        ap.error("--repeats and --first-chart-runs must be >= 1")
+    r = run(a.repeats, browser=not a.no_browser, first_chart_runs=a.first_chart_runs)
+    if a.json:
+        print(json.dumps(r, indent=1))
+    else:
+        print_table(r)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

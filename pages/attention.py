@@ -1,0 +1,145 @@
+"""Attention: every layer × head at once, one head zoomed beside its raw scores, the heads' role scores, and
+(for GQA/MQA) which query heads share each K/V head."""
+
+import numpy as np
+import streamlit as st
+
+from app_shared import (
+    current_prompt, current_variant, download_csv, download_json, load_model, prompt_notices, sync_url,
+    trace_prompt, trained_notice, url_choice, url_int,
+)
+from model.analysis import ROLE_HELP, ROLES, kv_groups, repeated_random_ids, role_scores
+from viz.attention import attention_grid, head_zoom, kv_sharing_figure, role_heatmap
+
+GRID_MAX_TOKENS = 48  # the overview draws L×H panels; past this many tokens each cell is under a pixel
+INDUCTION_PERIOD = 24  # length of the random block that is repeated to measure induction
+
+
+@st.cache_resource(show_spinner="Running the model on a repeated random sequence…", max_entries=8)
+def induction_patterns(variant: str) -> list[np.ndarray]:
+    """Attention patterns of the model on [r; r], r = INDUCTION_PERIOD random tokens (same r every time)."""
+    from model.trace import run_with_trace
+
+    model = load_model(variant)
+    ids = repeated_random_ids(INDUCTION_PERIOD, model.cfg.vocab_size, seed=0)
+    tr = run_with_trace(model, ids, names=lambda n: n.endswith("attn.hook_pattern"))
+    return [tr[f"blocks.{l}.attn.hook_pattern"] for l in range(model.cfg.n_layers)]
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def head_roles(variant: str, ids: tuple[int, ...]) -> dict:
+    tr = trace_prompt(variant, ids)
+    L = load_model(variant).cfg.n_layers
+    patterns = [tr[f"blocks.{l}.attn.hook_pattern"] for l in range(L)]
+    return role_scores(patterns, induction_patterns(variant), INDUCTION_PERIOD)
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def grid_figure(variant: str, ids: tuple[int, ...], role: str, sort: bool):
+    """The L×H overview. Shared and cached (st.plotly_chart only reads a figure): its 24 subplots cost ~0.15 s
+    of Plotly validation, which a rerun for the zoom's layer or head should not pay again."""
+    cfg = load_model(variant).cfg
+    tr = trace_prompt(variant, ids)
+    n = min(len(ids), GRID_MAX_TOKENS)
+    patterns = [tr[f"blocks.{l}.attn.hook_pattern"][:, :n, :n] for l in range(cfg.n_layers)]
+    masked = ~np.isfinite(tr["blocks.0.attn.hook_scores"][0, :n, :n])
+    kv_of_head = [j for j, g in enumerate(kv_groups(cfg.n_heads, cfg.n_kv_heads)) for _ in g]
+    return attention_grid(patterns, masked, head_roles(variant, ids)[role], role, sort,
+                          kv_of_head if cfg.n_kv_heads < cfg.n_heads else None)
+
+
+variant = current_variant()
+cfg = load_model(variant).cfg
+prompt = current_prompt()
+
+st.title("Attention")
+st.markdown(
+    "Each head compares the current token's **query** with every earlier token's **key** (a dot product, "
+    "scaled by 1/√d), masks the future, and turns each row into weights with a softmax. The weights — the "
+    "*pattern* — say how much of each earlier token's **value** the head copies into this position."
+)
+trained_notice(variant)
+if not prompt_notices(prompt):
+    st.stop()
+
+tr = trace_prompt(variant, prompt.ids)
+T, L, H = len(prompt.ids), cfg.n_layers, cfg.n_heads
+labels = list(prompt.labels)
+groups = kv_groups(cfg.n_heads, cfg.n_kv_heads)
+kv_of_head = [j for j, g in enumerate(groups) for _ in g]
+shared_kv = cfg.n_kv_heads < cfg.n_heads
+roles = head_roles(variant, prompt.ids)
+
+# ---- every head at once -----------------------------------------------------------------------------
+st.subheader("Every layer × head")
+c1, c2 = st.columns([2, 1])
+with c1:
+    url_choice("att_role", list(ROLES), "previous-token")
+    role = st.selectbox("Colour and label the heads by", list(ROLES), key="att_role",
+                        help="Scores are means of attention weights, from 0 (never) to 1 (always).")
+with c2:
+    url_choice("att_sort", [False, True], False)
+    sort = st.toggle("Sort each layer's heads by this score", key="att_sort")
+st.caption(f":material/help: **{role}**: {ROLE_HELP[role]}.")
+
+n_grid = min(T, GRID_MAX_TOKENS)
+st.plotly_chart(grid_figure(variant, prompt.ids, role, sort), width="stretch", key="att_grid")
+if n_grid < T:
+    st.caption(f"The overview shows the first {n_grid} of {T} tokens; the zoom below shows them all.")
+st.caption("Query position runs down, key position across; grey is the causal mask (a token cannot read "
+           "the future).")
+
+with st.expander("All four role scores", icon=":material/table:"):
+    st.plotly_chart(role_heatmap(roles[role], role, kv_of_head if shared_kv else None), width="stretch",
+                    key="att_roles")
+    st.caption(f"Induction is measured on {INDUCTION_PERIOD} random tokens repeated twice, not on your prompt: "
+               "in the second copy, the next token can only be predicted by finding the earlier copy.")
+    rows = [{"layer": l, "head": h, "kv_head": kv_of_head[h], **{r: float(roles[r][l, h]) for r in ROLES}}
+            for l in range(L) for h in range(H)]
+    st.dataframe(rows, hide_index=True, column_config={r: st.column_config.NumberColumn(format="%.3f") for r in ROLES})
+
+# ---- one head zoomed --------------------------------------------------------------------------------
+st.subheader("One head, zoomed")
+# Open on the head that scores highest on the chosen role, rather than on an arbitrary layer 0, head 0.
+best_l, best_h = (int(i) for i in np.unravel_index(np.argmax(np.nan_to_num(roles[role], nan=-1.0)), (L, H)))
+c1, c2 = st.columns(2)
+with c1:
+    url_int("att_layer", best_l, 0, L - 1)
+    layer = st.selectbox("Layer", list(range(L)), key="att_layer", format_func=lambda l: f"layer {l}")
+with c2:
+    url_int("att_head", best_h, 0, H - 1)
+    head = st.selectbox("Head", list(range(H)), key="att_head", format_func=lambda h: f"head {h}"
+                        + (f" (reads K/V head {kv_of_head[h]})" if shared_kv else ""))
+sync_url("att_role", "att_sort", "att_layer", "att_head")
+
+pattern = tr[f"blocks.{layer}.attn.hook_pattern"][head]  # (T, T)
+scores = tr[f"blocks.{layer}.attn.hook_scores"][head]  # (T, T), -inf where masked
+st.plotly_chart(head_zoom(pattern, scores, labels, f"layer {layer}, head {head}"), width="stretch", key="att_zoom")
+bias_note = " They already include ALiBi's distance penalty (−slope × distance)." if cfg.pos_encoding == "alibi" else ""
+st.caption("Scores are q·k/√d before the softmax; masked cells are −∞ there and exactly 0 after it, shown "
+           f"grey.{bias_note} " + "  ·  ".join(f"{r}: {roles[r][layer, head]:.2f}" for r in ROLES))
+
+# ---- GQA / MQA sharing ------------------------------------------------------------------------------
+if shared_kv:
+    st.subheader(f"{cfg.attention_kind}: query heads sharing K/V heads")
+    st.plotly_chart(kv_sharing_figure(groups), width="stretch", key="att_kv")
+    st.markdown(
+        f"This model has **{cfg.n_heads} query heads** but only **{cfg.n_kv_heads} key/value head"
+        f"{'s' if cfg.n_kv_heads > 1 else ''}**: each K/V head serves {cfg.group_size} query heads, so the KV "
+        f"cache is {cfg.n_heads // cfg.n_kv_heads}× smaller than with one K/V head per query head (MHA). "
+        "Heads that share keys can still attend differently, because their queries differ."
+    )
+else:
+    st.caption(f"{cfg.attention_kind}: every query head has its own key/value head.")
+
+# ---- downloads --------------------------------------------------------------------------------------
+c1, c2 = st.columns(2)
+with c1:
+    download_json(
+        {"variant": variant, "tokens": labels, "ids": list(prompt.ids), "layer": layer, "head": head,
+         "pattern": pattern, "scores": scores, "role_scores": roles, "kv_groups": groups,
+         "induction_period": INDUCTION_PERIOD},
+        f"attention_{variant}_L{layer}H{head}.json", "Download this head and all role scores (JSON)",
+    )
+with c2:
+    download_csv(rows, f"head_roles_{variant}.csv", "Download role scores (CSV)")

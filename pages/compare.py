@@ -1,0 +1,347 @@
+"""Compare variants: MHA vs GQA vs MQA, and five positional encodings, on models trained alike.
+
+Opens instantly from the committed `results/evaluation.json` (made by `python -m model.evaluate`); a button
+re-runs the quick evaluation here. Training curves come from each checkpoint's `train_log.json`. The live
+parts (attention side by side, every variant's next-token guess) run the sidebar's prompt through each
+trained variant via the shared cached traces. Thin: numbers from `model/evaluate.py`, figures from
+`viz/compare.py`.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from app_shared import (cached_figure, current_prompt, download_csv, download_json, is_trained, load_model, prompt_notices,
+                        sync_url, trace_prompt, url_int)
+from model import rope_probe
+from model.analysis import softmax, top_k
+from model.checkpoints import VARIANT_BLURBS, VARIANTS, available_variants, variant_config, variant_dir
+from model.evaluate import QUICK, RESULTS_PATH, evaluate_shipped, read_attention_variants, read_positions
+from model.tokenizer import token_label
+from viz.compare import (attended_distance_figure, attention_side_by_side, kv_sharing_compare, last_token_attention,
+                         loss_bars, loss_by_position_figure, next_token_bars, position_signals_figure, training_curves)
+
+ATTENTION = ["mha-rope", "gqa-rope", "mqa-rope"]
+POSITIONS = ["gqa-rope", "gqa-sinusoidal", "gqa-learned", "gqa-alibi", "gqa-none"]
+TABS = ["Attention variants", "Positional encodings"]
+GRID_MAX_TOKENS = 48  # attention grids side by side: past this many tokens a cell is under a pixel
+TOP_K = 8
+CONTEXT = variant_config("gqa-rope").max_seq_len
+PLOT_CONFIG = {"displaylogo": False}
+
+
+# --------------------------------------------------------------------------------------------------------
+# Cached data (the file's mtime is part of each key, so a fresh evaluation or checkpoint is picked up)
+# --------------------------------------------------------------------------------------------------------
+
+
+def _mtime(p: Path) -> float:
+    return p.stat().st_mtime if p.is_file() else 0.0
+
+
+@st.cache_data(show_spinner=False)
+def committed_results(path: str, mtime: float) -> dict | None:
+    p = Path(path)
+    return json.loads(p.read_text()) if p.is_file() else None
+
+
+@st.cache_data(show_spinner=False)
+def train_curve(variant: str, mtime: float) -> dict | None:
+    p = variant_dir(variant) / "train_log.json"
+    if not p.is_file():
+        return None
+    log = json.loads(p.read_text())
+    return {"train_loss": log.get("train_loss", []), "val": log.get("val", []), "heldout": log.get("heldout"),
+            "elapsed_s": log.get("elapsed_s"), "command": log.get("command", "")}
+
+
+@st.cache_data(show_spinner=False)
+def position_signals(trained_learned: bool) -> dict:
+    cfg = variant_config("gqa-rope")
+    n = cfg.max_seq_len
+    sin = rope_probe.absolute_position_table(load_model("gqa-sinusoidal"))
+    learned = rope_probe.absolute_position_table(load_model("gqa-learned")) if trained_learned else None
+    return {"rope": rope_probe.angle_table(n, cfg.head_dim, cfg.rope_theta), "sinusoidal": sin, "learned": learned,
+            "alibi": rope_probe.alibi_head_slopes(cfg.n_heads)}
+
+
+def curves(names: list[str]) -> dict:
+    out = {}
+    for n in names:
+        c = train_curve(n, _mtime(variant_dir(n) / "train_log.json"))
+        if c is not None:
+            out[n] = c
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------
+# The page
+# --------------------------------------------------------------------------------------------------------
+
+st.title("Compare variants")
+st.markdown(
+    "Seven models trained alike — same Shakespeare text in the same order, same size budget, steps and seed — "
+    "that differ in one thing: how many **K/V heads** attention has (MHA / GQA / MQA), or how **position** "
+    "gets in (RoPE, sinusoidal, learned, ALiBi, none). Every number here was measured on held-out text "
+    "(three whole plays none of them trained on)."
+)
+
+trained = available_variants()
+missing = [v for v in VARIANTS if v not in trained]
+if missing:
+    st.warning(f"No checkpoint in this checkout for **{', '.join(missing)}**: their training curves and live "
+               "views are left out; the measured numbers below still show what the committed evaluation found.",
+               icon=":material/warning:")
+
+committed = committed_results(str(RESULTS_PATH), _mtime(RESULTS_PATH))
+res = st.session_state.get("cmp_quick") or committed
+
+c1, c2 = st.columns([3, 1], vertical_alignment="center")
+with c2:
+    rerun = st.button("Re-run the quick evaluation", icon=":material/refresh:", disabled=not trained, key="cmp_rerun",
+                      help="A few windows of everything, on this machine, now (tens of seconds). Noisier than "
+                           "the committed full run; it does not overwrite it.")
+    if st.session_state.get("cmp_quick") and st.button("Back to the committed full run", icon=":material/undo:",
+                                                        key="cmp_back"):
+        del st.session_state["cmp_quick"]
+        res = committed
+if rerun:
+    bar = st.progress(0.0, "starting…")
+    res = evaluate_shipped(settings=QUICK, progress=lambda f, t: bar.progress(min(1.0, f), t),
+                           command="quick re-run from the compare page", quick=True)
+    st.session_state["cmp_quick"] = res
+    st.rerun()  # draw the page again from the new numbers, with the way back offered
+with c1:
+    if res is None:
+        st.info("No evaluation result yet (`results/evaluation.json`). Run `python -m model.evaluate`, or "
+                "re-run the quick one here.", icon=":material/info:")
+    else:
+        kind = "a **quick** run (few windows: noisy)" if res.get("quick") else "the full run"
+        st.caption(f":material/science: Showing {kind} from {res['date'][:16].replace('T', ' ')} UTC: "
+                   f"`{res.get('command', '')}` · torch {res['torch']} · {res['cpu']}, {res['threads']} thread · "
+                   f"{res['data']['tokens']:,} held-out tokens · took {res['elapsed_s']:.0f} s.")
+
+R = (res or {}).get("variants", {})
+baselines = (res or {}).get("baselines", {})
+prompt = current_prompt()
+has_prompt = prompt_notices(prompt)  # shown once, here; False when the prompt is empty
+live = [v for v in VARIANTS if v in trained] or list(VARIANTS)  # untrained weights only when nothing is trained
+
+
+def summary_rows(names: list[str]) -> list[dict]:
+    rows = []
+    for n in names:
+        if n not in R:
+            continue
+        r = R[n]
+        sp = r["decode"]["tokens_per_s"]
+        rows.append({"variant": n, "attention": f"{r['attention_kind']} ({r['n_heads']}/{r['n_kv_heads']})",
+                     "positions": r["pos_encoding"], "held-out nats/token": r["heldout"]["nats_per_token"],
+                     "perplexity": r["heldout"]["perplexity"], "bits/char": r["heldout"]["bits_per_char"],
+                     "KV bytes/token (fp32)": r["kv_bytes_per_token"], "parameters": r["params"],
+                     "decode tok/s (median)": sp["median"],
+                     "decode tok/s (min–max)": f"{sp['min']:.0f}–{sp['max']:.0f}"})
+    return rows
+
+
+def summary_table(names: list[str]) -> None:
+    rows = summary_rows(names)
+    if not rows:
+        st.info("None of these variants is in the evaluation result.")
+        return
+    st.dataframe(rows, hide_index=True, column_config={
+        "held-out nats/token": st.column_config.NumberColumn(format="%.4f"),
+        "bits/char": st.column_config.NumberColumn(format="%.4f"),
+        "parameters": st.column_config.NumberColumn(format="localized"),
+        "KV bytes/token (fp32)": st.column_config.NumberColumn(format="localized"),
+    })
+    b = ", ".join(f"{k} {v['nats_per_token']:.2f} nats/token ({v['bits_per_char']:.2f} bits/char, {v['smoothing']})"
+                  for k, v in baselines.items())
+    st.caption("Speed: greedy cached decoding of "
+               f"{R[rows[0]['variant']]['decode']['new_tokens']} tokens after a "
+               f"{R[rows[0]['variant']]['decode']['prompt_tokens']}-token prompt, one thread, "
+               f"{len(R[rows[0]['variant']]['decode']['runs'])} runs; the CPU is shared, so treat small "
+               f"differences as noise. Count-based baselines on the same text: {b}.")
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def curves_figure(names: tuple[str, ...], mtimes: tuple[float, ...]):
+    """Shared and cached like app_shared.cached_figure, but keyed by the logs' mtimes: hashing the curves
+    themselves (thousands of floats) costs more than drawing them."""
+    return training_curves(curves(list(names)))
+
+
+def training_section(names: list[str], key: str) -> None:
+    cs = curves(names)
+    if not cs:
+        st.info("No training logs in this checkout.")
+        return
+    st.plotly_chart(curves_figure(tuple(cs), tuple(_mtime(variant_dir(n) / "train_log.json") for n in cs)),
+                    key=key, config=PLOT_CONFIG)
+    st.caption("Lines: training loss, a 50-step moving average of each step's batch. Diamonds: held-out loss "
+               "at each evaluation (a 256-window sample during training; the final number in the table uses the "
+               "whole held-out split). Same data order and seed for every variant.")
+
+
+def grids_section(names: list[str], key: str) -> None:
+    if not has_prompt:
+        st.info("Type a prompt in the sidebar to see the patterns.", icon=":material/edit_note:")
+        return
+    show = [n for n in names if n in live]
+    if not show:
+        st.info("None of these variants has a checkpoint in this checkout.", icon=":material/info:")
+        return
+    L = variant_config(show[0]).n_layers
+    url_int(key, L - 1, 0, L - 1)
+    layer = st.selectbox("Layer", list(range(L)), key=key, format_func=lambda l: f"layer {l}")
+    n = min(len(prompt.ids), GRID_MAX_TOKENS)
+    ids = prompt.ids[:n]
+    pats = {v: trace_prompt(v, ids)[f"blocks.{layer}.attn.hook_pattern"] for v in show}
+    st.plotly_chart(cached_figure(attention_side_by_side, pats, list(prompt.labels[:n]), layer), key=f"{key}_fig",
+                    config=PLOT_CONFIG)
+    cut = f" (the first {n} of {len(prompt.ids)} tokens)" if n < len(prompt.ids) else ""
+    st.caption(f"Your prompt{cut}, layer {layer}: one row per variant, one column per query head; query down, key "
+               "across, grey = masked future. Hover a cell for the two tokens."
+               + ("" if all(is_trained(v) for v in show) else " Untrained variants show random weights."))
+
+
+def reading(lines: list[str]) -> None:
+    st.markdown("\n".join(f"- {l}" for l in lines))
+
+
+tab_attn, tab_pos = st.tabs(TABS, key="cmp_tab", bind="query-params")
+
+# ---- Attention variants ------------------------------------------------------------------------------
+with tab_attn:
+    st.markdown(
+        "**Multi-head** attention gives each of the 6 query heads its own key and value head; **grouped-query** "
+        "(GQA) lets groups of query heads share one K/V head (here 3 per group, 2 K/V heads); **multi-query** "
+        "(MQA) shares a single K/V head among all six. Fewer K/V heads = a smaller KV cache per token. "
+        "All three use RoPE."
+    )
+    st.subheader("Training curves", anchor=False)
+    training_section(ATTENTION, "cmp_curves_attn")
+    st.subheader("Quality, memory, size, speed", anchor=False)
+    summary_table(ATTENTION)
+    names = [n for n in ATTENTION if n in R]
+    if names:
+        st.plotly_chart(cached_figure(loss_bars, names, [R[n]["heldout"]["bits_per_char"] for n in names],
+                                      {k: v["bits_per_char"] for k, v in baselines.items()}),
+                        key="cmp_bars_attn", config=PLOT_CONFIG)
+    st.subheader("Which query heads read which K/V head", anchor=False)
+    st.plotly_chart(cached_figure(kv_sharing_compare, {n: (variant_config(n).n_heads, variant_config(n).n_kv_heads)
+                                                       for n in ATTENTION}), key="cmp_kv", config=PLOT_CONFIG)
+    st.caption("Query head h reads K/V head h // (n_heads / n_kv_heads) — Llama's `repeat_kv` order. The cache "
+               "stores only the K/V heads, so MHA's is 3× GQA's and 6× MQA's.")
+    st.subheader("The same prompt, side by side", anchor=False)
+    grids_section(ATTENTION, "cmp_layer_attn")
+    st.subheader("What our numbers show", anchor=False)
+    if R:
+        reading(read_attention_variants(res))
+    else:
+        st.info("Run the evaluation to fill this in.")
+
+# ---- Positional encodings ----------------------------------------------------------------------------
+with tab_pos:
+    st.markdown(
+        "Attention itself ignores order: shuffle the keys and each output stays the same. Position has to be put "
+        "in. **RoPE** rotates q and k by an angle proportional to the position; **sinusoidal** and **learned** "
+        "add a position vector to the input; **ALiBi** subtracts a per-head penalty proportional to distance from "
+        "the scores; **none** adds nothing — only the causal mask is left. All five use GQA."
+    )
+    st.subheader("Training curves", anchor=False)
+    training_section(POSITIONS, "cmp_curves_pos")
+    st.subheader("Quality, memory, size, speed", anchor=False)
+    summary_table(POSITIONS)
+    st.subheader(f"Loss by position, out to {4 * CONTEXT} tokens", anchor=False)
+    series = {n: {"x": R[n]["loss_by_position"]["bucket_centre"], "y": R[n]["loss_by_position"]["bucket_mean"],
+                  "end": R[n]["loss_by_position"]["evaluated"], "note": R[n]["loss_by_position"]["note"]}
+              for n in POSITIONS if n in R}
+    if series:
+        x_max = max(R[n]["loss_by_position"]["requested"] for n in series)
+        st.plotly_chart(cached_figure(loss_by_position_figure, series, CONTEXT, x_max), key="cmp_by_pos",
+                        config=PLOT_CONFIG)
+        any_r = R[next(iter(series))]["loss_by_position"]
+        st.caption(f"Each point: the mean loss over {any_r['bucket']} consecutive positions of {any_r['windows']} "
+                   f"held-out windows of {any_r['requested']} tokens. Every model was trained on windows of "
+                   f"{CONTEXT}: right of the dotted line, each one meets positions it never saw — the "
+                   "extrapolation test of the ALiBi paper (Press et al. 2022), on our own models. Early positions "
+                   "are high for all of them: with few tokens of context there is little to go on.")
+    st.subheader("How far back the heads look", anchor=False)
+    stats = {n: np.array(R[n]["attention"]["mean_distance"]) for n in POSITIONS if n in R}
+    if stats:
+        a0 = R[next(iter(stats))]["attention"]
+        st.plotly_chart(cached_figure(attended_distance_figure, stats, a0["uniform"]["mean_distance"]), key="cmp_dist",
+                        config=PLOT_CONFIG)
+        st.caption(f"Mean attended distance Σₖ pattern·(q − k), averaged over queries of {a0['windows']} held-out "
+                   f"windows of {a0['seq_len']} tokens: big dots are each layer's mean over heads, small dots single "
+                   "heads. The dashed line is what attention spread evenly over the context would give.")
+        with st.expander("Entropy and first-token share, per head", icon=":material/table:"):
+            rows = [{"variant": n, "layer": l, "head": h,
+                     "mean distance": R[n]["attention"]["mean_distance"][l][h],
+                     "entropy (nats)": R[n]["attention"]["entropy"][l][h],
+                     "first-token share": R[n]["attention"]["first_token"][l][h]}
+                    for n in list(stats) + [m for m in ATTENTION if m in R and m not in stats]
+                    for l in range(len(R[n]["attention"]["mean_distance"]))
+                    for h in range(len(R[n]["attention"]["mean_distance"][0]))]
+            st.dataframe(rows, hide_index=True, height=300)
+            st.caption("Entropy 0 = one key only; spread evenly it would average "
+                       f"{a0['uniform']['entropy']:.2f} nats. The first-token share is the attention parked on the "
+                       "window's first token — an 'attention sink' when large.")
+            download_csv(rows, "attention_stats.csv", "Download attention statistics (CSV)")
+    st.subheader("The position signal each one uses", anchor=False)
+    sig = position_signals(is_trained("gqa-learned"))
+    st.plotly_chart(cached_figure(position_signals_figure, sig["rope"], sig["sinusoidal"], sig["learned"], sig["alibi"]),
+                    key="cmp_signals", config=PLOT_CONFIG)
+    st.caption(f"Positions 0–{CONTEXT - 1}. RoPE's fast pairs (left columns) wrap many times, its slow pairs barely "
+               "turn; the sinusoidal table uses the same kind of spectrum but is added to the input; the learned "
+               f"table is whatever training made of its {CONTEXT} rows (and has no row {CONTEXT}); ALiBi's bias "
+               "falls linearly with distance, steeply for some heads and gently for others (each panel on its own "
+               "colour scale: see the titles for how far each falls); 'none' adds nothing.")
+    st.page_link("pages/rope.py", label="RoPE's rotations on the model's own q and k", icon=":material/360:")
+    st.subheader("The same prompt, side by side", anchor=False)
+    grids_section(POSITIONS, "cmp_layer_pos")
+    st.subheader("What our numbers show", anchor=False)
+    if R:
+        reading(read_positions(res, CONTEXT))
+    else:
+        st.info("Run the evaluation to fill this in.")
+sync_url("cmp_layer_attn", "cmp_layer_pos")
+
+# ---- Live: the prompt through every variant ----------------------------------------------------------
+st.divider()
+st.subheader("Your prompt, every variant: what comes next?", anchor=False)
+if has_prompt:
+    last = prompt.labels[-1]
+    dists, rows_attn = {}, {}
+    n_keys = min(len(prompt.ids), GRID_MAX_TOKENS)
+    for v in live:
+        tr = trace_prompt(v, prompt.ids)
+        idx, p = top_k(softmax(tr.logits[-1].astype(np.float64)), TOP_K)
+        dists[v] = ([token_label(int(i)) for i in idx], p.tolist())
+        L = variant_config(v).n_layers
+        rows_attn[v] = np.concatenate([tr[f"blocks.{l}.attn.hook_pattern"][:, -1, -n_keys:] for l in range(L)])
+    st.plotly_chart(cached_figure(next_token_bars, dists), key="cmp_next", config=PLOT_CONFIG)
+    st.caption(f"The {TOP_K} most likely next tokens after “{last}” for each variant (␣ = space, ↵ = newline).")
+    st.plotly_chart(cached_figure(last_token_attention, rows_attn, list(prompt.labels[-n_keys:]),
+                                  variant_config(live[0]).n_layers),
+                    key="cmp_last_attn", config=PLOT_CONFIG)
+    st.caption(f"What the last token attends to in every layer (rows, top to bottom) and head, over the last "
+               f"{n_keys} tokens (columns, oldest left). This is the row each variant's prediction is built from.")
+    if not all(is_trained(v) for v in live):
+        st.caption("No variant is trained in this checkout: these are random weights.")
+
+# ---- Downloads ---------------------------------------------------------------------------------------
+if res is not None:
+    c1, c2, c3 = st.columns(3)
+    with c1:
+        download_json(res, "evaluation.json", "Download the evaluation (JSON)")
+    with c2:
+        download_csv(summary_rows(list(VARIANTS)), "compare_summary.csv", "Download the summary table (CSV)")
+    with c3:
+        pos_rows = [{"position": p + 1, **{n: (R[n]["loss_by_position"]["mean"][p]
+                                              if p < len(R[n]["loss_by_position"]["mean"]) else None) for n in R}}
+                    for p in range(max(len(r["loss_by_position"]["mean"]) for r in R.values()))] if R else []
+        download_csv(pos_rows, "loss_by_position.csv", "Download loss by position (CSV)")

@@ -1,0 +1,142 @@
+"""Embeddings: the vector each prompt token starts as, its length, where it sits in a 2-D map of the whole
+vocabulary and which tokens are its nearest neighbours; then how position gets in — a table of position
+vectors for the absolute variants, or a plain statement of where it enters instead."""
+
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from app_shared import (
+    current_prompt, current_variant, download_csv, download_json, load_model, prompt_notices, sync_url,
+    trace_prompt, trained_notice, url_int,
+)
+from model.analysis import cosine_matrix, nearest_neighbours, pca
+from model.tokenizer import token_label
+from viz.embeddings import embedding_heatmap, norms_bar, position_heatmap, similarity_heatmap, vocab_map
+
+N_NEIGHBOURS = 10
+
+
+@st.cache_data(show_spinner="Projecting the vocabulary…", max_entries=8)
+def vocabulary(variant: str) -> dict:
+    """The embedding matrix, its 2-D PCA and every token's label and norm (shared by every prompt)."""
+    E = load_model(variant).tok_embed.weight.detach().numpy()  # (V, d)
+    coords, explained = pca(E, 2)
+    return dict(E=E, coords=coords, explained=explained, norms=np.linalg.norm(E, axis=1),
+                labels=[token_label(i) for i in range(E.shape[0])])
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def position_table(variant: str) -> np.ndarray:
+    """The vector added at each position 0 .. max_seq_len-1 (learned: the trained table; sinusoidal: the formula)."""
+    model = load_model(variant)
+    if model.cfg.pos_encoding == "learned":
+        return model.pos_embed.weight.detach().numpy()  # (N, d)
+    import torch
+
+    from model.model import sinusoidal_table
+
+    return sinusoidal_table(torch.arange(model.cfg.max_seq_len), model.cfg.d_model).numpy()  # (N, d)
+
+
+variant = current_variant()
+cfg = load_model(variant).cfg
+prompt = current_prompt()
+
+st.title("Embeddings: tokens become vectors")
+st.markdown(
+    f"The first layer is a lookup table: row *id* of a {cfg.vocab_size} × {cfg.d_model} matrix is the vector "
+    "token *id* starts as. Training moves rows around so that tokens used alike end up close. "
+    "This model ties the table to its output: the same matrix, transposed, turns the last vector back into "
+    "scores over the vocabulary."
+)
+trained_notice(variant)
+if not prompt_notices(prompt):
+    st.stop()
+
+tr = trace_prompt(variant, prompt.ids)
+voc = vocabulary(variant)
+T, labels, ids = len(prompt.ids), list(prompt.labels), list(prompt.ids)
+E_prompt = tr["hook_embed"]  # (T, d)
+
+st.subheader("The prompt's token vectors")
+st.plotly_chart(embedding_heatmap(E_prompt, labels), width="stretch", key="emb_heatmap")
+st.caption(f"One row per token, one column per dimension (d = {cfg.d_model}). Repeated tokens get identical rows: "
+           "at this point the model knows nothing about context or order.")
+st.plotly_chart(norms_bar(np.linalg.norm(E_prompt, axis=1), labels, float(np.median(voc["norms"]))),
+                width="stretch", key="emb_norms")
+
+st.subheader("The whole vocabulary, flattened to 2-D")
+url_int("emb_pos", 0, 0, T - 1)
+pos = st.selectbox("Token to look at", list(range(T)), key="emb_pos", format_func=lambda t: f"{t}: {labels[t]}")
+sync_url("emb_pos")
+tok = ids[pos]
+c1, c2 = st.columns([3, 2])
+with c1:
+    st.plotly_chart(vocab_map(voc["coords"], voc["labels"], ids, labels, voc["explained"], highlight=tok),
+                    width="stretch", key="emb_map")
+    st.caption(f"PCA keeps the two directions along which the {cfg.vocab_size} vectors vary most "
+               f"({voc['explained'].sum():.0%} of the variance); distances in the other "
+               f"{cfg.d_model - 2} dimensions are lost, so trust the neighbour list more than the picture.")
+with c2:
+    nn_idx, nn_sim = nearest_neighbours(voc["E"], tok, N_NEIGHBOURS + 1)
+    neighbours = [{"token": voc["labels"][i], "id": int(i), "cosine": float(s)} for i, s in zip(nn_idx, nn_sim)]
+    st.markdown("**Nearest neighbours** by cosine similarity (the token itself first)")
+    cosine = st.column_config.ProgressColumn(format="%.3f", min_value=-1.0, max_value=1.0)
+    st.dataframe(neighbours, hide_index=True, height=35 * (len(neighbours) + 1) + 3, column_config={"cosine": cosine})
+
+st.subheader("Where does position come in?")
+pos_data = {}
+if cfg.pos_encoding in ("sinusoidal", "learned"):
+    P = position_table(variant)
+    what = ("a fixed formula — sines and cosines of geometrically spaced frequencies (Vaswani et al.)"
+            if cfg.pos_encoding == "sinusoidal" else "a trained table, one row per position (as in GPT-2)")
+    st.markdown(
+        f"This variant **adds a position vector** to each token vector before block 0: {what}. Without it, "
+        f"attention could not tell *the dog bit the man* from *the man bit the dog*. "
+        f"The table has {P.shape[0]} rows, one per position the model can read."
+    )
+    c1, c2 = st.columns(2)
+    with c1:
+        st.plotly_chart(position_heatmap(P, "position vectors"), width="stretch", key="emb_pos_table")
+    with c2:
+        S = cosine_matrix(P)
+        st.plotly_chart(similarity_heatmap(S, "cosine similarity between positions"), width="stretch",
+                        key="emb_pos_sim")
+    st.caption("Nearby positions get similar vectors (the red band along the diagonal); that is what lets "
+               "attention learn 'the token just before me'.")
+    pos_data = {"position_vectors": P[:T], "position_similarity": S[:T, :T]}
+else:
+    where = {
+        "rope": "**RoPE** variant: no position vector is added here. Position enters inside every attention "
+                "layer instead: each query and key is *rotated* by an angle proportional to its position, so the "
+                "score between two tokens depends on how far apart they are.",
+        "alibi": "**ALiBi** variant: no position vector is added here. Position enters inside every attention "
+                 "layer instead: each head subtracts a penalty proportional to the distance between query and "
+                 "key from its scores (a different slope per head) — visible in the attention page's raw scores.",
+        "none": "**No positional encoding** at all: no position vector, no rotation, no bias. The only source of "
+                "order is the causal mask — a token sees only what came before it, and models can learn to count "
+                "from that alone.",
+    }[cfg.pos_encoding]
+    st.markdown(where)
+    # A page_link to a file the navigation does not list raises, and app.py lists only files that exist.
+    # Paths are taken from this file's folder, so they survive the folder being renamed.
+    here = Path(__file__).parent
+    if cfg.pos_encoding == "rope" and (here / "rope.py").exists():
+        st.page_link(str(here / "rope.py"), label="See RoPE's rotations", icon=":material/360:")
+    elif cfg.pos_encoding == "alibi":
+        st.page_link(str(here / "attention.py"), label="See the biased scores on the attention page",
+                     icon=":material/grid_view:")
+    elif (here / "rope.py").exists():
+        st.page_link(str(here / "rope.py"), label="Compare how the variants handle position", icon=":material/360:")
+
+rows = [{"position": t, "token": labels[t], "id": ids[t], "norm": float(np.linalg.norm(E_prompt[t])),
+         "pc1": float(voc["coords"][ids[t], 0]), "pc2": float(voc["coords"][ids[t], 1])} for t in range(T)]
+c1, c2 = st.columns(2)
+with c1:
+    download_json({"variant": variant, "tokens": labels, "ids": ids, "embeddings": E_prompt,
+                   "pca_explained_variance": voc["explained"], "neighbours_of": labels[pos],
+                   "neighbours": neighbours, **pos_data}, f"embeddings_{variant}.json")
+with c2:
+    download_csv(rows, f"embeddings_{variant}.csv")

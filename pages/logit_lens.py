@@ -1,0 +1,107 @@
+"""Layer by layer (the logit lens): the residual stream before block 0 and after each block, put through the
+model's own final RMSNorm and unembedding, read as next-token predictions at every position."""
+
+import numpy as np
+import streamlit as st
+
+from app_shared import (
+    current_prompt, current_variant, download_csv, download_json, load_model, prompt_notices, sync_url,
+    trace_prompt, trained_notice, url_int,
+)
+from model.analysis import lens_stages, logit_lens, next_token_probs, softmax, top_k
+from model.tokenizer import token_label
+from viz.lens import lens_heatmap, next_token_heatmap, next_token_lines
+
+K = 5  # predictions kept per (stage, position)
+WINDOW = 24  # positions drawn at once: each cell carries a token label and must stay readable
+
+
+@st.cache_data(show_spinner="Reading the residual stream through the unembedding…", max_entries=32)
+def lens(variant: str, ids: tuple[int, ...]) -> dict:
+    """Top-K predictions and p(actual next token) at every (stage, position)."""
+    model = load_model(variant)
+    tr = trace_prompt(variant, ids)
+    stages = lens_stages(model.cfg.n_layers)
+    resids = np.stack([tr[name] for name, _ in stages])  # (S, T, d)
+    logits = logit_lens(resids, model.ln_final.weight.detach().numpy(), model.cfg.norm_eps,
+                        model.W_U.detach().numpy())  # (S, T, V)
+    probs = softmax(logits)  # (S, T, V)
+    top_idx, top_p = top_k(probs, K)  # (S, T, K) each
+    return dict(stages=[name for _, name in stages], hooks=[h for h, _ in stages], top_idx=top_idx, top_p=top_p,
+                p_next=next_token_probs(probs, np.asarray(ids)))
+
+
+variant = current_variant()
+cfg = load_model(variant).cfg
+prompt = current_prompt()
+
+st.title("Layer by layer: the logit lens")
+st.markdown(
+    "The model only predicts at the very end: final RMSNorm, then the unembedding. But the residual stream "
+    "has the same shape after every block, so we can apply that same ending *early* and ask: what would it "
+    "predict if it stopped here? Reading down a column shows where in the stack the guess forms."
+)
+trained_notice(variant)
+if not prompt_notices(prompt):
+    st.stop()
+
+T = len(prompt.ids)
+labels = list(prompt.labels)
+res = lens(variant, prompt.ids)
+stages = res["stages"]
+top_labels = [[token_label(int(i)) for i in row] for row in res["top_idx"][:, :, 0]]  # (S, T)
+
+start = 0
+if T > WINDOW:
+    url_int("lens_start", 0, 0, T - WINDOW)
+    start = st.slider("First position shown", 0, T - WINDOW, key="lens_start",
+                      help=f"The charts show {WINDOW} positions at a time.")
+stop = min(T, start + WINDOW)
+sl = slice(start, stop)
+
+st.subheader("Top prediction after each block")
+st.plotly_chart(
+    lens_heatmap(res["top_p"][:, sl, 0], [row[sl] for row in top_labels], stages, labels[sl], start),
+    width="stretch", key="lens_top",
+)
+tied_note = (" The *embedding* row mostly \"predicts\" the input token itself: the unembedding is the "
+             "embedding matrix transposed, and a vector is most similar to itself — the blocks have to move it "
+             "away." if cfg.tie_embeddings else "")
+st.caption("Each cell: the most likely next token if the model stopped at that row, coloured by its "
+           "probability. The last row is the model's real output." + tied_note)
+
+st.subheader("How likely is the token that actually comes next?")
+next_labels = labels[1:] + ["(end of prompt)"]
+st.plotly_chart(next_token_heatmap(res["p_next"][:, sl], stages, labels[sl], next_labels[sl], start),
+                width="stretch", key="lens_next")
+
+st.subheader("One position, every stage")
+url_int("lens_pos", max(0, T - 2), 0, T - 1)
+pos = st.selectbox("Position", list(range(T)), key="lens_pos",
+                   format_func=lambda t: f"{t}: {labels[t]}" + (f"  →  next is {labels[t + 1]}" if t + 1 < T else ""))
+sync_url("lens_start", "lens_pos")
+c1, c2 = st.columns([3, 2])
+with c1:
+    table = [{"stage": stages[s], **{f"top {k + 1}": f"{token_label(int(res['top_idx'][s, pos, k]))}  "
+                                                   f"({res['top_p'][s, pos, k]:.1%})" for k in range(K)}}
+             for s in range(len(stages))]
+    st.dataframe(table, hide_index=True)
+with c2:
+    if pos + 1 < T:
+        st.plotly_chart(next_token_lines(res["p_next"], stages, pos, labels[pos]), width="stretch", key="lens_lines")
+    else:
+        st.caption("The last position has no next token in the prompt to score.")
+
+rows = [
+    {"stage": stages[s], "position": t, "input_token": labels[t], "top1": top_labels[s][t],
+     "p_top1": float(res["top_p"][s, t, 0]), "actual_next": labels[t + 1] if t + 1 < T else "",
+     "p_actual_next": float(res["p_next"][s, t]) if t + 1 < T else ""}
+    for s in range(len(stages)) for t in range(T)
+]
+c1, c2 = st.columns(2)
+with c1:
+    download_json({"variant": variant, "tokens": labels, "ids": list(prompt.ids), "stages": stages,
+                   "hooks": res["hooks"], "top_ids": res["top_idx"], "top_probs": res["top_p"],
+                   "p_actual_next": res["p_next"]}, f"logit_lens_{variant}.json")
+with c2:
+    download_csv(rows, f"logit_lens_{variant}.csv")

@@ -1,0 +1,142 @@
+"""Tokenization: the prompt in our Shakespeare BPE beside GPT-4's cl100k (boxes, ids, bytes, counts), and a
+step-by-step replay of the merges that build one word from its bytes."""
+
+import regex
+import streamlit as st
+
+from app_shared import (
+    current_prompt, current_variant, download_csv, download_json, load_model, prompt_notices, sync_url,
+    url_choice,
+)
+from model.bpe import PAT_STR, load_ranks, replay_merges
+from model.tokenizer import EOT, EOT_ID, RANKS_PATH, bytes_label, cl100k, encode, sanitise, token_bytes
+from viz.tokens import merge_steps_figure, token_boxes
+
+MAX_REPLAY_BYTES = 48  # a replay is one row per merge; longer pieces (runs of spaces, pasted junk) are not offered
+MAX_WORDS = 200  # distinct pieces offered for the replay
+
+
+@st.cache_resource(show_spinner=False)
+def our_ranks() -> dict[bytes, int]:
+    return load_ranks(RANKS_PATH)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def tokenize_both(text: str) -> dict:
+    """Both tokenizers on the same (sanitised) text: ids and the bytes of each token."""
+    text = sanitise(text)
+    ours = encode(text)
+    gpt4 = cl100k()
+    theirs = gpt4.encode_ordinary(text)
+    return {
+        "ours": {"ids": ours, "bytes": [token_bytes(i) for i in ours]},
+        "cl100k": {"ids": theirs, "bytes": [gpt4.decode_single_token_bytes(i) for i in theirs]},
+        "chars": len(text),
+    }
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def words_of(text: str) -> list[str]:
+    """The distinct pre-tokenizer pieces of the text (GPT-4's regex), in order, short enough to replay."""
+    seen = dict.fromkeys(p for p in regex.findall(PAT_STR, sanitise(text)[:4000])
+                         if 1 < len(p.encode("utf-8")) <= MAX_REPLAY_BYTES)
+    return list(seen)[:MAX_WORDS]
+
+
+def boxes(tok_bytes: list[bytes], ids: list[int], limit: int):
+    shown = list(zip(ids, tok_bytes))[:limit]
+    labels = [bytes_label(b) for _, b in shown]
+    hover = [f"{bytes_label(b)}\nid {i}\nbytes {b.hex(' ')}" for i, b in shown]
+    breaks = [b.endswith(b"\n") for _, b in shown]
+    return token_boxes(labels, hover=hover, breaks=breaks)
+
+
+def token_rows(tok_bytes: list[bytes], ids: list[int]) -> list[dict]:
+    return [{"#": k, "token": bytes_label(b), "id": i, "bytes": b.hex(" "), "n_bytes": len(b)}
+            for k, (i, b) in enumerate(zip(ids, tok_bytes))]
+
+
+variant = current_variant()
+cfg = load_model(variant).cfg
+prompt = current_prompt()
+
+st.title("Tokenization: text becomes ids")
+st.markdown(
+    "A model never sees letters. Text is cut into pieces by a regular expression, each piece is turned into "
+    "its UTF-8 bytes, and the bytes are merged into larger tokens by rules learned from data (byte-pair "
+    "encoding). Our model's tokenizer learned 1,791 merges from Shakespeare; GPT-4's learned about 100,000 "
+    "from the web. Same algorithm, same regex, very different vocabularies."
+)
+if not prompt_notices(prompt):
+    st.stop()
+
+both = tokenize_both(prompt.text)
+limit = cfg.max_seq_len
+if prompt.special_lookalike:
+    n_eot = len(encode(EOT))
+    st.info(
+        f"`{EOT}` in your text is tokenized as **{n_eot} ordinary tokens**, not as the special token (id "
+        f"{EOT_ID}). Only the program that prepares the training data may insert the special token; typed "
+        "text never can — otherwise anyone could inject 'end of document' into a prompt.",
+        icon=":material/info:",
+    )
+
+sides = [("ours", f"Our BPE ({cfg.vocab_size:,} tokens, trained on Shakespeare)"),
+         ("cl100k", f"GPT-4's cl100k ({cl100k().n_vocab:,} tokens)")]
+cols = st.columns(2, gap="large")
+for (key, title), col in zip(sides, cols):
+    ids, tb = both[key]["ids"], both[key]["bytes"]
+    with col:
+        st.markdown(f"**{title}**")
+        m1, m2 = st.columns(2)
+        m1.metric("tokens", f"{len(ids):,}")
+        m2.metric("characters per token", f"{both['chars'] / max(1, len(ids)):.2f}")
+        st.plotly_chart(boxes(tb, ids, limit), width="stretch", key=f"tok_boxes_{key}")
+        if len(ids) > limit:
+            st.caption(f"Boxes for the first {limit} of {len(ids):,} tokens; the counts cover the whole text.")
+        st.dataframe(token_rows(tb, ids)[:limit], hide_index=True, height=260)
+st.caption("␣ is a space, ↵ a newline, → a tab. `<0xE2>` is a byte that is only part of a character: a "
+           "token may hold half of an emoji or a Chinese character, and the next token the rest.")
+
+st.subheader("Replay the merges for one word")
+words = words_of(prompt.text)
+if not words:
+    st.caption("No piece of this prompt is long enough to merge (each is a single byte).")
+    replay, word = [], None
+else:
+    default = max(words[:40], key=lambda w: len(w.encode("utf-8")))
+    url_choice("tok_word", words, default)
+    word = st.selectbox("Word (a piece of the pre-tokenizer's split)", words, key="tok_word",
+                        format_func=lambda w: bytes_label(w.encode("utf-8")))
+    ranks = our_ranks()
+    steps = replay_merges(ranks, word.encode("utf-8"))
+    merged_at = [None] + [next(i for i, (a, b) in enumerate(zip(prev, cur)) if a != b)
+                          for prev, cur in zip(steps, steps[1:])]
+    st.plotly_chart(merge_steps_figure([[bytes_label(p) for p in s] for s in steps], merged_at),
+                    width="stretch", key="tok_replay")
+    replay = [{"step": k, "merged": f"{bytes_label(s[i])}", "from": f"{bytes_label(steps[k - 1][i])} + "
+               f"{bytes_label(steps[k - 1][i + 1])}", "rank (= token id)": ranks[s[i]], "pieces": len(s)}
+              for k, (s, i) in enumerate(zip(steps, merged_at)) if i is not None]
+    final_ids = encode(word)
+    st.markdown(
+        f"Start from the {len(steps[0])} bytes; at each step merge the adjacent pair whose merged bytes have the "
+        f"**lowest rank** (the merge learned earliest). No pair left in the vocabulary → stop. "
+        f"{len(steps) - 1} merge(s) give {len(steps[-1])} token(s): ids {final_ids}, exactly what the real "
+        "encoder (tiktoken) produces for this piece."
+    )
+    if replay:
+        st.dataframe(replay, hide_index=True)
+sync_url("tok_word")
+
+c1, c2 = st.columns(2)
+with c1:
+    download_json({
+        "characters": both["chars"],
+        "ours": {"ids": both["ours"]["ids"], "tokens": [bytes_label(b) for b in both["ours"]["bytes"]],
+                 "bytes_hex": [b.hex() for b in both["ours"]["bytes"]]},
+        "cl100k": {"ids": both["cl100k"]["ids"], "tokens": [bytes_label(b) for b in both["cl100k"]["bytes"]],
+                   "bytes_hex": [b.hex() for b in both["cl100k"]["bytes"]]},
+        "replay": {"word": word, "merges": replay},
+    }, "tokenization.json")
+with c2:
+    download_csv(token_rows(both["ours"]["bytes"], both["ours"]["ids"]), "tokens_ours.csv")

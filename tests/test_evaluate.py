@@ -1,0 +1,144 @@
+"""The evaluation: hand-made cases for each statistic, the learned table's limit, and the quick CLI run on the
+real checkpoints (or tiny random models when none is in the checkout) producing well-formed numbers."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from model.checkpoints import available_variants, load_variant
+from model.config import ModelConfig
+from model.evaluate import (QUICK, attention_stats, bigram_loss, bucket_mean, evaluate, loss_by_position, main,
+                            paired_difference, read_attention_variants, read_positions, to_json, token_losses,
+                            uniform_reference, unigram_loss)
+from model.model import Transformer
+from model.train import heldout_loss, val_windows
+
+TINY = dict(vocab_size=2048, d_model=16, n_layers=2, n_heads=2, n_kv_heads=1, d_mlp=32, max_seq_len=16)
+
+
+def tiny(pos: str) -> Transformer:
+    torch.manual_seed(0)
+    return Transformer(ModelConfig(**TINY, pos_encoding=pos)).eval().requires_grad_(False)
+
+
+def ids(n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 2047, n).astype(np.uint16)
+
+
+# ---- statistics on hand-made inputs ---------------------------------------------------------------------
+
+
+def test_attention_stats_on_hand_made_patterns():
+    T = 5
+    prev = np.zeros((T, T))
+    prev[0, 0] = 1
+    prev[np.arange(1, T), np.arange(T - 1)] = 1  # every query reads the token before it
+    sink = np.zeros((T, T))
+    sink[:, 0] = 1  # every query parks everything on the first token
+    uniform = np.tril(np.ones((T, T))) / np.arange(1, T + 1)[:, None]
+    s = attention_stats(np.stack([prev, sink, uniform])[None])  # [batch, head, q, k]
+    np.testing.assert_allclose(s["mean_distance"], [1.0, np.mean([1, 2, 3, 4]), uniform_reference(T)["mean_distance"]])
+    np.testing.assert_allclose(s["entropy"], [0.0, 0.0, uniform_reference(T)["entropy"]], atol=1e-12)
+    np.testing.assert_allclose(s["first_token"], [1 / (T - 1), 1.0, uniform_reference(T)["first_token"]])
+    assert uniform_reference(256)["mean_distance"] == 64.0
+
+
+def test_bucket_mean_and_paired_difference_worked_examples():
+    m, c = bucket_mean(np.array([4, 2, 3, 1, 5]), 2)
+    np.testing.assert_allclose(m, [3, 2, 5])
+    np.testing.assert_allclose(c, [1.5, 3.5, 5.0])
+    d, se = paired_difference([1, 2, 3], [0, 2, 2])
+    assert d == pytest.approx(2 / 3) and se == pytest.approx(1 / 3)
+
+
+def test_baselines_by_hand():
+    train, val = np.array([0, 1, 0, 1]), np.array([0, 1, 1])
+    # unigram, add-one: p(0) = p(1) = (2 + 1) / (4 + 2) = 1/2 for both scored tokens
+    assert unigram_loss(train, val, 2) == pytest.approx(math.log(2))
+    # bigram, add-1: pairs (0,1)×2, (1,0)×1. p(1|0) = (2+1)/(2+2) = 3/4, p(1|1) = (0+1)/(1+2) = 1/3
+    assert bigram_loss(train, val, 2, 1.0) == pytest.approx(-(math.log(3 / 4) + math.log(1 / 3)) / 2)
+
+
+def test_token_losses_match_the_training_heldout_loss():
+    model, w = tiny("rope"), val_windows(ids(200), 16)[:5]
+    losses = token_losses(model, w, batch=2)  # fused attention
+    assert losses.shape == (5, 16)
+    assert losses.mean() == pytest.approx(heldout_loss(model, w), abs=1e-5)  # explicit attention
+
+
+def test_learned_positions_stop_at_their_table_and_say_so():
+    r = loss_by_position(tiny("learned"), ids(400), length=64, n_windows=3, bucket=8)
+    assert r["requested"] == 64 and r["evaluated"] == 16 and len(r["mean"]) == 16
+    assert r["note"].startswith("n/a past 16: learned table ends")
+    s = loss_by_position(tiny("sinusoidal"), ids(400), length=64, n_windows=3, bucket=8)  # a formula: goes on
+    assert s["evaluated"] == 64 and s["note"] is None and len(s["bucket_mean"]) == 8
+    assert np.all(np.isfinite(s["mean"]))
+
+
+# ---- the quick run, end to end --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    """The CLI's quick run on up to three real checkpoints (one of them learned, which must stop at its table);
+    without checkpoints, `evaluate` on tiny random models of every kind."""
+    trained = available_variants()
+    if trained:
+        pick = [v for v in ("gqa-rope", "mqa-rope", "gqa-learned") if v in trained] or trained[:2]
+        out = tmp_path_factory.mktemp("eval") / "quick.json"
+        assert main(["--quick", "--variants", *pick, "--out", str(out)]) == 0
+        return json.loads(out.read_text()), {v: load_variant(v) for v in pick}
+    models = {f"tiny-{p}": tiny(p) for p in ("rope", "learned", "alibi")}
+    res = evaluate(models, ids(3000, 1), 9000, ids(20000, 2), QUICK)
+    return json.loads(to_json(res)), models
+
+
+def test_quick_evaluation_is_well_formed(quick):
+    res, models = quick
+    assert res["variants"] and res["torch"] == torch.__version__ and res["elapsed_s"] >= 0
+    if "command" in res:
+        assert res["command"].startswith("python -m model.evaluate --quick") and res["quick"] is True
+    for name, r in res["variants"].items():
+        model, cfg = models[name], models[name].cfg
+        h = r["heldout"]
+        assert 0 < h["nats_per_token"] < 10 and h["perplexity"] == pytest.approx(math.exp(h["nats_per_token"]), rel=1e-3)
+        assert h["windows"] == QUICK.heldout_windows == len(h["window_losses"])
+        assert r["params"] == sum(p.numel() for p in model.parameters())
+        assert r["kv_bytes_per_token"] == 2 * cfg.n_layers * cfg.n_kv_heads * cfg.head_dim * 4
+        assert r["decode"]["kv_bytes_per_token_measured"] == r["kv_bytes_per_token"]  # the real cache agrees
+        sp = r["decode"]["tokens_per_s"]
+        assert 0 < sp["min"] <= sp["median"] <= sp["max"]
+        a = r["attention"]
+        for key in ("mean_distance", "entropy", "first_token"):
+            assert np.array(a[key]).shape == (cfg.n_layers, cfg.n_heads), key
+        assert np.all((0 <= np.array(a["first_token"])) & (np.array(a["first_token"]) <= 1))
+        assert np.all((0 <= np.array(a["mean_distance"])) & (np.array(a["mean_distance"]) < a["seq_len"]))
+        p = r["loss_by_position"]
+        if cfg.pos_encoding == "learned" and cfg.max_seq_len < p["requested"]:
+            assert p["evaluated"] == cfg.max_seq_len and "learned table ends" in p["note"]
+        else:
+            assert p["evaluated"] == p["requested"] and p["note"] is None
+        assert len(p["mean"]) == p["evaluated"] and np.all(np.isfinite(p["mean"]))
+
+
+def test_trained_models_beat_the_count_baselines(quick):
+    res, models = quick
+    if not available_variants():
+        pytest.skip("no trained checkpoint in this checkout")
+    b = res["baselines"]
+    assert b["bigram"]["nats_per_token"] < b["unigram"]["nats_per_token"]
+    for name, r in res["variants"].items():
+        assert r["heldout"]["nats_per_token"] < b["bigram"]["nats_per_token"] - 0.5, name
+
+
+def test_the_reading_is_generated_from_the_numbers(quick):
+    res, _ = quick
+    lines = read_attention_variants(res, names=list(res["variants"])) + read_positions(res, names=list(res["variants"]))
+    text = " ".join(lines)
+    best = min(res["variants"], key=lambda n: res["variants"][n]["heldout"]["nats_per_token"])
+    assert f"{res['variants'][best]['heldout']['nats_per_token']:.3f}" in text
+    if len(res["variants"]) >= 2:
+        assert "seed" in text  # says what one seed each cannot tell

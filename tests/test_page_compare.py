@@ -1,0 +1,158 @@
+"""The compare page under AppTest (both tabs, asserted on the figures' data), and its figure builders."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from model.checkpoints import VARIANTS
+from model.evaluate import RESULTS_PATH
+from viz.compare import (attention_side_by_side, kv_sharing_compare, last_token_attention, loss_by_position_figure,
+                         next_token_bars, smooth)
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+HOSTILE = "<img src=x onerror=alert(1)>&"
+
+
+@pytest.fixture(scope="module")
+def page():
+    at = AppTest.from_file(APP, default_timeout=90)
+    at.run()
+    at.switch_page("pages/compare.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def charts(at) -> dict[str, dict]:
+    """Every plotly chart by its widget key (the element id ends with it)."""
+    out = {}
+    for c in at.get("plotly_chart"):
+        key = next((k for k in KEYS if c.proto.id.endswith(k)), c.proto.id)
+        out[key] = json.loads(c.proto.spec)
+    return out
+
+
+KEYS = ["cmp_curves_attn", "cmp_bars_attn", "cmp_kv", "cmp_layer_attn_fig", "cmp_curves_pos", "cmp_by_pos",
+        "cmp_dist", "cmp_signals", "cmp_layer_pos_fig", "cmp_next", "cmp_last_attn"]
+
+
+def test_both_tabs_draw_their_charts(page):
+    assert [t.label for t in page.tabs] == ["Attention variants", "Positional encodings"]
+    got = charts(page)
+    for key in ("cmp_kv", "cmp_layer_attn_fig", "cmp_signals", "cmp_layer_pos_fig", "cmp_next", "cmp_last_attn"):
+        assert key in got, key
+    if RESULTS_PATH.is_file():
+        for key in ("cmp_bars_attn", "cmp_by_pos", "cmp_dist"):
+            assert key in got, key
+
+
+def test_loss_by_position_spans_four_contexts_with_the_training_length_marked(page):
+    if not RESULTS_PATH.is_file():
+        pytest.skip("no results/evaluation.json")
+    res = json.loads(RESULTS_PATH.read_text())
+    fig = charts(page)["cmp_by_pos"]
+    lines = {t["name"]: t for t in fig["data"] if t.get("mode") == "lines+markers"}
+    assert set(lines) == {n for n in ("gqa-rope", "gqa-sinusoidal", "gqa-learned", "gqa-alibi", "gqa-none")
+                          if n in res["variants"]}
+    requested = res["settings"]["position_len"]
+    for name, t in lines.items():
+        p = res["variants"][name]["loss_by_position"]
+        assert t["y"] == pytest.approx(p["bucket_mean"])
+        assert max(t["x"]) > (256 if name == "gqa-learned" else requested) - 16
+    if not res.get("quick"):
+        assert requested == 1024 and max(max(t["x"]) for t in lines.values()) > 1000
+    assert any(s.get("type") == "line" and s["x0"] == s["x1"] == 256 for s in fig["layout"]["shapes"])
+    if "gqa-learned" in lines:  # stops at its table, marked with an ✕ and the note
+        assert max(lines["gqa-learned"]["x"]) <= 256
+        ends = [t for t in fig["data"] if t["name"] == "gqa-learned: ends"]
+        assert ends and ends[0]["x"] == [256] and "learned table ends" in ends[0]["text"][0]
+
+
+def test_kv_sharing_is_drawn_as_h_over_group_size(page):
+    fig = charts(page)["cmp_kv"]
+    links = {t["name"] for t in fig["data"] if t.get("mode") == "lines"}
+    assert "mha-rope q5-kv5" in links and "gqa-rope q4-kv1" in links and "mqa-rope q5-kv0" in links
+    assert len(links) == 3 * 6
+
+
+def test_live_section_has_every_trained_variant(page):
+    from model.checkpoints import available_variants
+
+    expected = available_variants() or list(VARIANTS)
+    bars = [t for t in charts(page)["cmp_next"]["data"] if t["type"] == "bar"]
+    assert [t["name"] for t in bars] == expected
+    for t in bars:
+        assert 0 < sum(t["x"]) <= 1 + 1e-6 and list(t["x"]) == sorted(t["x"], reverse=True)
+
+
+def test_reading_and_downloads_present(page):
+    md = " ".join(m.value for m in page.markdown)
+    if RESULTS_PATH.is_file():
+        assert "nats/token" in md and "seed" in md
+        labels = [b.proto.label for b in page.get("download_button")]
+        assert "Download the evaluation (JSON)" in labels and "Download loss by position (CSV)" in labels
+
+
+def test_quick_rerun_replaces_the_shown_numbers_until_asked_back(page):
+    from model.checkpoints import available_variants
+
+    if not available_variants():
+        pytest.skip("the re-run needs a trained checkpoint")
+    page.button(key="cmp_rerun").click().run()
+    assert not page.exception, [e.value for e in page.exception]
+    quick = page.session_state["cmp_quick"]
+    assert quick["quick"] and set(quick["variants"]) == set(available_variants())
+    assert any("a **quick** run" in c.value for c in page.caption)
+    page.button(key="cmp_back").click().run()
+    assert "cmp_quick" not in page.session_state
+
+
+# ---- figure builders --------------------------------------------------------------------------------------
+
+
+def test_token_labels_are_escaped_in_every_text():
+    labels = ["a", HOSTILE, "b"]
+    figs = [
+        next_token_bars({"gqa-rope": (labels, [0.5, 0.3, 0.2])}),
+        attention_side_by_side({"gqa-rope": np.tril(np.ones((2, 3, 3))) / 3}, labels, 0),
+        last_token_attention({"gqa-rope": np.ones((4, 3)) / 3}, labels, 2),
+    ]
+    for fig in figs:
+        text = fig.to_json()
+        assert "<img" not in text and "&lt;img src=x onerror=alert(1)&gt;&amp;" in text
+
+
+def test_loss_by_position_figure_marks_the_context_and_an_early_end():
+    fig = loss_by_position_figure({"gqa-rope": {"x": [8.5, 24.5], "y": [5.0, 4.0], "end": 32, "note": None},
+                                   "gqa-learned": {"x": [8.5], "y": [5.0], "end": 16,
+                                                   "note": "n/a past 16: learned table ends (…)"}}, 16, 32)
+    assert [s.x0 for s in fig.layout.shapes] == [16]
+    end = [t for t in fig.data if t.name == "gqa-learned: ends"][0]
+    assert end.x == (16,) and end.text == ("n/a past 16: learned table ends",)
+
+
+def test_kv_sharing_compare_and_smooth():
+    fig = kv_sharing_compare({"gqa": (6, 2)})
+    links = [t.name for t in fig.data if t.mode == "lines"]
+    assert links == [f"gqa q{h}-kv{h // 3}" for h in range(6)]
+    np.testing.assert_allclose(smooth([1, 3, 5], 2), [1, 2, 4])
+
+
+def test_page_works_without_checkpoints(monkeypatch, tmp_path):
+    """A checkout without checkpoints: the page names what is missing and still draws from the committed JSON."""
+    monkeypatch.setattr("model.checkpoints.CHECKPOINT_DIR", tmp_path)
+    at = AppTest.from_file(APP, default_timeout=90)
+    at.session_state["prompt"] = "ROMEO."
+    at.run()
+    at.switch_page("pages/compare.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    warning = " ".join(w.value for w in at.warning)
+    assert "No checkpoint in this checkout for" in warning and all(v in warning for v in VARIANTS)
+    got = charts(at)
+    assert "cmp_curves_attn" not in got and "cmp_kv" in got and "cmp_next" in got
+    if RESULTS_PATH.is_file():
+        assert "cmp_by_pos" in got

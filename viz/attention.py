@@ -1,0 +1,175 @@
+"""Attention figures: every layer × head at once (the "model view"), one head zoomed with its raw scores,
+the heads' role scores, and which query heads share each K/V head.
+
+Arrays and labels in, `go.Figure` out. Cells a query may not read (the causal mask) are NaN in the figure and
+are drawn grey by a separate "mask" trace, so the mask is visible rather than a sea of zeros. Token labels go
+through `plotly_text`. No streamlit, no torch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from viz.tokens import PALETTE, axis_labels, plotly_text
+
+MASK_GREY = "#B4B4B4"  # masked cells: stands apart from Viridis' dark end and from both page themes
+_CLEAR = dict(paper_bgcolor="rgba(0,0,0,0)")
+
+
+def _mask_trace(masked: np.ndarray, x=None, y=None) -> go.Heatmap:
+    """Grey cells where the query may not read the key (NaN elsewhere, so the real heatmap shows)."""
+    return go.Heatmap(z=np.where(masked, 1.0, np.nan).astype(np.float32), x=x, y=y, name="mask",
+                      colorscale=[[0, MASK_GREY], [1, MASK_GREY]], showscale=False, hoverinfo="skip")
+
+
+def _masked(a: np.ndarray, masked: np.ndarray | None) -> np.ndarray:
+    a = np.array(a, dtype=np.float32)
+    a[~np.isfinite(a)] = np.nan
+    if masked is not None:
+        a[..., masked] = np.nan
+    return a
+
+
+def attention_grid(
+    patterns: list[np.ndarray],
+    masked: np.ndarray | None = None,
+    scores: np.ndarray | None = None,
+    role: str = "",
+    sort: bool = False,
+    kv_of_head: list[int] | None = None,
+) -> go.Figure:
+    """patterns: one [head, q, k] array per layer. One small heatmap per (layer, head), layers as rows.
+
+    masked: [q, k] True where the query may not read the key. scores: [layer, head] role scores; each
+    panel's title then shows its score and its frame is drawn with opacity = score, so strong heads stand
+    out. sort: order each layer's heads by that score, highest first (titles keep the real head number).
+    kv_of_head: the K/V head each query head reads (GQA/MQA), shown in the title.
+    """
+    L, H = len(patterns), patterns[0].shape[0]
+    order = [list(range(H)) for _ in range(L)]
+    if sort and scores is not None:
+        order = [list(np.argsort(-np.nan_to_num(scores[l], nan=-1.0), kind="stable")) for l in range(L)]
+
+    def title(l: int, h: int) -> str:
+        t = f"L{l} H{h}"
+        if kv_of_head is not None:
+            t += f" (kv{kv_of_head[h]})"
+        if scores is not None and np.isfinite(scores[l, h]):
+            t += f" · {scores[l, h]:.2f}"
+        return t
+
+    fig = make_subplots(
+        rows=L, cols=H, subplot_titles=[title(l, h) for l in range(L) for h in order[l]],
+        horizontal_spacing=0.014, vertical_spacing=0.3 / L if L > 1 else 0.0,
+    )
+    frames = []
+    for l in range(L):
+        for c, h in enumerate(order[l]):
+            if masked is not None:
+                fig.add_trace(_mask_trace(masked), row=l + 1, col=c + 1)
+            fig.add_trace(go.Heatmap(
+                z=_masked(patterns[l][h], masked), zmin=0, zmax=1, colorscale="Viridis",
+                showscale=(l == 0 and c == 0), colorbar=dict(title="attention", thickness=12, len=0.6),
+                hovertemplate="query %{y} → key %{x}<br>%{z:.3f}<extra>" + f"L{l} H{h}" + "</extra>",
+                name=f"L{l} H{h}",
+            ), row=l + 1, col=c + 1)
+            if scores is not None and np.isfinite(scores[l, h]):
+                n = l * H + c + 1
+                ax = "" if n == 1 else str(n)
+                frames.append(dict(type="rect", xref=f"x{ax} domain", yref=f"y{ax} domain", x0=-0.015, x1=1.015,
+                                   y0=-0.015, y1=1.015, line=dict(color="#E4572E", width=3),
+                                   opacity=float(np.clip(scores[l, h], 0, 1))))
+    # Set once: add_shape in the loop re-validated every earlier frame (O(n²) in the L×H panels).
+    fig.update_layout(shapes=frames)
+    T = patterns[0].shape[-1]
+    # Exact ranges: no padding band of plot background (which is the mask's grey) around the cells.
+    fig.update_xaxes(showticklabels=False, ticks="", showgrid=False, zeroline=False, range=[-0.5, T - 0.5])
+    fig.update_yaxes(showticklabels=False, ticks="", showgrid=False, zeroline=False, range=[T - 0.5, -0.5])
+    fig.update_annotations(font_size=11)
+    fig.update_layout(
+        height=170 * L + 60, margin=dict(l=10, r=10, t=50, b=10), plot_bgcolor="rgba(0,0,0,0)", **_CLEAR,
+        title=dict(text=plotly_text(f"colour frame and title = {role} score") if role and scores is not None else None,
+                   font=dict(size=12)),
+    )
+    return fig
+
+
+def head_zoom(pattern: np.ndarray, scores: np.ndarray, labels: list[str], title: str = "") -> go.Figure:
+    """One head: the pre-softmax scores (left) and the pattern softmax makes of them (right), tokens on both
+    axes (query down, key across). Masked scores are -inf; they show as grey."""
+    cats = axis_labels(labels)
+    T = len(cats)
+    s = _masked(scores, None)
+    p = np.array(pattern, dtype=np.float32)
+    p[np.isnan(s)] = np.nan
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
+                        subplot_titles=("scores q·k/√d (before softmax)", "pattern = softmax(scores), rows sum to 1"))
+    mask = np.isnan(s)
+    fig.add_trace(_mask_trace(mask, cats, cats), row=1, col=1)
+    fig.add_trace(_mask_trace(mask, cats, cats), row=1, col=2)
+    finite = s[np.isfinite(s)]
+    lim = float(np.abs(finite).max()) if finite.size else 1.0
+    fig.add_trace(go.Heatmap(
+        z=s, x=cats, y=cats, colorscale="RdBu", reversescale=True, zmid=0, zmin=-lim, zmax=lim,
+        colorbar=dict(title="score", thickness=12, x=0.43), name="scores",
+        hovertemplate="query %{y}<br>key %{x}<br>score %{z:.3f}<extra></extra>",
+    ), row=1, col=1)
+    fig.add_trace(go.Heatmap(
+        z=p, x=cats, y=cats, colorscale="Viridis", zmin=0, zmax=1,
+        colorbar=dict(title="attention", thickness=12, x=1.0), name="pattern",
+        hovertemplate="query %{y}<br>key %{x}<br>attention %{z:.3f}<extra></extra>",
+    ), row=1, col=2)
+    fig.update_yaxes(range=[T - 0.5, -0.5], showgrid=False, title="query", row=1, col=1)
+    fig.update_yaxes(range=[T - 0.5, -0.5], showgrid=False, showticklabels=False, row=1, col=2)
+    fig.update_xaxes(range=[-0.5, T - 0.5], showgrid=False, title="key", tickangle=-60)
+    side = max(360, min(820, 13 * T + 160))
+    fig.update_layout(height=side, margin=dict(l=10, r=10, t=80 if title else 50, b=10),
+                      plot_bgcolor="rgba(0,0,0,0)", title=plotly_text(title) or None, **_CLEAR)
+    return fig
+
+
+def role_heatmap(scores: np.ndarray, role: str, kv_of_head: list[int] | None = None) -> go.Figure:
+    """scores [layer, head] for one role, values written in the cells."""
+    L, H = scores.shape
+    z = np.array(scores, dtype=np.float32)
+    x = [f"H{h}" + (f" (kv{kv_of_head[h]})" if kv_of_head is not None else "") for h in range(H)]
+    y = [f"L{l}" for l in range(L)]
+    fig = go.Figure(go.Heatmap(
+        z=z, x=x, y=y, zmin=0, zmax=1, colorscale="Viridis", name=role,
+        text=[[("–" if not np.isfinite(v) else f"{v:.2f}") for v in row] for row in z], texttemplate="%{text}",
+        colorbar=dict(title="score", thickness=12),
+        hovertemplate="%{y} %{x}<br>" + plotly_text(role) + " %{z:.3f}<extra></extra>",
+    ))
+    fig.update_yaxes(autorange="reversed")
+    fig.update_layout(height=60 + 44 * L, margin=dict(l=10, r=10, t=10, b=10), **_CLEAR)
+    return fig
+
+
+def kv_sharing_figure(groups: list[list[int]]) -> go.Figure:
+    """Query heads on top, K/V heads below, a line from each query head to the K/V head it reads."""
+    H = sum(len(g) for g in groups)
+    fig = go.Figure()
+    for j, g in enumerate(groups):
+        colour = PALETTE[j % len(PALETTE)]
+        kv_x = float(np.mean(g))
+        for h in g:
+            fig.add_trace(go.Scatter(x=[h, kv_x], y=[1, 0], mode="lines", line=dict(color=colour, width=3),
+                                     hoverinfo="skip", showlegend=False, name=f"q{h}-kv{j}"))
+        fig.add_trace(go.Scatter(
+            x=g, y=[1] * len(g), mode="markers+text", text=[f"q{h}" for h in g], textposition="top center",
+            marker=dict(size=22, color=colour, line=dict(width=1, color="#444")), showlegend=False,
+            name=f"query heads of kv{j}", hovertext=[f"query head {h} reads K/V head {j}" for h in g],
+            hoverinfo="text",
+        ))
+        fig.add_trace(go.Scatter(
+            x=[kv_x], y=[0], mode="markers+text", text=[f"kv{j}"], textposition="bottom center",
+            marker=dict(size=28, symbol="square", color=colour, line=dict(width=1, color="#444")),
+            showlegend=False, name=f"kv{j}", hovertext=[f"K/V head {j}: shared by {len(g)} query head(s)"],
+            hoverinfo="text",
+        ))
+    fig.update_xaxes(visible=False, range=[-0.7, H - 0.3], fixedrange=True)
+    fig.update_yaxes(visible=False, range=[-0.6, 1.6], fixedrange=True)
+    fig.update_layout(height=200, margin=dict(l=10, r=10, t=10, b=10), plot_bgcolor="rgba(0,0,0,0)", **_CLEAR)
+    return fig
