@@ -23,7 +23,6 @@ import plotly.graph_objects  # noqa: F401
 import plotly.subplots  # noqa: F401
 import pyarrow  # noqa: F401
 import streamlit as st
-import torch
 
 from model.checkpoints import DEFAULT_VARIANT, VARIANT_BLURBS, VARIANTS, available_variants, variant_config
 
@@ -33,12 +32,6 @@ from model.checkpoints import DEFAULT_VARIANT, VARIANT_BLURBS, VARIANTS, availab
 # "partially initialized module 'pandas' has no attribute 'Series'", a traceback for an early visitor.
 # tests/test_load.py starts 20 sessions at once.
 
-# One thread per forward pass. The models are tiny (a 256-token forward is ~20 ms on one core) and each browser
-# session runs in its own thread: with PyTorch's default of one OpenMP thread per core, concurrent sessions
-# oversubscribe the cores and spin-wait on each other (on a busy 2-core machine a forward went from 0.17 s
-# to 3 s). Concurrency comes from the sessions, not from inside one matmul.
-torch.set_num_threads(1)
-
 DEFAULT_PROMPT = "ROMEO.\nBut soft, what light through yonder window breaks?\nIt is the east, and Juliet is the sun."
 MAX_PROMPT_CHARS = 20_000  # the text box refuses more; tokens beyond the model's context are cut with a notice
 
@@ -46,6 +39,20 @@ MAX_PROMPT_CHARS = 20_000  # the text box refuses more; tokens beyond the model'
 # --------------------------------------------------------------------------------------------------------
 # Model and traces (cached, shared, read-only)
 # --------------------------------------------------------------------------------------------------------
+
+
+def _torch():
+    """torch, imported on first use rather than with this module: the home page's first chart needs no model,
+    and on a fresh server importing torch is a second of CPU the first visitor would otherwise wait for.
+
+    One thread per forward pass: the models are tiny (a 256-token forward is ~20 ms on one core) and each
+    browser session runs in its own thread. With PyTorch's default of one OpenMP thread per core, concurrent
+    sessions oversubscribe the cores and spin-wait on each other (on a busy 2-core machine a forward went from
+    0.17 s to 3 s). Concurrency comes from the sessions, not from inside one matmul."""
+    import torch
+
+    torch.set_num_threads(1)  # applies to every thread, including the sessions' script threads
+    return torch
 
 
 def load_model(variant: str):
@@ -64,6 +71,7 @@ def _trained_model(variant: str):
     # A failed load raises, and st.cache_resource does not keep exceptions: the next rerun tries the file again.
     from model.checkpoints import load_variant
 
+    _torch()
     return load_variant(variant)
 
 
@@ -71,7 +79,7 @@ def _trained_model(variant: str):
 def _random_model(variant: str):
     from model.model import Transformer
 
-    torch.manual_seed(0)
+    _torch().manual_seed(0)
     return Transformer(variant_config(variant)).eval().requires_grad_(False)
 
 

@@ -70,16 +70,12 @@ def _median(xs: list[float]) -> float:
 
 
 def default_model():
-    """The app's default model, exactly as the app loads it; seeded random weights when it is not trained yet."""
-    import torch
+    """The app's default model, loaded as the app loads it (app_shared.load_model: one torch thread; seeded random
+    weights when the checkpoint is not in this checkout). Returns (model, trained)."""
+    import app_shared
 
-    from model.checkpoints import DEFAULT_VARIANT, available_variants, load_variant, variant_config
-    from model.model import Transformer
-
-    if DEFAULT_VARIANT in available_variants():
-        return load_variant(DEFAULT_VARIANT), True
-    torch.manual_seed(0)
-    return Transformer(variant_config(DEFAULT_VARIANT)).eval().requires_grad_(False), False
+    v = app_shared.DEFAULT_VARIANT
+    return app_shared.load_model(v), app_shared.is_trained(v) and app_shared.checkpoint_problem(v) is None
 
 
 def bench_trace(model, T: int, repeats: int) -> dict:
@@ -357,15 +353,17 @@ def bench_memory_in_process() -> dict:
 
 
 def run(repeats: int, browser: bool, first_chart_runs: int) -> dict:
-    import streamlit.logger
+    import logging
 
-    streamlit.logger.set_log_level("error")  # AppTest's "missing ScriptRunContext" chatter
-    import app_shared  # noqa: F401  (the app's torch settings: one thread per forward)
+    # Cached functions called outside a script run (AppTest's setup, this process) log a warning each time.
+    for name in ("streamlit.runtime.scriptrunner_utils.script_run_context",
+                 "streamlit.runtime.caching.cache_data_api"):
+        logging.getLogger(name).addFilter(lambda record: False)
+    model, trained = default_model()
     import torch
 
     out: dict = {"load_average_at_start": list(os.getloadavg()), "cpu_count": os.cpu_count(),
                  "torch_threads": torch.get_num_threads(), "repeats": repeats}
-    model, trained = default_model()
     out["model"] = "gqa-rope" + ("" if trained else " (untrained: seeded random weights)")
     for T in (64, 256):
         out.update(bench_trace(model, T, max(repeats, 5)))

@@ -15,11 +15,12 @@ import json
 from pathlib import Path
 from typing import Optional
 
-import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
 from model.config import ModelConfig
+
+# torch is imported inside the functions that need it: the app reads VARIANTS and configs from here before its
+# first chart, and importing torch costs a second of CPU that the first visitor would wait for.
 
 CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
 DEFAULT_VARIANT = "gqa-rope"
@@ -61,7 +62,12 @@ def available_variants() -> list[str]:
     return [n for n in VARIANTS if (CHECKPOINT_DIR / n / "model.safetensors").is_file()]
 
 
-def save_checkpoint(model, out_dir: Path, log: Optional[dict] = None, dtype=torch.float16) -> None:
+def save_checkpoint(model, out_dir: Path, log: Optional[dict] = None, dtype=None) -> None:
+    """Weights in `dtype` (default fp16), config.json, and the training log if given."""
+    import torch
+    from safetensors.torch import save_file
+
+    dtype = torch.float16 if dtype is None else dtype
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     # state_dict() holds each tensor once (the tied unembedding is not a separate parameter here).
@@ -77,6 +83,9 @@ def load_checkpoint(path: Path):
 
     A missing, truncated or corrupted file raises ValueError with a message that says which file.
     """
+    import torch
+    from safetensors.torch import load_file
+
     from model.model import Transformer
 
     path = Path(path)

@@ -14,7 +14,8 @@ plays the models never saw):
   real `KVCache` holds after decoding);
 - parameters (Σ numel);
 - decode speed, tokens/s, measured on this machine on one thread: a 32-token prompt, then 64 cached decode
-  steps, several repeats, median and min–max (the CPU and its load average are recorded: a shared CPU is noisy);
+  steps, five rounds with the variants taking turns, median and min–max (the CPU and its load average are
+  recorded: a shared CPU is noisy);
 - attention statistics per layer and head on held-out windows: mean attended distance Σ_k pattern·(q − k),
   entropy, and the share of attention on the window's first token (a "sink").
 Plus unigram and bigram baselines (add-k smoothed counts of the training ids, scored on the held-out ids), so
@@ -266,26 +267,34 @@ def cpu_name() -> str:
 
 
 @torch.no_grad()
-def decode_speed(model, prompt_ids: np.ndarray, new_tokens: int, repeats: int) -> dict:
+def decode_once(model, prompt_ids: np.ndarray, new_tokens: int) -> tuple[float, float]:
     """Greedy cached decoding of `new_tokens` after a prefill of `prompt_ids`; only the decode steps are timed.
+    Returns (tokens/s, the real KV cache's bytes per cached position at the end)."""
+    cache = KVCache.for_model(model.cfg)
+    logits = model(torch.as_tensor(np.asarray(prompt_ids, dtype=np.int64))[None], cache=cache)[0, -1]  # (V,)
+    t0 = time.perf_counter()
+    for _ in range(new_tokens):
+        logits = model(torch.tensor([[int(logits.argmax())]]), cache=cache)[0, -1]  # (V,) one decode step
+    return new_tokens / (time.perf_counter() - t0), cache.nbytes() / cache.length
 
-    Returns tokens/s (median, min, max over repeats) and the KV cache's bytes per cached position, measured
-    on the real cache at the end.
-    """
-    runs, per_token = [], None
-    for _ in range(repeats):
-        cache = KVCache.for_model(model.cfg)
-        logits = model(torch.as_tensor(np.asarray(prompt_ids, dtype=np.int64))[None], cache=cache)[0, -1]  # (V,)
-        t0 = time.perf_counter()
-        for _ in range(new_tokens):
-            nxt = int(logits.argmax())
-            logits = model(torch.tensor([[nxt]]), cache=cache)[0, -1]  # (V,) one decode step
-        runs.append(new_tokens / (time.perf_counter() - t0))
-        per_token = cache.nbytes() / cache.length
-    return {"tokens_per_s": {"median": round(float(np.median(runs)), 1), "min": round(min(runs), 1),
-                             "max": round(max(runs), 1)},
-            "runs": [round(r, 1) for r in runs], "prompt_tokens": int(len(prompt_ids)), "new_tokens": new_tokens,
-            "kv_bytes_per_token_measured": per_token}
+
+def decode_speeds(models: dict, prompt_ids: np.ndarray, new_tokens: int, repeats: int,
+                  step: Optional[Callable[[str], None]] = None) -> dict[str, dict]:
+    """decode_once for every model, `repeats` rounds, the models taking turns within each round: a shared CPU's
+    load drifts, and taking turns spreads that drift over all of them instead of penalising whoever ran first.
+    Per model: tokens/s median, min, max, every run, and the measured KV bytes per token."""
+    runs: dict[str, list[float]] = {n: [] for n in models}
+    per_token: dict[str, float] = {}
+    for r in range(repeats):
+        if step:
+            step(f"decode speed, round {r + 1} of {repeats}")
+        for name, model in models.items():
+            speed, per_token[name] = decode_once(model, prompt_ids, new_tokens)
+            runs[name].append(speed)
+    return {n: {"tokens_per_s": {"median": round(float(np.median(v)), 1), "min": round(min(v), 1),
+                                 "max": round(max(v), 1)},
+                "runs": [round(x, 1) for x in v], "prompt_tokens": int(len(prompt_ids)), "new_tokens": new_tokens,
+                "kv_bytes_per_token_measured": per_token[n]} for n, v in runs.items()}
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -295,7 +304,8 @@ def decode_speed(model, prompt_ids: np.ndarray, new_tokens: int, repeats: int) -
 
 def evaluate_model(model, val_ids: np.ndarray, chars_per_token: float, s: EvalSettings,
                    step: Optional[Callable[[str], None]] = None) -> dict:
-    """Every measurement of one model. `step(name)` is called as each part starts."""
+    """Every measurement of one model but its speed (`decode_speeds` times them all, taking turns). `step(name)` is
+    called as each part starts."""
     step = step or (lambda name: None)
     cfg = model.cfg
     seq = min(s.seq_len, cfg.max_seq_len)  # the shipped models: 256 = their training context
@@ -311,8 +321,6 @@ def evaluate_model(model, val_ids: np.ndarray, chars_per_token: float, s: EvalSe
     by_pos = loss_by_position(model, val_ids, s.position_len, s.position_windows, s.bucket)
     step("attention statistics")
     attn = attention_statistics(model, val_windows(val_ids, seq)[: s.attention_windows])
-    step("decode speed")
-    speed = decode_speed(model, val_ids[: s.decode_prompt], s.decode_tokens, s.decode_repeats)
     return {
         "attention_kind": cfg.attention_kind,
         "n_heads": cfg.n_heads,
@@ -323,7 +331,6 @@ def evaluate_model(model, val_ids: np.ndarray, chars_per_token: float, s: EvalSe
         "heldout": heldout,
         "loss_by_position": by_pos,
         "attention": attn,
-        "decode": speed,
     }
 
 
@@ -333,8 +340,7 @@ def evaluate(models: dict, val_ids: np.ndarray, val_chars: int, train_ids: Optio
     t0 = time.time()
     progress = progress or (lambda frac, text: None)
     chars_per_token = val_chars / len(val_ids)
-    parts = 4
-    total = max(1, len(models) * parts + (train_ids is not None))
+    total = max(1, len(models) * 3 + settings.decode_repeats + (train_ids is not None))
     done = 0
     threads = torch.get_num_threads()
     torch.set_num_threads(settings.threads)
@@ -358,6 +364,16 @@ def evaluate(models: dict, val_ids: np.ndarray, val_chars: int, train_ids: Optio
                 done += 1
 
             out["variants"][name] = evaluate_model(model, val_ids, chars_per_token, settings, step)
+
+        def step(part: str) -> None:
+            nonlocal done
+            progress(done / total, part)
+            done += 1
+
+        speeds = decode_speeds(models, val_ids[: settings.decode_prompt], settings.decode_tokens,
+                               settings.decode_repeats, step)
+        for name in models:
+            out["variants"][name]["decode"] = speeds[name]
         progress(1.0, "done")
     finally:
         torch.set_num_threads(threads)
@@ -412,9 +428,17 @@ def read_attention_variants(res: dict, names=("mha-rope", "gqa-rope", "mqa-rope"
             f"**{spread:.3f}**. On the same {n_win} held-out windows, {worst} − {best} = {d:+.3f} ± {se:.3f} "
             "(standard error over windows): that is how precisely this text measures these weights. Each variant "
             "was trained once, with one seed, so the variation between seeds is not measured here. ")
+    if abs(d) > 3 * se:
+        line += ("The difference is well beyond that error, so these particular weights do differ on this text; "
+                 "whether the architecture or the seed made them differ, one run each cannot tell. ")
+    else:
+        line += "The difference is within a few standard errors: not even these weights are told apart. "
+    order = sorted(loss, key=loss.get)
+    if order == [n for n in ("mha-rope", "gqa-rope", "mqa-rope") if n in loss]:
+        line += "The order (fewer K/V heads, slightly higher loss) is the one the literature expects. "
     if spread <= SMALL:
-        line += ("A few hundredths of a nat between single runs at this size is commonly within seed noise: we do "
-                 "not read a ranking into it.")
+        line += ("But a few hundredths of a nat between single runs at this size is commonly within seed noise: "
+                 "we do not claim a ranking from it.")
     else:
         line += (f"{spread:.2f} nats is more than the few hundredths usually put down to seeds, but with one run "
                  "each we cannot say how much of it is.")
@@ -429,6 +453,8 @@ def read_attention_variants(res: dict, names=("mha-rope", "gqa-rope", "mqa-rope"
                    "GQA and MQA shrink the cache by n_heads / n_kv_heads for little loss in quality — " + verdict + ".")
     sp = {n: r["decode"]["tokens_per_s"] for n, r in v.items()}
     overlap = max(s["min"] for s in sp.values()) <= min(s["max"] for s in sp.values())
+    by_speed = sorted(sp, key=lambda n: -sp[n]["median"])
+    follows_cache = by_speed == sorted(kv, key=kv.get)  # smallest cache fastest
     dec = next(iter(v.values()))["decode"]
     n_tok = dec["prompt_tokens"] + dec["new_tokens"]
     biggest = max(kv.values()) * n_tok
@@ -437,8 +463,12 @@ def read_attention_variants(res: dict, names=("mha-rope", "gqa-rope", "mqa-rope"
                + f", one CPU thread): after {n_tok} tokens the largest cache holds {biggest / 1024:.0f} KiB, next to "
                f"{weights_mb:.0f} MB of fp32 weights read every step, so the cache is not what limits decoding here. "
                + ("The runs' min–max ranges overlap: no speed difference is measured. " if overlap else
-                  "The ranges do not overlap, but at this size that comes from the K/V projections' size and "
-                  "overhead, not from reading the cache. ")
+                  "The ranges do not overlap and the order follows the cache size, but at this size that comes from "
+                  "the smaller K/V projections (fewer weights to read), not from reading less cache. "
+                  if follows_cache else
+                  "The ranges do not overlap, yet the order does not follow the cache size: we put that down to the "
+                  f"machine (a shared CPU, load average {res.get('load_average_at_start', ['?'])[0]} when the run began), "
+                  "not to the architectures. ")
                + "The speed-up GQA and MQA bring large models — less cache to read per step — does not show at "
                "this size.")
     return out
@@ -466,6 +496,11 @@ def read_positions(res: dict, context: int = 256,
         else:
             line += (f" No positional encoding is {-gap:.3f} nats *better* than RoPE here — unexpected; one seed "
                      "each, so treat it with care.")
+    if "gqa-learned" in loss and "gqa-none" in loss and loss["gqa-learned"] > loss["gqa-none"]:
+        worse = loss["gqa-learned"] - loss["gqa-none"]
+        line += (f" Learned positions end up worse than none at all here ({worse:+.3f} nats); in larger models they "
+                 "usually come close to the others inside the context. We have not established why (one seed; a "
+                 "256-row table learned from scratch in the same 2,000 steps).")
     out.append(line)
     rows, past = [], {}
     for n, r in v.items():

@@ -4,13 +4,13 @@ import numpy as np
 import streamlit as st
 
 from app_shared import current_prompt, current_variant, load_model, prompt_notices, trace_prompt, trained_notice
+from model.checkpoints import variant_config
 from model.sampling import softmax
 from model.tokenizer import token_label
 from viz.pipeline import Stage, pipeline_figure
 
 variant = current_variant()
-model = load_model(variant)
-cfg = model.cfg
+cfg = variant_config(variant)  # the diagram needs only the config: on a fresh server it is drawn before torch loads
 prompt = current_prompt()
 
 st.title("What a language model does with your text")
@@ -18,8 +18,10 @@ st.markdown(
     "A real, trained Llama-style model (trained here on Shakespeare) runs on your prompt. "
     "Every arrow below is a computation you can open on its own page."
 )
-trained_notice(variant)
+notice = st.container()  # filled once the diagram is out: the notice has to load the model to know
 if not prompt_notices(prompt):
+    with notice:
+        trained_notice(variant)
     st.stop()
 
 T, d, nh, nkv, hd = len(prompt.ids), cfg.d_model, cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
@@ -51,7 +53,10 @@ stages += [
 left, right = st.columns([3, 2], gap="large")
 with left:
     st.plotly_chart(pipeline_figure(stages, cfg.n_layers), width="stretch", config={"displaylogo": False})
+with notice:
+    trained_notice(variant)
 with right:
+    model = load_model(variant)
     tr = trace_prompt(variant, prompt.ids)
     probs = softmax(tr.logits[-1])
     top = np.argsort(-probs)[:5]
