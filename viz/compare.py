@@ -203,6 +203,8 @@ def position_signals_figure(rope_angles: np.ndarray, sinusoidal: np.ndarray, lea
     sinusoidal: its fixed table, added to the input; learned: the trained table (None when not available);
     ALiBi: the bias −slope·(q − k) of its steepest and its shallowest head, added to the scores;
     none: nothing at all — only the causal mask.
+    Tables are coloured up to the 99th percentile of |value| (the learned table has a few outlying rows); the
+    hover shows exact values.
     """
     slopes = np.asarray(alibi_slopes, dtype=np.float64)
     steep, shallow = int(np.argmax(slopes)), int(np.argmin(slopes))
@@ -217,7 +219,7 @@ def position_signals_figure(rope_angles: np.ndarray, sinusoidal: np.ndarray, lea
     fig = make_subplots(rows=2, cols=3, subplot_titles=titles, horizontal_spacing=0.05, vertical_spacing=0.2)
 
     def table(z, row, col, name, xlab):
-        lim = float(np.nanmax(np.abs(z))) or 1.0
+        lim = float(np.nanpercentile(np.abs(z), 99)) or 1.0  # a few outlying rows would wash out the rest
         fig.add_trace(go.Heatmap(z=z, zmin=-lim, zmax=lim, zmid=0, colorscale="RdBu_r", showscale=False, name=name,
                                  hovertemplate="position %{y}, " + xlab + " %{x}: %{z:.3f}<extra>" + name + "</extra>"),
                       row=row, col=col)
@@ -240,7 +242,7 @@ def position_signals_figure(rope_angles: np.ndarray, sinusoidal: np.ndarray, lea
     for c in (1, 2, 3):
         fig.update_xaxes(title_text="key", row=2, col=c)
         fig.update_yaxes(title_text="query" if c == 1 else None, autorange="reversed", row=2, col=c)
-    fig.update_annotations(font_size=12)
+    fig.update_annotations(font_size=12, yshift=8)  # two-line titles clear the plot
     fig.update_layout(height=720, margin=dict(l=10, r=10, t=50, b=10), plot_bgcolor=MASK_GREY, **_CLEAR)
     return fig
 
@@ -277,9 +279,9 @@ def attention_side_by_side(patterns: dict[str, np.ndarray], labels: Sequence[str
                                      name=f"{name} L{layer} H{h}",
                                      hovertemplate="%{customdata}<br>%{z:.3f}<extra>" + f"{name} head {h}</extra>"),
                           row=r + 1, col=h + 1)
-    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
-    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, autorange="reversed")
-    fig.update_annotations(font_size=11)
+    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, ticks="")
+    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, ticks="", autorange="reversed")
+    fig.update_annotations(font_size=12)
     fig.update_layout(height=140 * len(names) + 50, margin=dict(l=10, r=110, t=30, b=10), plot_bgcolor=MASK_GREY,
                       **_CLEAR)
     return fig
@@ -289,17 +291,19 @@ def next_token_bars(dists: dict[str, tuple[Sequence[str], Sequence[float]]], col
     """dists[name] = (top-k token labels, their probabilities), most likely first: one small bar chart each."""
     names = list(dists)
     rows = -(-len(names) // cols)
+    top = max((max(p) for _, p in dists.values() if len(p)), default=1.0)  # one shared scale, so panels compare
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=[plotly_text(n) for n in names],
                         horizontal_spacing=0.09, vertical_spacing=0.14)
     for i, name in enumerate(names):
         labels, probs = dists[name]
         ticks = [plotly_text(l) for l in labels]
         fig.add_trace(go.Bar(x=list(probs), y=ticks, orientation="h", marker_color=colour(name, i), name=name,
+                             text=[f"{p:.0%}" for p in probs], textposition="outside", cliponaxis=False,
                              hovertemplate="%{y}: %{x:.3f}<extra>" + plotly_text(name) + "</extra>"),
                       row=i // cols + 1, col=i % cols + 1)
         fig.update_yaxes(autorange="reversed", tickfont=dict(family="monospace", size=11), row=i // cols + 1,
                          col=i % cols + 1)
-        fig.update_xaxes(range=[0, 1], tickformat=".0%", row=i // cols + 1, col=i % cols + 1)
+        fig.update_xaxes(range=[0, min(1.0, top * 1.3)], tickformat=".0%", row=i // cols + 1, col=i % cols + 1)
     fig.update_annotations(font_size=12)
     fig.update_layout(height=260 * rows + 30, margin=dict(l=10, r=10, t=40, b=10), showlegend=False, **_CLEAR)
     return fig
