@@ -63,9 +63,16 @@ def test_html_and_script_in_the_prompt_stay_text(app_url, browser_page):
         assert page.locator(ERRORS).count() == 0, page.locator(ERRORS).first.inner_text()
         assert dialogs == [], dialogs
 
-    # The page keeps working: an ordinary prompt is tokenized and drawn as before.
-    type_prompt(page, "It is the east, and Juliet is the sun.", "Juliet")
-    assert "<" not in chart_text(page)
+    # The page keeps working: an ordinary prompt is tokenized and drawn as before (waiting until every chart
+    # has redrawn: the merge-replay chart can lag the token boxes by a rerun).
+    normal = "Sweet Portia speaks of mercy."
+    box.fill(normal)
+    box.press("Control+Enter")
+    page.wait_for_function(
+        "() => { const t = Array.from(document.querySelectorAll('[data-testid=\"stPlotlyChart\"] .main-svg text'))"
+        ".map(t => t.textContent).join(''); return t.includes('Portia') && !t.includes('<'); }", timeout=60_000)
+    wait_idle(page)
+    assert box.input_value() == normal
     assert page.locator(ERRORS).count() == 0 and dialogs == []
 
 
