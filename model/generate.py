@@ -84,7 +84,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         ids = encode(a.prompt)
         if not ids:
             raise ValueError("the prompt is empty: give at least one character to continue")
-        ids = ids[-model.cfg.max_seq_len :] if len(ids) > model.cfg.max_seq_len else ids
+        room = max(1, model.cfg.max_seq_len - a.max_new_tokens)  # keep the end of a long prompt, leave room to write
+        if len(ids) > room and context_room(model.cfg, 0) != sys.maxsize:
+            print(f"note: the prompt is {len(ids)} tokens; keeping its last {room} so that "
+                  f"{a.max_new_tokens} new tokens fit the {model.cfg.max_seq_len}-token context", file=sys.stderr)
+            ids = ids[-room:]
         gen = generate(model, ids, a.max_new_tokens, sampler, a.seed)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
