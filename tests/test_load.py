@@ -20,7 +20,9 @@ No timing is asserted. On 2 busy cores the AppTest half takes about a minute.
 
 from __future__ import annotations
 
+import ast
 import base64
+import builtins
 import hashlib
 import json
 import threading
@@ -105,13 +107,29 @@ def one_server():
     class PerRunPagesManager(PagesManager):  # likewise its per-run reset of the multipage mode
         pass
 
+    # CPython 3.11 keeps AST-building state per interpreter, not per thread: two threads parsing or compiling
+    # at once can fail with "AST constructor recursion depth mismatch" (a real server compiles each page once
+    # and caches it; 20 AppTests parse Streamlit's magic concurrently). One lock around both, as a server has.
+    ast_lock = threading.RLock()
+    real_parse, real_compile = ast.parse, builtins.compile
+
+    def locked_parse(*a, **k):
+        with ast_lock:
+            return real_parse(*a, **k)
+
+    def locked_compile(*a, **k):
+        with ast_lock:
+            return real_compile(*a, **k)
+
     saved = Runtime._instance, PagesManager.uses_pages_directory
     Runtime._instance, PagesManager.uses_pages_directory = runtime, False
     try:
         with patch_config_options({"global.appTest": True}), \
                 mock.patch.object(app_test, "Runtime", PerRunRuntime), \
                 mock.patch.object(app_test, "PagesManager", PerRunPagesManager), \
-                mock.patch.object(app_test, "ScriptCache", lambda: script_cache):
+                mock.patch.object(app_test, "ScriptCache", lambda: script_cache), \
+                mock.patch.object(ast, "parse", locked_parse), \
+                mock.patch.object(builtins, "compile", locked_compile):
             yield
     finally:
         Runtime._instance, PagesManager.uses_pages_directory = saved
