@@ -37,6 +37,37 @@ MAX_PROMPT_CHARS = 20_000  # the text box refuses more; tokens beyond the model'
 
 
 # --------------------------------------------------------------------------------------------------------
+# The shell
+# --------------------------------------------------------------------------------------------------------
+
+
+def require_shell() -> None:
+    """Make sure this page runs inside app.py (sidebar, shared prompt), even on a fresh server's first deep link.
+
+    Streamlit 1.67 decides per process whether an app is a legacy multipage app: if a folder named `pages/`
+    sits beside the main script, it starts in that mode, and a visitor whose *first* request is a deep link
+    (`/attention?prompt=…`) gets `pages/attention.py` run on its own — no app.py, so no sidebar, no variant,
+    the link's prompt ignored. The first `st.navigation` call switches the mode off for good, i.e. once
+    somebody has opened the home page. AppTest re-enters the mode on every run.
+
+    Our layout keeps `pages/` (one file per concept), so every page calls this first. In the legacy mode it
+    runs app.py right here — its `st.navigation` switches the mode off and routes to this same page (same
+    query string), which then renders inside the shell — and stops this outer copy. No rerun: a button
+    click or a widget change in this run reaches the page as usual. Outside that mode it does nothing.
+    Streamlit is pinned (requirements.txt); tests/test_browser.py::test_deep_link_on_a_fresh_server and the
+    AppTest sidebar test fail if a new version changes this.
+    """
+    import runpy
+    from pathlib import Path
+
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        runpy.run_path(str(Path(__file__).with_name("app.py")), run_name="__main__")
+        st.stop()
+
+
+# --------------------------------------------------------------------------------------------------------
 # Model and traces (cached, shared, read-only)
 # --------------------------------------------------------------------------------------------------------
 

@@ -8,11 +8,13 @@ import json
 
 import streamlit as st
 
-from app_shared import current_variant, load_model
+from app_shared import current_variant, load_model, require_shell
 from model import accounting as acc
 from model.checkpoints import variant_config
 from model.hf_configs import FAMILIES, PRESETS, arch_from_json_text, preset_arch
 from viz.accounting import flops_vs_seq_len, kv_cache_vs_context, param_bars
+
+require_shell()  # first, before any widget: see app_shared.require_shell
 
 MAX_UPLOAD_BYTES = 1_000_000  # a config.json is a few kB
 _MD_SPECIAL = set("\\`*[]<>$~|#{}!")

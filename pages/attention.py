@@ -5,11 +5,13 @@ import numpy as np
 import streamlit as st
 
 from app_shared import (
-    current_prompt, current_variant, download_csv, download_json, load_model, prompt_notices, sync_url,
-    trace_prompt, trained_notice, url_choice, url_int,
+    current_prompt, current_variant, download_csv, download_json, load_model, prompt_notices, require_shell,
+    sync_url, trace_prompt, trained_notice, url_choice, url_int,
 )
 from model.analysis import ROLE_HELP, ROLES, kv_groups, repeated_random_ids, role_scores
 from viz.attention import attention_grid, head_zoom, kv_sharing_figure, role_heatmap
+
+require_shell()  # first, before any widget: see app_shared.require_shell
 
 GRID_MAX_TOKENS = 48  # the overview draws L×H panels; past this many tokens each cell is under a pixel
 INDUCTION_PERIOD = 24  # length of the random block that is repeated to measure induction

@@ -13,8 +13,10 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from app_shared import (cached_figure, current_prompt, download_csv, download_json, is_trained, load_model, prompt_notices,
-                        sync_url, trace_prompt, url_int)
+from app_shared import (
+    cached_figure, current_prompt, download_csv, download_json, is_trained, load_model, prompt_notices,
+    require_shell, sync_url, trace_prompt, url_int,
+)
 from model import rope_probe
 from model.analysis import softmax, top_k
 from model.checkpoints import VARIANT_BLURBS, VARIANTS, available_variants, variant_config, variant_dir
@@ -22,6 +24,8 @@ from model.evaluate import QUICK, RESULTS_PATH, evaluate_shipped, read_attention
 from model.tokenizer import token_label
 from viz.compare import (attended_distance_figure, attention_side_by_side, kv_sharing_compare, last_token_attention,
                          loss_bars, loss_by_position_figure, next_token_bars, position_signals_figure, training_curves)
+
+require_shell()  # first, before any widget: see app_shared.require_shell
 
 ATTENTION = ["mha-rope", "gqa-rope", "mqa-rope"]
 POSITIONS = ["gqa-rope", "gqa-sinusoidal", "gqa-learned", "gqa-alibi", "gqa-none"]

@@ -8,12 +8,14 @@ import numpy as np
 import streamlit as st
 
 from app_shared import (
-    current_prompt, current_variant, download_csv, download_json, load_model, prompt_notices, sync_url,
-    trace_prompt, trained_notice, url_int,
+    current_prompt, current_variant, download_csv, download_json, load_model, prompt_notices, require_shell,
+    sync_url, trace_prompt, trained_notice, url_int,
 )
 from model.analysis import cosine_matrix, nearest_neighbours, pca
 from model.tokenizer import token_label
 from viz.embeddings import embedding_heatmap, norms_bar, position_heatmap, similarity_heatmap, vocab_map
+
+require_shell()  # first, before any widget: see app_shared.require_shell
 
 N_NEIGHBOURS = 10
 

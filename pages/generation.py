@@ -8,13 +8,17 @@ callbacks; figures come from `viz/generation.py`. Sampler settings, seed and N a
 import numpy as np
 import streamlit as st
 
-from app_shared import (current_prompt, current_variant, download_json, load_model, prompt_notices, sync_url,
-                        trained_notice, url_choice, url_int)
+from app_shared import (
+    current_prompt, current_variant, download_json, load_model, prompt_notices, require_shell, sync_url,
+    trained_notice, url_choice, url_int,
+)
 from model.sampling import SamplerConfig
 from model.stepper import Stepper, kv_bytes_by_attention
 from model.tokenizer import decode, token_label
 from viz.generation import (attention_rows_figure, cache_bytes_figure, cache_figure, distribution_figure,
                             history_figure, kv_kinds_figure, top_slice)
+
+require_shell()  # first, before any widget: see app_shared.require_shell
 
 TEMPERATURES = [round(0.05 * i, 2) for i in range(41)]  # 0 (greedy) … 2
 TOP_PS = [round(0.05 * i, 2) for i in range(1, 21)]  # 0.05 … 1.0 (1.0 = off)

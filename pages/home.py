@@ -3,11 +3,15 @@
 import numpy as np
 import streamlit as st
 
-from app_shared import current_prompt, current_variant, load_model, prompt_notices, trace_prompt, trained_notice
+from app_shared import (
+    current_prompt, current_variant, load_model, prompt_notices, require_shell, trace_prompt, trained_notice,
+)
 from model.checkpoints import variant_config
 from model.sampling import softmax
 from model.tokenizer import token_label
 from viz.pipeline import Stage, pipeline_figure
+
+require_shell()  # first, before any widget: see app_shared.require_shell
 
 variant = current_variant()
 cfg = variant_config(variant)  # the diagram needs only the config: on a fresh server it is drawn before torch loads

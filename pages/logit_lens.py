@@ -5,12 +5,14 @@ import numpy as np
 import streamlit as st
 
 from app_shared import (
-    current_prompt, current_variant, download_csv, download_json, load_model, prompt_notices, sync_url,
-    trace_prompt, trained_notice, url_int,
+    current_prompt, current_variant, download_csv, download_json, load_model, prompt_notices, require_shell,
+    sync_url, trace_prompt, trained_notice, url_int,
 )
 from model.analysis import lens_stages, logit_lens, next_token_probs, softmax, top_k
 from model.tokenizer import token_label
 from viz.lens import lens_heatmap, next_token_heatmap, next_token_lines
+
+require_shell()  # first, before any widget: see app_shared.require_shell
 
 K = 5  # predictions kept per (stage, position)
 WINDOW = 24  # positions drawn at once: each cell carries a token label and must stay readable

@@ -11,11 +11,15 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from app_shared import (current_prompt, current_variant, download_csv, load_model, prompt_notices, sync_url,
-                        trace_prompt, trained_notice, url_choice, url_int)
+from app_shared import (
+    current_prompt, current_variant, download_csv, load_model, prompt_notices, require_shell, sync_url,
+    trace_prompt, trained_notice, url_choice, url_int,
+)
 from model import rope_probe
 from viz.rope import (alibi_figure, angle_table_figure, distance_figure, pair_arrows_figure, position_table_figure,
                       shift_figure, similarity_figure, wavelength_figure)
+
+require_shell()  # first, before any widget: see app_shared.require_shell
 
 MAX_ARROWS = 32  # positions drawn at once in the arrow plot
 MAX_SHIFT = 512  # Δ and relative distances explored (past the context on purpose: RoPE is a formula)

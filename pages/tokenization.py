@@ -5,12 +5,14 @@ import regex
 import streamlit as st
 
 from app_shared import (
-    current_prompt, current_variant, download_csv, download_json, load_model, prompt_notices, sync_url,
-    url_choice,
+    current_prompt, current_variant, download_csv, download_json, load_model, prompt_notices, require_shell,
+    sync_url, url_choice,
 )
 from model.bpe import PAT_STR, load_ranks, replay_merges
 from model.tokenizer import EOT, EOT_ID, RANKS_PATH, bytes_label, cl100k, encode, sanitise, token_bytes
 from viz.tokens import merge_steps_figure, token_boxes
+
+require_shell()  # first, before any widget: see app_shared.require_shell
 
 MAX_REPLAY_BYTES = 48  # a replay is one row per merge; longer pieces (runs of spaces, pasted junk) are not offered
 MAX_WORDS = 200  # distinct pieces offered for the replay

@@ -129,10 +129,6 @@ def test_html_in_the_url_prompt_shows_as_text(app_url, browser_page):
     assert dialogs == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Streamlit runs a fresh server in its legacy pages/ mode until app.py has called st.navigation once, so a "
-    "first deep link runs the page file without app.py. Fix: rename the pages/ folder (e.g. to views/); then "
-    "remove this marker."))
 def test_deep_link_on_a_fresh_server(_browser, tmp_path):
     """A shared link to a page, opened first on a just-started server, shows the app (sidebar, prompt)."""
     from conftest import serve_app
@@ -142,10 +138,11 @@ def test_deep_link_on_a_fresh_server(_browser, tmp_path):
         try:
             page = context.new_page()
             page.set_default_timeout(PAGE_TIMEOUT_MS)
-            page.goto(f"{url}/attention?att_layer=1&att_head=2")
+            page.goto(f"{url}/attention?prompt=To%20be%2C%20or%20not%20to%20be&att_layer=1&att_head=2")
             wait_until_idle(page)
-            assert page.locator('[data-testid="stSidebar"] textarea').count() == 1, \
-                "the page ran without app.py (Streamlit's legacy pages/ mode)"
+            box = page.locator('[data-testid="stSidebar"] textarea')
+            assert box.count() == 1, "the page ran without app.py (Streamlit's legacy pages/ mode)"
+            assert box.input_value() == "To be, or not to be"  # the link's prompt, not the default
             assert page.locator(ERRORS).count() == 0
             assert page.get_by_text("layer 1, head 2").count() >= 1  # the link's selections were applied
         finally:

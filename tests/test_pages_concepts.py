@@ -235,7 +235,7 @@ def test_attention_state_from_the_url_and_variant_switch():
     at = open_page("attention", query={"att_layer": "3", "att_head": "5", "att_role": "self"})
     assert at.selectbox(key="att_layer").value == 3 and at.selectbox(key="att_head").value == 5
     assert at.selectbox(key="att_role").value == "self"
-    at.session_state["variant"] = "gqa-alibi"  # the sidebar widget itself: see the xfail test at the end
+    at.session_state["variant"] = "gqa-alibi"  # the typed-widget path: see the last test
     at.run()
     assert not at.exception and "ALiBi" in texts(at)
     at.session_state["variant"] = "mha-rope"
@@ -292,10 +292,6 @@ def test_logit_lens_window_and_position():
     assert at.query_params["lens_pos"] in (["10"], "10")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "With a folder named pages/ next to app.py, Streamlit (and AppTest on every run) starts in its legacy "
-    "pages/ mode and runs a page file without app.py, so the sidebar's widget state is dropped. Fix: rename "
-    "the folder (e.g. to views/); then remove this marker (checked: it passes after the rename)."))
 def test_prompt_typed_in_the_sidebar_follows_the_user_to_each_page():
     """The real widget path: type into the sidebar's text area on the home page, then open each page."""
     prompt = "Good night, good night! Parting is such sweet sorrow."
