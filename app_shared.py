@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
@@ -57,14 +59,27 @@ def require_shell() -> None:
     Streamlit is pinned (requirements.txt); tests/test_browser.py::test_deep_link_on_a_fresh_server and the
     AppTest sidebar test fail if a new version changes this.
     """
-    import runpy
-    from pathlib import Path
-
     from streamlit.runtime.pages_manager import PagesManager
 
     if PagesManager.uses_pages_directory:
-        runpy.run_path(str(Path(__file__).with_name("app.py")), run_name="__main__")
+        path, code = _shell_code()
+        exec(code, {"__name__": "__main__", "__file__": path})  # noqa: S102  (our own app.py, as Streamlit runs it)
         st.stop()
+
+
+_SHELL_LOCK = threading.Lock()
+_SHELL: list = []
+
+
+def _shell_code() -> tuple[str, object]:
+    """app.py compiled once per process, under a lock: first visitors may arrive together (Streamlit's own
+    script cache compiles each page once for the same reason)."""
+    with _SHELL_LOCK:
+        if not _SHELL:
+            path = str(Path(__file__).with_name("app.py"))
+            with open(path, encoding="utf-8") as f:
+                _SHELL.append((path, compile(f.read(), path, "exec")))
+        return _SHELL[0]
 
 
 # --------------------------------------------------------------------------------------------------------
