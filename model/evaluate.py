@@ -500,7 +500,7 @@ def read_positions(res: dict, context: int = 256,
         worse = loss["gqa-learned"] - loss["gqa-none"]
         line += (f" Learned positions end up worse than none at all here ({worse:+.3f} nats); in larger models they "
                  "usually come close to the others inside the context. We have not established why (one seed; a "
-                 "256-row table learned from scratch in the same 2,000 steps).")
+                 "256-row table learned from scratch in the same steps as the rest).")
     out.append(line)
     rows, past = [], {}
     for n, r in v.items():

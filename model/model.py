@@ -235,8 +235,12 @@ class MLP(nn.Module):
 class Block(nn.Module):
     """Pre-norm residual block: x + attn(norm(x)), then + mlp(norm(x))."""
 
-    def __init__(self, cfg: ModelConfig, layer: int) -> None:
+    def __init__(self, cfg: ModelConfig, layer: int, dropout: float = 0.0) -> None:
         super().__init__()
+        # Residual dropout (GPT-2's place: on what each sublayer adds). Active only in train(); the app, the
+        # cache and every hook run in eval(), where it is the identity. Not inside attention, so the fused
+        # kernel and the explicit path still see the same numbers while training.
+        self.drop = nn.Dropout(dropout)
         self.ln1 = RMSNorm(cfg.d_model, cfg.norm_eps)
         self.attn = Attention(cfg, layer)
         self.ln2 = RMSNorm(cfg.d_model, cfg.norm_eps)
@@ -249,9 +253,9 @@ class Block(nn.Module):
 
     def forward(self, x, positions, cache=None, fused=False):
         x = self.hook_resid_pre(x)  # (B, T, d)
-        attn_out = self.hook_attn_out(self.attn(self.ln1(x), positions, cache, fused))  # (B, T, d)
+        attn_out = self.hook_attn_out(self.drop(self.attn(self.ln1(x), positions, cache, fused)))  # (B, T, d)
         x = self.hook_resid_mid(x + attn_out)  # (B, T, d)
-        mlp_out = self.hook_mlp_out(self.mlp(self.ln2(x)))  # (B, T, d)
+        mlp_out = self.hook_mlp_out(self.drop(self.mlp(self.ln2(x))))  # (B, T, d)
         return self.hook_resid_post(x + mlp_out)  # (B, T, d)
 
 
@@ -261,8 +265,12 @@ class Block(nn.Module):
 
 
 class Transformer(nn.Module):
-    def __init__(self, cfg: ModelConfig) -> None:
+    def __init__(self, cfg: ModelConfig, dropout: float = 0.0) -> None:
+        """`dropout` is a training knob, not part of the architecture: it has no parameters, is the identity
+        in eval(), and so is not in ModelConfig (the shipped config.json, the calculators) — see TrainConfig."""
         super().__init__()
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         self.cfg = cfg
         self.tok_embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.hook_embed = HookPoint()  # [pos, d_model] token embeddings
@@ -270,7 +278,8 @@ class Transformer(nn.Module):
             self.pos_embed = nn.Embedding(cfg.max_seq_len, cfg.d_model)
         if cfg.pos_encoding in ("learned", "sinusoidal"):
             self.hook_pos_embed = HookPoint()  # [pos, d_model] absolute position vectors added to the stream
-        self.blocks = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layers))
+        self.embed_drop = nn.Dropout(dropout)  # on the input stream (token + absolute position), as GPT-2
+        self.blocks = nn.ModuleList(Block(cfg, i, dropout) for i in range(cfg.n_layers))
         self.ln_final = RMSNorm(cfg.d_model, cfg.norm_eps)
         if not cfg.tie_embeddings:
             self.unembed = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
@@ -319,6 +328,7 @@ class Transformer(nn.Module):
             x = x + self.hook_pos_embed(self.pos_embed(positions)[None])  # (B, T, d) + (1, T, d)
         elif cfg.pos_encoding == "sinusoidal":
             x = x + self.hook_pos_embed(sinusoidal_table(positions, cfg.d_model).to(x.dtype)[None])  # (B, T, d) + (1, T, d)
+        x = self.embed_drop(x)  # (B, T, d)
         for block in self.blocks:
             x = block(x, positions, cache, fused)  # (B, T, d)
         if cache is not None:

@@ -5,11 +5,16 @@ same number of steps, from the same seed: only what the variant compares differs
 (bf16 autocast: ≈ 2.3× faster than fp32 on this AVX-512 CPU; the weights and the optimizer stay fp32);
 `--device cuda` if one is there. Training goes through the same explicit attention path the app draws.
 
-Resumable: every `--eval-every` steps the full training state (weights, AdamW moments, step, the data
-generator's state) is written to `checkpoints/<name>/train_state/` as safetensors + JSON; `--resume` picks it
-up. The shipped result is `model.safetensors` (fp16) + `config.json` + `train_log.json`.
+Resumable: every `--eval-every` steps the full training state (weights, AdamW moments, step, the states of
+the data and dropout generators) is written to `checkpoints/<name>/train_state/` as safetensors + JSON;
+`--resume` picks it up. The shipped result is `model.safetensors` (fp16) + `config.json` + `train_log.json`.
 
-What it does not do: data parallelism, dropout, gradient accumulation, mixed-length documents.
+Why 4,000 steps with dropout 0.1 (README, "How the recipe was chosen"): without dropout the held-out loss
+barely moves after step 2,250 (of 4,000) while the training loss keeps falling — a 2 M-parameter model
+memorises the 1.6 M training tokens over ~10 epochs — and the default model missed 1.90 bits/char; with
+dropout it keeps improving to the end and reaches 1.88.
+
+What it does not do: data parallelism, gradient accumulation, mixed-length documents.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from model.model import Transformer
 
 @dataclass
 class TrainConfig:
-    steps: int = 2000  # by step count, not wall clock: the CPU is shared and noisy
+    steps: int = 4000  # by step count, not wall clock: the CPU is shared and noisy
     batch_size: int = 16  # sequences per step
     seq_len: int = 256  # tokens per sequence = the model's max_seq_len
     lr: float = 2e-3  # peak learning rate; small models take a high one
@@ -44,6 +49,7 @@ class TrainConfig:
     weight_decay: float = 0.1  # on matrices only, not on norm gains
     betas: tuple = (0.9, 0.95)  # AdamW; 0.95 is the usual choice for transformers
     clip: float = 1.0  # gradient-norm clip
+    dropout: float = 0.1  # on the embedding and each block's residual branch; see the docstring for why
     seed: int = 1337  # weights' init is seeded in the model; this one draws the batches
     eval_every: int = 250  # held-out loss + a resumable state every this many steps
     eval_batches: int = 16  # held-out windows per intermediate eval (the final eval uses all of them)
@@ -106,6 +112,8 @@ def save_state(path: Path, model, opt, step: int, rng: np.random.Generator, log:
     for p, st in opt.state.items():
         for k in ("exp_avg", "exp_avg_sq"):
             tensors[f"opt.{names[id(p)]}.{k}"] = st[k].detach().cpu().contiguous()
+    # Dropout draws from torch's generator: without its state a resumed run would drop other units.
+    tensors["rng.torch"] = torch.get_rng_state()
     save_file(tensors, str(path / "state.safetensors"))
     meta = {"step": step, "rng": rng.bit_generator.state, "log": log}
     (path / "state.json").write_text(json.dumps(meta))
@@ -124,6 +132,8 @@ def load_state(path: Path, model, opt, rng: np.random.Generator) -> tuple[int, d
             "exp_avg_sq": tensors[f"opt.{n}.exp_avg_sq"].to(dev),
         }
     rng.bit_generator.state = meta["rng"]
+    if "rng.torch" in tensors:
+        torch.set_rng_state(tensors["rng.torch"])
     return step, meta["log"]
 
 
@@ -151,7 +161,7 @@ def train(
     train_ids, val_ids, val_chars = data if data is not None else (*encoded_split("train")[:1], *encoded_split("val"))
     windows = val_windows(val_ids, tc.seq_len)
     chars_per_token = val_chars / len(val_ids)
-    model = Transformer(cfg).to(device)
+    model = Transformer(cfg, dropout=tc.dropout).to(device)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW(
@@ -224,6 +234,7 @@ def main(argv=None) -> None:
     p.add_argument("--steps", type=int, default=TrainConfig.steps)
     p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
     p.add_argument("--seed", type=int, default=TrainConfig.seed)
+    p.add_argument("--dropout", type=float, default=TrainConfig.dropout)
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     p.add_argument("--resume", action="store_true", help="continue from checkpoints/<variant>/train_state")
@@ -232,7 +243,7 @@ def main(argv=None) -> None:
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
-    tc = TrainConfig(steps=a.steps, batch_size=a.batch_size, seed=a.seed)
+    tc = TrainConfig(steps=a.steps, batch_size=a.batch_size, seed=a.seed, dropout=a.dropout)
     out = a.out or variant_dir(a.variant)
     cmd = "python -m model.train " + " ".join(shlex.quote(x) for x in (argv if argv is not None else sys.argv[1:]))
     train(variant_config(a.variant), tc, out, device=a.device, resume=a.resume, command=cmd, stop_after=a.stop_after)

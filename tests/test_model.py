@@ -51,6 +51,26 @@ def test_fused_attention_matches_explicit(pos):
         torch.testing.assert_close(m(ids, fused=True), m(ids), atol=1e-5, rtol=0)
 
 
+def test_dropout_is_a_training_knob_only():
+    """Dropout adds no parameters, is the identity in eval(), and in train() the fused and explicit paths
+    still agree (it sits on the residual branches, outside attention) under the same random draw."""
+    plain = small()
+    dropped = Transformer(ModelConfig(**{**SMALL, "n_kv_heads": 2}), dropout=0.3)
+    dropped.load_state_dict(plain.state_dict())  # strict: same keys, no extra parameters
+    ids = ids_of(20)
+    with torch.no_grad():
+        torch.testing.assert_close(dropped.eval()(ids), plain(ids), atol=0, rtol=0)
+        dropped.train()
+        torch.manual_seed(5)
+        explicit = dropped(ids)
+        torch.manual_seed(5)
+        fused = dropped(ids, fused=True)
+    assert (explicit - plain(ids)).abs().max() > 1e-3  # the draw did drop something
+    torch.testing.assert_close(fused, explicit, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="dropout"):
+        Transformer(ModelConfig(**SMALL), dropout=1.0)
+
+
 @pytest.mark.parametrize("pos", POS)
 def test_causal_mask_later_tokens_never_change_earlier_logits(pos):
     m = small(pos_encoding=pos)

@@ -19,9 +19,9 @@ needs_default = pytest.mark.skipif("gqa-rope" not in available_variants(), reaso
 # when the default checkpoint was trained. Greedy decoding of a model this small loops — that is the point of
 # the app's default to sample.
 GOLDEN_PROMPT_IDS = [593, 77, 69, 79, 259]
-GOLDEN_IDS = [73, 369, 258, 476, 367, 305, 1053, 324, 292, 308, 258, 455, 280, 1121, 87, 68, 259, 73, 466, 258,
-              455, 44, 543, 44, 294, 258, 455, 297, 258, 455, 280, 1121, 87, 68, 259, 73, 466, 258, 455, 44]
-GOLDEN_TEXT = "I have a goodly granted to be a man.\n\nBAWD.\nI am a man, sir, and a man of a man.\n\nBAWD.\nI am a man,"
+GOLDEN_IDS = [73, 466, 963, 346, 292, 308, 258, 455, 297, 315, 680, 331, 10, 100, 270, 99, 111, 374, 329, 44, 294,
+              315, 791, 44, 294, 315, 791, 44, 315, 791, 44, 294, 315, 791, 10, 119, 330, 308, 315, 680]
+GOLDEN_TEXT = "I am glad to be a man of my father's\ndiscover'd, and my son, and my son, my son, and my son\nwill be my father"
 
 
 def run_cli(*args):
@@ -55,6 +55,20 @@ def test_sampled_text_looks_like_a_play():
     assert len(words) > 50
     real = sum(w in corpus_words for w in words) / len(words)
     assert real >= 0.9, (real, text)
+
+
+@needs_default
+def test_the_default_meets_the_quality_bar_on_the_held_out_plays():
+    """Issue #3's bar, recomputed from the shipped fp16 weights over every held-out window (not read from the
+    log): <= 1.90 bits per character, and the same number the training log reports."""
+    from model.train import encoded_split, heldout_loss, metrics, val_windows
+
+    val_ids, val_chars = encoded_split("val")
+    m = load_variant("gqa-rope")
+    got = metrics(heldout_loss(m, val_windows(val_ids, m.cfg.max_seq_len)), val_chars / len(val_ids))
+    logged = load_train_log("gqa-rope")["heldout"]
+    assert got["bits_per_char"] == pytest.approx(logged["bits_per_char"], abs=2e-4)
+    assert got["bits_per_char"] <= 1.90, got
 
 
 def test_every_present_checkpoint_loads_matches_its_variant_and_has_its_log():
