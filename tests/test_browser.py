@@ -26,14 +26,18 @@ PAGE_TIMEOUT_MS = 120_000
 pytestmark = pytest.mark.browser
 
 
-def app_pages() -> list[str]:
-    """The page files app.py lists and that exist, read from its PAGES literal (importing app.py would run it)."""
+def _pages_literal() -> list[tuple]:
+    """app.py's PAGES entries whose file exists, read from the literal (importing app.py would run it)."""
     tree = ast.parse((REPO / "app.py").read_text())
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "PAGES" for t in node.targets):
-            files = [entry[0] for entry in ast.literal_eval(node.value)]
-            return [f for f in files if (REPO / f).exists()]
+            return [e for e in ast.literal_eval(node.value) if (REPO / e[0]).exists()]
     raise AssertionError("app.py has no PAGES list")
+
+
+def app_pages() -> list[str]:
+    """The page files app.py lists and that exist."""
+    return [e[0] for e in _pages_literal()]
 
 
 def url_path(page_file: str) -> str:
@@ -143,6 +147,9 @@ def test_deep_link_on_a_fresh_server(_browser, tmp_path):
             box = page.locator('[data-testid="stSidebar"] textarea')
             assert box.count() == 1, "the page ran without app.py (Streamlit's legacy pages/ mode)"
             assert box.input_value() == "To be, or not to be"  # the link's prompt, not the default
+            nav = page.locator('[data-testid="stSidebarNav"] a').all_inner_texts()
+            titles = [t.strip().splitlines()[-1].strip() for t in nav]  # each link is "icon name\n\ntitle"
+            assert titles == [e[1] for e in _pages_literal()], nav  # app.py's menu, not the legacy one
             assert page.locator(ERRORS).count() == 0
             assert page.get_by_text("layer 1, head 2").count() >= 1  # the link's selections were applied
         finally:
