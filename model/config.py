@@ -19,7 +19,7 @@ POS_ENCODINGS = ("rope", "sinusoidal", "learned", "alibi", "none")
 @dataclass(frozen=True)
 class ModelConfig:
     vocab_size: int = 2048  # our byte-level BPE (256 bytes + merges + <|endoftext|>); see model/tokenizer.py
-    d_model: int = 192  # residual width; trains to 1.88 bits/char in 4,000 steps (≈ 16 min on 2 cores)
+    d_model: int = 192  # residual width; trains to 1.88 bits/char in 4,000 steps (about 31 min on one core)
     n_layers: int = 4  # 4 blocks: enough for induction heads to form, small enough to draw every head
     n_heads: int = 6  # query heads; head_dim = d_model / n_heads = 32
     n_kv_heads: int = 2  # K/V heads: = n_heads is MHA, 1 is MQA, a divisor in between is GQA
