@@ -1,7 +1,8 @@
 """Transformer internals, live: the entry point. `streamlit run app.py`
 
 Routes with `st.navigation` over the pages in `pages/` (each page calls `app_shared.require_shell()` first,
-so that a deep link that Streamlit's legacy `pages/` mode serves without this file still gets it). The sidebar holds what every page shares — the
+so that a deep link that Streamlit's legacy `pages/` mode serves without this file still gets it).
+The sidebar holds what every page shares — the
 model variant and the prompt (in `st.session_state`, mirrored into the URL so a link reopens the same view)
 — and one line on what the current page shows.
 """
