@@ -10,7 +10,7 @@ model variant and the prompt (in `st.session_state`, mirrored into the URL so a 
 import streamlit as st
 
 from app_shared import DEFAULT_PROMPT, MAX_PROMPT_CHARS, repair_text, sync_url, url_choice, url_text, variant_label
-from model.checkpoints import DEFAULT_VARIANT, VARIANTS
+from model.net.checkpoints import DEFAULT_VARIANT, VARIANTS
 
 st.set_page_config(page_title="Transformer internals, live", page_icon=":material/hub:", layout="wide")
 

@@ -26,7 +26,7 @@ import plotly.subplots  # noqa: F401
 import pyarrow  # noqa: F401
 import streamlit as st
 
-from model.checkpoints import DEFAULT_VARIANT, VARIANT_BLURBS, VARIANTS, available_variants, variant_config
+from model.net.checkpoints import DEFAULT_VARIANT, VARIANT_BLURBS, VARIANTS, available_variants, variant_config
 
 # pandas, pyarrow (st.dataframe) and plotly are imported here, once, before any page runs. Left to the pages,
 # on a fresh server one session's st.dataframe imports pandas while another builds a Plotly figure, whose
@@ -115,7 +115,7 @@ def load_model(variant: str):
 @st.cache_resource(show_spinner="Loading the model…")
 def _trained_model(variant: str):
     # A failed load raises, and st.cache_resource does not keep exceptions: the next rerun tries the file again.
-    from model.checkpoints import load_variant
+    from model.net.checkpoints import load_variant
 
     _torch()
     return load_variant(variant)
@@ -123,7 +123,7 @@ def _trained_model(variant: str):
 
 @st.cache_resource(show_spinner=False)
 def _random_model(variant: str):
-    from model.model import Transformer
+    from model.net.transformer import Transformer
 
     _torch().manual_seed(0)
     return Transformer(variant_config(variant)).eval().requires_grad_(False)
@@ -160,7 +160,7 @@ def is_trained(variant: str) -> bool:
 
 @st.cache_resource(show_spinner=False)
 def tokenizer():
-    from model.tokenizer import load_tokenizer
+    from model.text.tokenizer import load_tokenizer
 
     return load_tokenizer()
 
@@ -181,7 +181,7 @@ class Prompt:
 
 @st.cache_data(show_spinner=False, max_entries=256)
 def tokenize_prompt(text: str, max_tokens: int) -> Prompt:
-    from model.tokenizer import contains_special_lookalike, encode, token_label
+    from model.text.tokenizer import contains_special_lookalike, encode, token_label
 
     ids = encode(text)
     kept = ids[:max_tokens]
@@ -191,8 +191,8 @@ def tokenize_prompt(text: str, max_tokens: int) -> Prompt:
 @st.cache_resource(show_spinner="Running the model…", max_entries=32)
 def trace_prompt(variant: str, ids: tuple[int, ...]):
     """Every hook point of one forward pass, for (variant, ids). Shared and cached: treat as read-only."""
-    from model.trace import run_with_trace
-    from model.tokenizer import token_label
+    from model.net.trace import run_with_trace
+    from model.text.tokenizer import token_label
 
     return run_with_trace(load_model(variant), list(ids), tokens=[token_label(i) for i in ids])
 
@@ -208,7 +208,7 @@ def current_variant() -> str:
 
 
 def current_prompt() -> Prompt:
-    from model.tokenizer import sanitise
+    from model.text.tokenizer import sanitise
 
     cfg = variant_config(current_variant())
     raw = st.session_state.get("prompt", DEFAULT_PROMPT)
@@ -332,7 +332,7 @@ def url_text(key: str, default: str, max_chars: int = 200) -> str:
 def repair_text(key: str) -> None:
     """Call before drawing the text widget `key`: lone surrogates in its value (no browser sends them, but the
     session state API can hold them) cannot be encoded for the widget, so they become U+FFFD, with a notice."""
-    from model.tokenizer import sanitise
+    from model.text.tokenizer import sanitise
 
     v = st.session_state.get(key)
     if isinstance(v, str) and sanitise(v) != v:

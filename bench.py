@@ -82,7 +82,7 @@ def bench_trace(model, T: int, repeats: int) -> dict:
     """Median traced and untraced forward of T tokens, run alternately."""
     import numpy as np
 
-    from model.trace import forward_logits, run_with_trace
+    from model.net.trace import forward_logits, run_with_trace
 
     ids = np.random.default_rng(T).integers(0, model.cfg.vocab_size - 1, T)
     forward_logits(model, ids), run_with_trace(model, ids)  # warm-up: allocator, first-call overheads
@@ -101,7 +101,7 @@ def bench_decode(model, T: int, repeats: int) -> dict:
     import numpy as np
     import torch
 
-    from model.kv_cache import KVCache
+    from model.net.kv_cache import KVCache
 
     ids = torch.as_tensor(np.random.default_rng(1).integers(0, model.cfg.vocab_size - 1, T)).view(1, -1)  # (1, T)
     cache = KVCache.for_model(model.cfg)
@@ -300,7 +300,7 @@ def bench_browser(log_dir: Path, runs: int) -> dict:
     CPU the server and the browser used meanwhile). The last server then opens every variant, for memory."""
     from playwright.sync_api import sync_playwright
 
-    from model.checkpoints import VARIANTS
+    from model.net.checkpoints import VARIANTS
 
     first = []
     with sync_playwright() as p:
@@ -339,7 +339,7 @@ def bench_browser(log_dir: Path, runs: int) -> dict:
 def bench_memory_in_process() -> dict:
     """Without a browser: peak RSS of a fresh Python process that imports the app's code and loads every variant."""
     code = ("import app_shared, resource\n"
-            "from model.checkpoints import VARIANTS\n"
+            "from model.net.checkpoints import VARIANTS\n"
             "for v in VARIANTS: app_shared.trace_prompt(v, tuple(app_shared.tokenize_prompt("
             "app_shared.DEFAULT_PROMPT, 256).ids))\n"
             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")

@@ -1,6 +1,6 @@
 """Parameters, FLOPs, memory: exact counts for our model, a preset, or any pasted/uploaded config.json.
 
-Thin: widgets → `model/accounting.py` (pure arithmetic) → `viz/accounting.py` (figures). The one thing run on
+Thin: widgets → `model/accounting/counts.py` (pure arithmetic) → `viz/accounting.py` (figures). The one thing run on
 torch is the live check: `sum(p.numel())` and FlopCounterMode on a real forward of the loaded model.
 """
 
@@ -9,9 +9,10 @@ import json
 import streamlit as st
 
 from app_shared import current_variant, load_model, require_shell
-from model import accounting as acc
-from model.checkpoints import variant_config
-from model.hf_configs import FAMILIES, PRESETS, arch_from_json_text, preset_arch
+from model.accounting import counts as acc
+from model.accounting.arch import DTYPE_BITS, arch_from_model_config, attention_variants
+from model.net.checkpoints import variant_config
+from model.accounting.hf_configs import FAMILIES, PRESETS, arch_from_json_text, preset_arch
 from viz.accounting import flops_vs_seq_len, kv_cache_vs_context, param_bars
 
 require_shell()  # first, before any widget: see app_shared.require_shell
@@ -49,7 +50,7 @@ source = st.radio("Model", SOURCES, key="acc_source", horizontal=True)
 variant = current_variant()
 try:
     if source == "Our model":
-        arch = acc.arch_from_model_config(variant_config(variant), name=variant)
+        arch = arch_from_model_config(variant_config(variant), name=variant)
         st.caption(f"The **{variant}** variant chosen in the sidebar.")
     elif source == "Preset":
         name = st.selectbox("Preset", list(PRESETS), index=list(PRESETS).index("Llama-2-7B"), key="acc_preset")
@@ -88,8 +89,8 @@ c1, c2, c3, c4 = st.columns(4)
 seq_len = c1.number_input("Sequence length s", 1, 2**20, min(arch.max_seq_len, 2**20),
                           help="tokens in the prefill; also the context of the decode step")
 batch = c2.number_input("Batch b", 1, 4096, 1)
-w_dtype = c3.selectbox("Weights dtype", list(acc.DTYPE_BITS), index=1)
-kv_dtype = c4.selectbox("KV cache dtype", list(acc.DTYPE_BITS), index=1)
+w_dtype = c3.selectbox("Weights dtype", list(DTYPE_BITS), index=1)
+kv_dtype = c4.selectbox("KV cache dtype", list(DTYPE_BITS), index=1)
 seq_len, batch = int(seq_len), int(batch)
 
 params = acc.count_params(arch)
@@ -164,7 +165,7 @@ with tab_m:
         [{"weights dtype": k, "bits / parameter": b, "bytes": f"{acc.weight_bytes(arch, k):,}",
           "GiB (2³⁰ B)": size_text(acc.gib(acc.weight_bytes(arch, k))),
           "GB (10⁹ B)": size_text(acc.weight_bytes(arch, k) / 1e9)}
-         for k, b in acc.DTYPE_BITS.items()],
+         for k, b in DTYPE_BITS.items()],
         hide_index=True, width="stretch",
     )
     per_tok, kv = acc.kv_cache_bytes_per_token(arch, kv_dtype), acc.kv_cache_bytes(arch, seq_len, batch, kv_dtype)
@@ -175,7 +176,7 @@ with tab_m:
         st.caption(f"{arch.n_window_layers} of {arch.n_layers} layers keep only the last {arch.sliding_window:,} "
                    "positions: their cache stops growing there.")
     contexts = [2**k for k in range(4, max(arch.max_seq_len, seq_len, 256).bit_length() + 1)]
-    variants = acc.attention_variants(arch)
+    variants = attention_variants(arch)
     st.plotly_chart(kv_cache_vs_context(contexts, acc.kv_cache_vs_context(variants, contexts, batch, kv_dtype),
                                         title=f"KV cache vs context ({kv_dtype}, batch {batch})"), width="stretch")
     st.caption(" · ".join(f"{k}: {v.n_kv_heads} K/V heads" for k, v in variants.items())

@@ -8,7 +8,7 @@ from app_shared import (
     current_prompt, current_variant, download_csv, download_json, load_model, prompt_notices, require_shell,
     sync_url, trace_prompt, trained_notice, url_choice, url_int,
 )
-from model.analysis import ROLE_HELP, ROLES, kv_groups, repeated_random_ids, role_scores
+from model.analysis.heads import ROLE_HELP, ROLES, kv_groups, repeated_random_ids, role_scores
 from viz.attention import attention_grid, head_zoom, kv_sharing_figure, role_heatmap
 
 require_shell()  # first, before any widget: see app_shared.require_shell
@@ -20,7 +20,7 @@ INDUCTION_PERIOD = 24  # length of the random block that is repeated to measure 
 @st.cache_resource(show_spinner="Running the model on a repeated random sequence…", max_entries=8)
 def induction_patterns(variant: str) -> list[np.ndarray]:
     """Attention patterns of the model on [r; r], r = INDUCTION_PERIOD random tokens (same r every time)."""
-    from model.trace import run_with_trace
+    from model.net.trace import run_with_trace
 
     model = load_model(variant)
     ids = repeated_random_ids(INDUCTION_PERIOD, model.cfg.vocab_size, seed=0)

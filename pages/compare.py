@@ -1,9 +1,9 @@
 """Compare variants: MHA vs GQA vs MQA, and five positional encodings, on models trained alike.
 
-Opens instantly from the committed `results/evaluation.json` (made by `python -m model.evaluate`); a button
+Opens instantly from the committed `results/evaluation.json` (made by `python -m model.evaluation`); a button
 re-runs the quick evaluation here. Training curves come from each checkpoint's `train_log.json`. The live
 parts (attention side by side, every variant's next-token guess) run the sidebar's prompt through each
-trained variant via the shared cached traces. Thin: numbers from `model/evaluate.py`, figures from
+trained variant via the shared cached traces. Thin: numbers from `model/evaluation/evaluate.py`, figures from
 `viz/compare.py`.
 """
 
@@ -17,11 +17,12 @@ from app_shared import (
     cached_figure, current_prompt, download_csv, download_json, is_trained, load_model, prompt_notices,
     require_shell, sync_url, trace_prompt, url_int,
 )
-from model import rope_probe
-from model.analysis import softmax, top_k
-from model.checkpoints import VARIANT_BLURBS, VARIANTS, available_variants, variant_config, variant_dir
-from model.evaluate import QUICK, RESULTS_PATH, evaluate_shipped, read_attention_variants, read_positions
-from model.tokenizer import token_label
+from model.analysis import rope as rope_probe
+from model.analysis.lens import top_k
+from model.decoding.sampling import softmax
+from model.net.checkpoints import VARIANTS, available_variants, variant_config, variant_dir
+from model.evaluation.evaluate import QUICK, RESULTS_PATH, evaluate_shipped, read_attention_variants, read_positions
+from model.text.tokenizer import token_label
 from viz.compare import (attended_distance_figure, attention_side_by_side, kv_sharing_compare, last_token_attention,
                          loss_bars, loss_by_position_figure, next_token_bars, position_signals_figure, training_curves)
 
@@ -119,7 +120,7 @@ if rerun:
     st.rerun()  # draw the page again from the new numbers, with the way back offered
 with c1:
     if res is None:
-        st.info("No evaluation result yet (`results/evaluation.json`). Run `python -m model.evaluate`, or "
+        st.info("No evaluation result yet (`results/evaluation.json`). Run `python -m model.evaluation`, or "
                 "re-run the quick one here.", icon=":material/info:")
     else:
         kind = "a **quick** run (few windows: noisy)" if res.get("quick") else "the full run"

@@ -11,8 +11,8 @@ from app_shared import (
     current_prompt, current_variant, download_csv, download_json, load_model, prompt_notices, require_shell,
     sync_url, trace_prompt, trained_notice, url_int,
 )
-from model.analysis import cosine_matrix, nearest_neighbours, pca
-from model.tokenizer import token_label
+from model.analysis.geometry import cosine_matrix, nearest_neighbours, pca
+from model.text.tokenizer import token_label
 from viz.embeddings import embedding_heatmap, norms_bar, position_heatmap, similarity_heatmap, vocab_map
 
 require_shell()  # first, before any widget: see app_shared.require_shell
@@ -37,7 +37,7 @@ def position_table(variant: str) -> np.ndarray:
         return model.pos_embed.weight.detach().numpy()  # (N, d)
     import torch
 
-    from model.model import sinusoidal_table
+    from model.net.positions import sinusoidal_table
 
     return sinusoidal_table(torch.arange(model.cfg.max_seq_len), model.cfg.d_model).numpy()  # (N, d)
 

@@ -1,7 +1,7 @@
 """Generation, one decode step per click: the distribution and the sampling choice, the KV cache growing,
 and the new token's attention — for the step you are on or any earlier one.
 
-Thin: this user's `model.stepper.Stepper` lives in `st.session_state` and changes only in the buttons'
+Thin: this user's `model.decoding.stepper.Stepper` lives in `st.session_state` and changes only in the buttons'
 callbacks; figures come from `viz/generation.py`. Sampler settings, seed and N are in the URL.
 """
 
@@ -12,9 +12,9 @@ from app_shared import (
     current_prompt, current_variant, download_json, load_model, prompt_notices, require_shell, sync_url,
     trained_notice, url_choice, url_int,
 )
-from model.sampling import SamplerConfig
-from model.stepper import Stepper, kv_bytes_by_attention
-from model.tokenizer import decode, token_label
+from model.decoding.sampling import SamplerConfig
+from model.decoding.stepper import Stepper, kv_bytes_by_attention
+from model.text.tokenizer import decode, token_label
 from viz.generation import (attention_rows_figure, cache_bytes_figure, cache_figure, distribution_figure,
                             history_figure, kv_kinds_figure, top_slice)
 

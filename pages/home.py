@@ -6,9 +6,9 @@ import streamlit as st
 from app_shared import (
     current_prompt, current_variant, load_model, prompt_notices, require_shell, trace_prompt, trained_notice,
 )
-from model.checkpoints import variant_config
-from model.sampling import softmax
-from model.tokenizer import token_label
+from model.net.checkpoints import variant_config
+from model.decoding.sampling import softmax
+from model.text.tokenizer import token_label
 from viz.pipeline import Stage, pipeline_figure
 
 require_shell()  # first, before any widget: see app_shared.require_shell

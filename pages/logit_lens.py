@@ -8,8 +8,9 @@ from app_shared import (
     current_prompt, current_variant, download_csv, download_json, load_model, prompt_notices, require_shell,
     sync_url, trace_prompt, trained_notice, url_int,
 )
-from model.analysis import lens_stages, logit_lens, next_token_probs, softmax, top_k
-from model.tokenizer import token_label
+from model.analysis.lens import lens_stages, logit_lens, next_token_probs, top_k
+from model.decoding.sampling import softmax
+from model.text.tokenizer import token_label
 from viz.lens import lens_heatmap, next_token_heatmap, next_token_lines
 
 require_shell()  # first, before any widget: see app_shared.require_shell

@@ -2,7 +2,7 @@
 one frequency pair before and after rotation, the angle table and wavelengths, the relative-position property
 checked live, and the long-term decay. For the other variants: their table or bias instead.
 
-Thin: the prompt's cached trace → `model/rope_probe.py` (the model's own `apply_rope`, in float64) →
+Thin: the prompt's cached trace → `model/analysis/rope.py` (the model's own `apply_rope`, in float64) →
 `viz/rope.py`.
 """
 
@@ -15,7 +15,9 @@ from app_shared import (
     current_prompt, current_variant, download_csv, load_model, prompt_notices, require_shell, sync_url,
     trace_prompt, trained_notice, url_choice, url_int,
 )
-from model import rope_probe
+from model.analysis import rope as rope_probe
+from model.analysis.geometry import cosine_matrix
+from model.analysis.heads import kv_head_of
 from viz.rope import (alibi_figure, angle_table_figure, distance_figure, pair_arrows_figure, position_table_figure,
                       shift_figure, similarity_figure, wavelength_figure)
 
@@ -66,7 +68,7 @@ if cfg.pos_encoding != "rope":
         c1, c2 = st.columns(2)
         c1.plotly_chart(position_table_figure(table, f"{pe} table [{cfg.max_seq_len} positions × {cfg.d_model}]", T),
                         key="rope_table", config=PLOT_CONFIG)
-        c2.plotly_chart(similarity_figure(rope_probe.position_similarity(table),
+        c2.plotly_chart(similarity_figure(cosine_matrix(table),
                                           "cosine similarity between position vectors"),
                         key="rope_similarity", config=PLOT_CONFIG)
         st.caption("Right: how alike the vectors of two positions are. Sinusoidal: a function of the distance "
@@ -118,7 +120,7 @@ head = c[1].selectbox("Query head", list(range(nh)), key="rope_head")
 pair = c[2].slider("Frequency pair i", 0, hd // 2 - 1, key="rope_pair", help="0 turns fastest, the last slowest.")
 which = c[3].segmented_control("Vector", ["q", "k"], key="rope_which", required=True) or "q"
 sync_url("rope_layer", "rope_head", "rope_pair", "rope_which")
-kvh = rope_probe.kv_head_of(head, nh, nkv)
+kvh = kv_head_of(head, nh, nkv)
 inv = rope_probe.inv_freq(hd, theta)
 waves = rope_probe.wavelengths(hd, theta)
 

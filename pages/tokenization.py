@@ -8,8 +8,8 @@ from app_shared import (
     current_prompt, current_variant, download_csv, download_json, load_model, prompt_notices, require_shell,
     sync_url, url_choice,
 )
-from model.bpe import PAT_STR, load_ranks, replay_merges
-from model.tokenizer import EOT, EOT_ID, RANKS_PATH, bytes_label, cl100k, encode, sanitise, token_bytes
+from model.text.bpe import PAT_STR, load_ranks, replay_merges
+from model.text.tokenizer import EOT, EOT_ID, RANKS_PATH, bytes_label, cl100k, encode, sanitise, token_bytes
 from viz.tokens import merge_steps_figure, token_boxes
 
 require_shell()  # first, before any widget: see app_shared.require_shell

@@ -12,12 +12,13 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from model import accounting as acc
-from model.checkpoints import VARIANTS
-from model.config import ModelConfig
-from model.hf_configs import PRESETS, arch_from_dict, arch_from_hf_config, arch_from_json_text, preset_arch
-from model.kv_cache import KVCache
-from model.model import Transformer, attention_mask
+from model.accounting import cli, counts as acc
+from model.accounting.arch import Arch, arch_from_model_config, attention_variants
+from model.net.checkpoints import VARIANTS
+from model.net.config import ModelConfig
+from model.accounting.hf_configs import PRESETS, arch_from_dict, arch_from_hf_config, arch_from_json_text, preset_arch
+from model.net.kv_cache import KVCache
+from model.net.transformer import Transformer, attention_mask
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,7 +55,7 @@ def ids(b, s, vocab=2048, seed=0):
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_params_equal_numel(name):
     m = live(name)
-    breakdown = acc.count_params(acc.arch_from_model_config(m.cfg))
+    breakdown = acc.count_params(arch_from_model_config(m.cfg))
     assert breakdown.total == sum(p.numel() for p in m.parameters())
     # and term by term, against the named parameters
     named = dict(m.named_parameters())
@@ -72,15 +73,15 @@ def test_forward_flops_equal_flop_counter(name, b, s):
     m = live(name)
     with torch.no_grad():
         measured = fcm(lambda: m(ids(b, s)))
-    assert acc.prefill_flops(acc.arch_from_model_config(m.cfg), b, s).total == measured
+    assert acc.prefill_flops(arch_from_model_config(m.cfg), b, s).total == measured
 
 
 def test_forward_flops_at_full_context_and_measure_model():
     m = live("gqa-rope")
-    ours = acc.prefill_flops(acc.arch_from_model_config(m.cfg), 1, 256).total
+    ours = acc.prefill_flops(arch_from_model_config(m.cfg), 1, 256).total
     got = acc.measure_model(m, 1, 256)
     assert got["params"] == sum(p.numel() for p in m.parameters()) and got["forward_flops"] == ours
-    a = acc.arch_from_model_config(m.cfg)
+    a = arch_from_model_config(m.cfg)
     assert got["decode_step_flops"] == acc.decode_step_flops(a, 1, 256).total
     assert got["kv_cache_bytes"] == acc.kv_cache_bytes(a, 256, 1, "fp32")
 
@@ -88,7 +89,7 @@ def test_forward_flops_at_full_context_and_measure_model():
 @pytest.mark.parametrize("name", ["gqa-rope", "mha-rope", "mqa-rope", "gqa-learned-window"])
 def test_cached_decode_and_chunked_prefill_flops_equal_flop_counter(name):
     m = live(name)
-    a = acc.arch_from_model_config(m.cfg)
+    a = arch_from_model_config(m.cfg)
     x = ids(2, 21)
     cache = KVCache.for_model(m.cfg)
     with torch.no_grad():
@@ -105,7 +106,7 @@ def test_cached_decode_and_chunked_prefill_flops_equal_flop_counter(name):
 
 def test_decode_without_cache_is_a_full_recompute():
     m = live("gqa-rope")
-    a = acc.arch_from_model_config(m.cfg)
+    a = arch_from_model_config(m.cfg)
     with torch.no_grad():
         assert fcm(lambda: m(ids(1, 50))) == acc.decode_step_flops(a, 1, 50, cached=False).total
     assert acc.decode_step_flops(a, 1, 50, cached=False).total > 40 * acc.decode_step_flops(a, 1, 50).total
@@ -119,13 +120,13 @@ def test_training_flops_are_forward_plus_backward(name):
     def step():
         m(x).float().logsumexp(-1).mean().backward()
 
-    assert fcm(step) == acc.training_flops(acc.arch_from_model_config(m.cfg), 2, 24)
+    assert fcm(step) == acc.training_flops(arch_from_model_config(m.cfg), 2, 24)
 
 
 @pytest.mark.parametrize("window", [None, 5])
 @pytest.mark.parametrize("past,new", [(0, 12), (0, 1), (7, 1), (7, 9), (30, 4)])
 def test_causal_pairs_equal_the_models_mask(window, past, new):
-    a = acc.Arch(sliding_window=window)
+    a = Arch(sliding_window=window)
     mask = attention_mask(torch.arange(past, past + new), torch.arange(0, past + new), window)  # (new, past+new)
     assert acc.causal_pairs(a, new, past, windowed=window is not None) == int(mask.sum())
     causal = acc.forward_flops(a, 2, new, past, causal=True).as_dict()
@@ -146,7 +147,7 @@ def test_kv_cache_bytes_equal_the_live_cache(name, c):
     cache = KVCache.for_model(m.cfg)
     with torch.no_grad():
         m(ids(3, c), cache=cache)
-    a = acc.arch_from_model_config(m.cfg)
+    a = arch_from_model_config(m.cfg)
     assert acc.kv_cache_bytes(a, c, 3, "fp32") == cache.nbytes()
     if m.cfg.sliding_window is None:
         assert acc.kv_cache_bytes_per_token(a, "fp32") * c * 3 == cache.nbytes()
@@ -254,14 +255,14 @@ def test_seeds_memory_figures():
     assert acc.kv_cache_bytes_per_token(a, "fp16") == 524_288
     assert acc.kv_cache_bytes(a, 4096, 1, "fp16") == 2 * 2**30  # exactly 2.0 GiB
     assert acc.weight_bytes(a, "int4") == 6_738_415_616 // 2
-    odd = acc.Arch(vocab_size=11, d_model=3, n_layers=1, n_heads=1, n_kv_heads=1, head_dim=3, d_mlp=5)
+    odd = Arch(vocab_size=11, d_model=3, n_layers=1, n_heads=1, n_kv_heads=1, head_dim=3, d_mlp=5)
     assert acc.count_params(odd).total == 123 and acc.weight_bytes(odd, "int4") == 62  # half a byte rounds up
     # GQA: Llama-3-8B has 8 K/V heads for 32 query heads, a quarter of an MHA cache
     assert acc.kv_cache_bytes_per_token(preset_arch("Llama-3-8B"), "bf16") == 2 * 32 * 8 * 128 * 2
 
 
 def test_seeds_flop_formula_equals_ours_for_the_model_it_assumes():
-    gpt_like = acc.Arch(vocab_size=1000, d_model=64, n_layers=3, n_heads=4, n_kv_heads=4, head_dim=16, d_mlp=256, mlp="plain")
+    gpt_like = Arch(vocab_size=1000, d_model=64, n_layers=3, n_heads=4, n_kv_heads=4, head_dim=16, d_mlp=256, mlp="plain")
     assert acc.seeds_forward_flops(gpt_like, 2, 100) == acc.prefill_flops(gpt_like, 2, 100).total
     rows = {r["term"]: r for r in acc.seeds_comparison(preset_arch("Llama-2-7B"), 1, 4096)}
     assert rows["q, k, v, o projections"]["difference"] == 0  # Llama-2-7B is MHA with nh·hd = d
@@ -391,7 +392,7 @@ def test_every_field_of_every_preset_fails_only_with_value_error():
 ])
 def test_bad_run_arguments_are_value_errors(call):
     with pytest.raises(ValueError):
-        call(acc.Arch())
+        call(Arch())
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -417,13 +418,13 @@ def test_cli_json_on_an_hf_config(tmp_path):
 def test_cli_on_our_config_and_as_a_table(tmp_path, capsys):
     f = tmp_path / "config.json"
     f.write_text(ModelConfig().to_json())
-    assert acc.main([str(f), "--seq-len", "64", "--batch", "2", "--json"]) == 0
+    assert cli.main([str(f), "--seq-len", "64", "--batch", "2", "--json"]) == 0
     r = json.loads(capsys.readouterr().out)
     m = live("gqa-rope")
     assert r["total_params"] == sum(p.numel() for p in m.parameters())
     with torch.no_grad():
         assert r["forward_flops"] == fcm(lambda: m(ids(2, 64)))
-    assert acc.main([str(f)]) == 0
+    assert cli.main([str(f)]) == 0
     assert "total" in capsys.readouterr().out
 
 
@@ -436,7 +437,7 @@ def test_cli_bad_config_exits_2_naming_the_field(tmp_path, capsys, content, fiel
     f = tmp_path / "config.json"
     if content is not None:
         f.write_text(content)
-    assert acc.main([str(f), "--json"]) == 2
+    assert cli.main([str(f), "--json"]) == 2
     captured = capsys.readouterr()
     assert field in captured.err and "Traceback" not in captured.err and captured.out == ""
 
@@ -458,7 +459,7 @@ def test_figures_carry_the_numbers():
     fig = flops_vs_seq_len(seq, series, float(acc.attention_crossover_seq_len(a)))
     att = next(t for t in fig.data if t.name == "attention scores")
     assert att.y[2] / att.y[1] == pytest.approx(256)  # 16× the tokens, 256× the attention FLOPs
-    kv = acc.kv_cache_vs_context(acc.attention_variants(a), [4096], 1, "fp16")
+    kv = acc.kv_cache_vs_context(attention_variants(a), [4096], 1, "fp16")
     fig = kv_cache_vs_context([4096], kv)
     assert [t.name for t in fig.data] == ["MHA", "GQA", "MQA"] and fig.data[0].y[0] == 2.0
 
@@ -471,7 +472,7 @@ def test_page_runs_and_checks_the_live_model():
     specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     bars = specs[0]
     cfg = CONFIGS["gqa-rope"]
-    assert sum(t["y"][0] for t in bars["data"]) == acc.count_params(acc.arch_from_model_config(cfg)).total
+    assert sum(t["y"][0] for t in bars["data"]) == acc.count_params(arch_from_model_config(cfg)).total
     # the live check: parameters, forward FLOPs, decode-step FLOPs and cache bytes all equal the references
     assert [m.delta for m in at.metric].count("equal") == 4
     assert not at.error

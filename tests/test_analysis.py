@@ -1,14 +1,15 @@
-"""model/analysis.py: role scores on hand-made patterns, the logit lens against the model's own logits,
+"""model/analysis/: role scores on hand-made patterns, the logit lens against the model's own logits,
 PCA and nearest neighbours against what they must be."""
 
 import numpy as np
 import pytest
 import torch
 
-from model import analysis as A
-from model.config import ModelConfig
-from model.model import Transformer
-from model.trace import run_with_trace
+from model.analysis import geometry, heads, lens
+from model.decoding.sampling import softmax
+from model.net.config import ModelConfig
+from model.net.transformer import Transformer
+from model.net.trace import run_with_trace
 
 
 def one_hot_pattern(T: int, key_of_query) -> np.ndarray:
@@ -21,17 +22,17 @@ def one_hot_pattern(T: int, key_of_query) -> np.ndarray:
 
 def test_perfect_previous_token_head_scores_one_and_others_zero():
     p = one_hot_pattern(8, lambda q: max(q - 1, 0))
-    assert A.previous_token_score(p)[0] == pytest.approx(1.0)
-    assert A.self_score(p)[0] == pytest.approx(0.0)
-    assert A.first_token_score(p)[0] == pytest.approx(1 / 7)  # only q=1 reads key 0, which is also its previous
+    assert heads.previous_token_score(p)[0] == pytest.approx(1.0)
+    assert heads.self_score(p)[0] == pytest.approx(0.0)
+    assert heads.first_token_score(p)[0] == pytest.approx(1 / 7)  # only q=1 reads key 0, which is also its previous
 
 
 def test_first_token_and_self_heads():
     sink = one_hot_pattern(6, lambda q: 0)
-    assert A.first_token_score(sink)[0] == pytest.approx(1.0)
+    assert heads.first_token_score(sink)[0] == pytest.approx(1.0)
     diag = one_hot_pattern(6, lambda q: q)
-    assert A.self_score(diag)[0] == pytest.approx(1.0)
-    assert A.previous_token_score(diag)[0] == pytest.approx(0.0)
+    assert heads.self_score(diag)[0] == pytest.approx(1.0)
+    assert heads.previous_token_score(diag)[0] == pytest.approx(0.0)
 
 
 def test_uniform_causal_pattern_scores():
@@ -39,26 +40,26 @@ def test_uniform_causal_pattern_scores():
     p = np.tril(np.ones((T, T)))
     p = (p / p.sum(-1, keepdims=True))[None]
     expected = np.mean([1 / (q + 1) for q in range(1, T)])
-    for f in (A.previous_token_score, A.first_token_score, A.self_score):
+    for f in (heads.previous_token_score, heads.first_token_score, heads.self_score):
         assert f(p)[0] == pytest.approx(expected)
 
 
 def test_induction_score_on_a_perfect_induction_head():
     n = 4  # sequence a b c d a b c d; the second `a` (q=4) looks at the first `b` (k=1)
     p = one_hot_pattern(2 * n, lambda q: q - n + 1 if q >= n else 0)
-    assert A.induction_score(p, n)[0] == pytest.approx(1.0)
-    assert A.induction_score(one_hot_pattern(2 * n, lambda q: max(q - 1, 0)), n)[0] == pytest.approx(0.0)
+    assert heads.induction_score(p, n)[0] == pytest.approx(1.0)
+    assert heads.induction_score(one_hot_pattern(2 * n, lambda q: max(q - 1, 0)), n)[0] == pytest.approx(0.0)
 
 
 def test_single_token_gives_nan_not_an_error():
     p = np.ones((3, 1, 1))
-    assert np.isnan(A.previous_token_score(p)).all()
-    assert np.isnan(A.first_token_score(p)).all()
-    assert np.isnan(A.self_score(p)).all()
+    assert np.isnan(heads.previous_token_score(p)).all()
+    assert np.isnan(heads.first_token_score(p)).all()
+    assert np.isnan(heads.self_score(p)).all()
 
 
 def test_repeated_random_ids():
-    ids = A.repeated_random_ids(24, 2048, seed=1)
+    ids = heads.repeated_random_ids(24, 2048, seed=1)
     assert ids.shape == (48,)
     assert (ids[:24] == ids[24:]).all()
     assert ids.min() >= 256 and ids.max() < 2047  # no raw bytes, never the special token
@@ -66,16 +67,16 @@ def test_repeated_random_ids():
 
 def test_role_scores_shapes():
     pats = [np.tril(np.ones((3, 5, 5))) / np.arange(1, 6)[None, :, None] for _ in range(2)]
-    s = A.role_scores(pats, None, 2)
-    assert set(s) == set(A.ROLES)
+    s = heads.role_scores(pats, None, 2)
+    assert set(s) == set(heads.ROLES)
     assert all(v.shape == (2, 3) for v in s.values())
     assert np.isnan(s["induction"]).all()
 
 
 def test_kv_groups_follow_repeat_interleave():
-    assert A.kv_groups(6, 2) == [[0, 1, 2], [3, 4, 5]]
-    assert A.kv_groups(6, 1) == [list(range(6))]
-    assert A.kv_groups(6, 6) == [[h] for h in range(6)]
+    assert heads.kv_groups(6, 2) == [[0, 1, 2], [3, 4, 5]]
+    assert heads.kv_groups(6, 1) == [list(range(6))]
+    assert heads.kv_groups(6, 6) == [[h] for h in range(6)]
     # The model's own order: torch.repeat_interleave(kv, g) makes query head h read kv head h // g.
     assert torch.arange(2).repeat_interleave(3).tolist() == [0, 0, 0, 1, 1, 1]
 
@@ -93,26 +94,26 @@ def small_trace():
 
 def test_logit_lens_last_stage_equals_the_models_logits(small_trace):
     model, tr = small_trace
-    stages = A.lens_stages(model.cfg.n_layers)
+    stages = lens.lens_stages(model.cfg.n_layers)
     resids = np.stack([tr[name] for name, _ in stages])  # (S, T, d)
-    lens = A.logit_lens(resids, model.ln_final.weight.numpy(), model.cfg.norm_eps, model.W_U.detach().numpy())
-    assert lens.shape == (len(stages), 7, model.cfg.vocab_size)
-    np.testing.assert_allclose(lens[-1], tr.logits, rtol=1e-4, atol=1e-4)
+    lensed = lens.logit_lens(resids, model.ln_final.weight.numpy(), model.cfg.norm_eps, model.W_U.detach().numpy())
+    assert lensed.shape == (len(stages), 7, model.cfg.vocab_size)
+    np.testing.assert_allclose(lensed[-1], tr.logits, rtol=1e-4, atol=1e-4)
 
 
 def test_rms_norm_matches_the_models_final_norm(small_trace):
     model, tr = small_trace
     x = tr[f"blocks.{model.cfg.n_layers - 1}.hook_resid_post"]
-    mine = A.rms_norm(x, model.ln_final.weight.numpy(), model.cfg.norm_eps)
+    mine = lens.rms_norm(x, model.ln_final.weight.numpy(), model.cfg.norm_eps)
     np.testing.assert_allclose(mine, tr["ln_final.hook_normalized"], rtol=1e-5, atol=1e-5)
 
 
 def test_top_k_and_next_token_probs():
-    probs = A.softmax(np.array([[[0.0, 2.0, 1.0], [3.0, 0.0, 0.0]]]))  # (S=1, T=2, V=3)
-    idx, val = A.top_k(probs, 2)
+    probs = softmax(np.array([[[0.0, 2.0, 1.0], [3.0, 0.0, 0.0]]]))  # (S=1, T=2, V=3)
+    idx, val = lens.top_k(probs, 2)
     assert idx[0, 0].tolist() == [1, 2] and idx[0, 1].tolist() == [0, 1]
     assert (np.diff(val, axis=-1) <= 0).all()
-    nxt = A.next_token_probs(probs, np.array([1, 2]))
+    nxt = lens.next_token_probs(probs, np.array([1, 2]))
     assert nxt[0, 0] == pytest.approx(probs[0, 0, 2])
     assert np.isnan(nxt[0, 1])
 
@@ -120,7 +121,7 @@ def test_top_k_and_next_token_probs():
 def test_pca_shape_and_variance_order():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(300, 10)) * np.array([5, 3, 1, 1, 1, 1, 1, 1, 1, 1])
-    coords, ratio = A.pca(X, 2)
+    coords, ratio = geometry.pca(X, 2)
     assert coords.shape == (300, 2)
     assert ratio[0] > ratio[1] > 0 and ratio.sum() < 1
     assert coords[:, 0].var() > coords[:, 1].var()
@@ -131,13 +132,13 @@ def test_nearest_neighbours_start_with_the_token_itself():
     rng = np.random.default_rng(1)
     E = rng.normal(size=(50, 8))
     E[7] = E[3] * 2.0  # same direction as row 3: its nearest other neighbour, cosine 1
-    idx, sims = A.nearest_neighbours(E, 3, k=5)
+    idx, sims = geometry.nearest_neighbours(E, 3, k=5)
     assert idx[0] == 3 and sims[0] == pytest.approx(1.0)
     assert idx[1] == 7 and sims[1] == pytest.approx(1.0)
     assert (np.diff(sims) <= 1e-12).all()
 
 
 def test_cosine_matrix():
-    S = A.cosine_matrix(np.array([[1.0, 0.0], [0.0, 2.0], [-3.0, 0.0], [0.0, 0.0]]))
+    S = geometry.cosine_matrix(np.array([[1.0, 0.0], [0.0, 2.0], [-3.0, 0.0], [0.0, 0.0]]))
     np.testing.assert_allclose(S[:3, :3], [[1, 0, -1], [0, 1, 0], [-1, 0, 1]])
     assert (S[3] == 0).all()

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from model.corpus import boilerplate_hits, clean_text, load_corpus, load_manifest, strip_gutenberg
+from model.text.corpus import boilerplate_hits, clean_text, load_corpus, load_manifest, strip_gutenberg
 
 
 @pytest.fixture(scope="module")

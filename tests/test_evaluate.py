@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from model.checkpoints import available_variants, load_variant
-from model.config import ModelConfig
-from model.evaluate import (QUICK, attention_stats, bigram_loss, bucket_mean, evaluate, loss_by_position, main,
+from model.net.checkpoints import available_variants, load_variant
+from model.net.config import ModelConfig
+from model.evaluation.evaluate import (QUICK, attention_stats, bigram_loss, bucket_mean, evaluate, loss_by_position, main,
                             paired_difference, read_attention_variants, read_positions, to_json, token_losses,
                             uniform_reference, unigram_loss)
-from model.model import Transformer
-from model.train import heldout_loss, val_windows
+from model.net.transformer import Transformer
+from model.evaluation.evaluate import heldout_loss
+from model.text.batches import val_windows
 
 TINY = dict(vocab_size=2048, d_model=16, n_layers=2, n_heads=2, n_kv_heads=1, d_mlp=32, max_seq_len=16)
 
@@ -100,7 +101,7 @@ def test_quick_evaluation_is_well_formed(quick):
     res, models = quick
     assert res["variants"] and res["torch"] == torch.__version__ and res["elapsed_s"] >= 0
     if "command" in res:
-        assert res["command"].startswith("python -m model.evaluate --quick") and res["quick"] is True
+        assert res["command"].startswith("python -m model.evaluation --quick") and res["quick"] is True
     for name, r in res["variants"].items():
         model, cfg = models[name], models[name].cfg
         h = r["heldout"]

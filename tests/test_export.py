@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from model.checkpoints import available_variants, load_variant
-from model.config import ModelConfig
-from model.export import export_hf, main, rope_permutation
-from model.model import Transformer
+from model.net.checkpoints import available_variants, load_variant
+from model.net.config import ModelConfig
+from model.training.export import export_hf, main, rope_permutation
+from model.net.transformer import Transformer
 
 transformers = pytest.importorskip("transformers")
 
@@ -37,7 +37,7 @@ def test_random_model_matches_llama_logits(tmp_path, kv, tied):
 
 @pytest.mark.skipif("gqa-rope" not in available_variants(), reason="default checkpoint not in this checkout")
 def test_shipped_default_greedy_continuation_is_the_same_in_transformers(tmp_path):
-    from model.tokenizer import encode
+    from model.text.tokenizer import encode
 
     ours = load_variant("gqa-rope")
     assert main(["--variant", "gqa-rope", "--format", "hf", str(tmp_path)]) == 0

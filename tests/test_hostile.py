@@ -30,11 +30,13 @@ from streamlit.testing.v1 import AppTest
 
 import app_shared
 from app_shared import DEFAULT_PROMPT, MAX_PROMPT_CHARS
-from model import accounting, checkpoints, generate
-from model.checkpoints import DEFAULT_VARIANT, available_variants, save_checkpoint, variant_config
-from model.config import ModelConfig
-from model.model import Transformer
-from model.tokenizer import EOT_ID
+from model.accounting import cli as accounting
+from model.decoding import generate
+from model.net import checkpoints
+from model.net.checkpoints import DEFAULT_VARIANT, available_variants, save_checkpoint, variant_config
+from model.net.config import ModelConfig
+from model.net.transformer import Transformer
+from model.text.tokenizer import EOT_ID
 
 REPO = Path(__file__).resolve().parent.parent
 APP = str(REPO / "app.py")
@@ -50,7 +52,7 @@ class Text:
     name: str
     text: str
     expect: Optional[tuple[str, str]]  # (element kind, words it must contain) on a page that reads the prompt
-    cli_ok: bool = True  # `python -m model.generate --prompt TEXT` succeeds (else: exit 2 with a message)
+    cli_ok: bool = True  # `python -m model.decoding.generate --prompt TEXT` succeeds (else: exit 2 with a message)
 
 
 HTML = "<img src=x onerror=alert(1)><script>alert(1)</script><b>bold</b>"
@@ -375,7 +377,7 @@ def test_generate_cli_rejects_bad_numbers(cli_model, capsys):
 
 def test_generate_cli_with_invalid_utf8_in_argv():
     """A real process: bytes that are not UTF-8 on the command line (Python turns them into lone surrogates)."""
-    r = subprocess.run([sys.executable, "-m", "model.generate", "--prompt", b"ROMEO \xff\xfe\xed\xa0\x80.",
+    r = subprocess.run([sys.executable, "-m", "model.decoding.generate", "--prompt", b"ROMEO \xff\xfe\xed\xa0\x80.",
                         "--max-new-tokens", "2", "--json"], cwd=REPO, capture_output=True, timeout=300)
     err = r.stderr.decode(errors="replace")
     assert "Traceback" not in err

@@ -36,11 +36,11 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import app_shared
-from model.checkpoints import DEFAULT_VARIANT
-from model.sampling import SamplerConfig
-from model.stepper import Stepper
-from model.tokenizer import encode, token_label
-from model.trace import run_with_trace
+from model.net.checkpoints import DEFAULT_VARIANT
+from model.decoding.sampling import SamplerConfig
+from model.decoding.stepper import Stepper
+from model.text.tokenizer import encode, token_label
+from model.net.trace import run_with_trace
 from viz.tokens import axis_labels
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")

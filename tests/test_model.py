@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from model.config import ModelConfig
-from model.kv_cache import KVCache
-from model.model import Transformer, alibi_slopes, apply_rope, rope_angles
-from model.trace import forward_logits, run_with_trace
+from model.net.config import ModelConfig
+from model.net.kv_cache import KVCache
+from model.net.transformer import Transformer
+from model.net.positions import alibi_slopes, apply_rope, rope_angles
+from model.net.trace import forward_logits, run_with_trace
 
 SMALL = dict(vocab_size=97, d_model=48, n_layers=2, n_heads=6, d_mlp=64, max_seq_len=40)
 POS = ["rope", "sinusoidal", "learned", "alibi", "none"]

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from model.checkpoints import VARIANTS
-from model.evaluate import RESULTS_PATH
+from model.net.checkpoints import VARIANTS
+from model.evaluation.evaluate import RESULTS_PATH
 from viz.compare import (attention_side_by_side, kv_sharing_compare, last_token_attention, loss_by_position_figure,
                          next_token_bars, smooth)
 
@@ -79,7 +79,7 @@ def test_kv_sharing_is_drawn_as_h_over_group_size(page):
 
 
 def test_live_section_has_every_trained_variant(page):
-    from model.checkpoints import available_variants
+    from model.net.checkpoints import available_variants
 
     expected = available_variants() or list(VARIANTS)
     bars = [t for t in charts(page)["cmp_next"]["data"] if t["type"] == "bar"]
@@ -97,7 +97,7 @@ def test_reading_and_downloads_present(page):
 
 
 def test_quick_rerun_replaces_the_shown_numbers_until_asked_back(page):
-    from model.checkpoints import available_variants
+    from model.net.checkpoints import available_variants
 
     if not available_variants():
         pytest.skip("the re-run needs a trained checkpoint")
@@ -143,7 +143,7 @@ def test_kv_sharing_compare_and_smooth():
 
 def test_page_works_without_checkpoints(monkeypatch, tmp_path):
     """A checkout without checkpoints: the page names what is missing and still draws from the committed JSON."""
-    monkeypatch.setattr("model.checkpoints.CHECKPOINT_DIR", tmp_path)
+    monkeypatch.setattr("model.net.checkpoints.CHECKPOINT_DIR", tmp_path)
     at = AppTest.from_file(APP, default_timeout=90)
     at.session_state["prompt"] = "ROMEO."
     at.run()

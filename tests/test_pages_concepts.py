@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from model.checkpoints import VARIANTS, variant_config
-from model.tokenizer import EOT_ID, bytes_label, cl100k, encode, token_label
+from model.net.checkpoints import VARIANTS, variant_config
+from model.text.tokenizer import EOT_ID, bytes_label, cl100k, encode, token_label
 from viz.tokens import plotly_text
 
 REPO = Path(__file__).resolve().parent.parent
@@ -258,7 +258,7 @@ def test_long_prompt_grid_is_capped_and_zoom_is_full():
 
 def test_logit_lens_last_row_is_the_models_prediction():
     from app_shared import load_model
-    from model.trace import forward_logits
+    from model.net.trace import forward_logits
 
     prompt = "It is the east, and Juliet is the sun."
     ids = encode(prompt)

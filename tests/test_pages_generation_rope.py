@@ -11,7 +11,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from app_shared import DEFAULT_PROMPT
-from model.tokenizer import encode
+from model.text.tokenizer import encode
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 P = len(encode(DEFAULT_PROMPT))

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from model.config import ModelConfig
-from model.generate import generate
-from model.model import Transformer
-from model.sampling import SamplerConfig, sample, softmax
+from model.net.config import ModelConfig
+from model.decoding.generate import generate
+from model.net.transformer import Transformer
+from model.decoding.sampling import SamplerConfig, sample, softmax
 
 LOGITS = np.log(np.array([0.5, 0.2, 0.15, 0.1, 0.05]))
 

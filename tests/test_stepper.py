@@ -6,11 +6,11 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from model.config import ModelConfig
-from model.model import Transformer
-from model.sampling import SamplerConfig
-from model.stepper import Stepper, kv_bytes_by_attention
-from model.trace import forward_logits
+from model.net.config import ModelConfig
+from model.net.transformer import Transformer
+from model.decoding.sampling import SamplerConfig
+from model.decoding.stepper import Stepper, kv_bytes_by_attention
+from model.net.trace import forward_logits
 
 CFG = ModelConfig(vocab_size=97, d_model=32, n_layers=2, n_heads=4, n_kv_heads=2, d_mlp=64, max_seq_len=24)
 PROMPT = [5, 17, 3, 42, 8]

@@ -9,10 +9,10 @@ import pytest
 import regex
 from tiktoken.load import load_tiktoken_bpe
 
-from model.bpe import PAT_STR, bpe_encode, merge, load_ranks, replay_merges, save_ranks, train_bpe
-from model.config import ModelConfig
-from model.corpus import load_corpus
-from model.tokenizer import (
+from model.text.bpe import PAT_STR, bpe_encode, merge, load_ranks, replay_merges, save_ranks, train_bpe
+from model.net.config import ModelConfig
+from model.text.corpus import load_corpus
+from model.text.tokenizer import (
     EOT,
     EOT_ID,
     RANKS_PATH,

@@ -5,9 +5,9 @@ import json
 import numpy as np
 import torch
 
-from model.checkpoints import load_checkpoint
-from model.config import ModelConfig
-from model.train import TrainConfig, lr_at, train
+from model.net.checkpoints import load_checkpoint
+from model.net.config import ModelConfig
+from model.training.train import TrainConfig, lr_at, train
 
 CFG = ModelConfig(vocab_size=64, d_model=32, n_layers=2, n_heads=4, n_kv_heads=2, d_mlp=64, max_seq_len=32)
 

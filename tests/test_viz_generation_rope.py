@@ -7,12 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from model.config import ModelConfig
-from model.model import Transformer, apply_rope, rope_angles, rope_inv_freq, sinusoidal_table
-from model.rope_probe import (angle_table, decay_bound, inv_freq, kv_head_of, position_similarity, rotate,
-                              scores_at, wavelengths)
-from model.sampling import SamplerConfig, sample
-from model.trace import run_with_trace
+from model.net.config import ModelConfig
+from model.net.transformer import Transformer
+from model.net.positions import apply_rope, rope_angles, rope_inv_freq, sinusoidal_table
+from model.analysis.geometry import cosine_matrix as position_similarity
+from model.analysis.heads import kv_head_of
+from model.analysis.rope import angle_table, decay_bound, inv_freq, rotate, scores_at, wavelengths
+from model.decoding.sampling import SamplerConfig, sample
+from model.net.trace import run_with_trace
 from viz.generation import (attention_rows_figure, cache_bytes_figure, cache_figure, distribution_figure, esc,
                             history_figure, kv_kinds_figure, top_slice)
 from viz.rope import (alibi_figure, angle_table_figure, distance_figure, pair_arrows_figure, position_table_figure,

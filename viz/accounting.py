@@ -1,5 +1,5 @@
 """Charts for the accounting page: where the parameters are, where the FLOPs go as s grows, what the KV cache
-costs for MHA vs GQA vs MQA. Plain lists in (counts from `model/accounting.py`), a `go.Figure` out.
+costs for MHA vs GQA vs MQA. Plain lists in (counts from `model/accounting/counts.py`), a `go.Figure` out.
 
 No streamlit, no torch. Counts arrive as exact ints; the charts plot them as floats (which is all a pixel
 needs) and keep the exact value in the hover text.

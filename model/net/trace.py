@@ -4,9 +4,9 @@
     tr["blocks.0.attn.hook_pattern"]           # np.ndarray [head, query_pos, key_pos]
     tr.logits                                  # np.ndarray [pos, vocab]
 
-The recorder is local to the call (see `model.model.recording`): two threads tracing the one shared model at
+The recorder is local to the call (see `model.net.transformer.recording`): two threads tracing the one shared model at
 once each get only their own arrays, and the model holds nothing afterwards. Arrays have the batch
-dimension dropped; their layout is the hook's shape comment in `model/model.py`
+dimension dropped; their layout is the hook's shape comment in `model/net/transformer.py`
 (`hook_q` [pos, head, d_head], `hook_pattern` [head, query_pos, key_pos], `hook_resid_post` [pos, d_model]…).
 
 Analysis (role scores, logit lens, …) lives in functions elsewhere, not in the trace.
@@ -20,8 +20,9 @@ from typing import Callable, Iterable, Optional, Union
 import numpy as np
 import torch
 
-from model.kv_cache import KVCache
-from model.model import Transformer, recording
+from model.net.kv_cache import KVCache
+from model.net.transformer import Transformer
+from model.net.hooks import recording
 
 NameFilter = Union[None, Iterable[str], Callable[[str], bool]]
 

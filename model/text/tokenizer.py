@@ -1,11 +1,11 @@
 """Our tokenizer: a 2,048-token byte-level BPE trained on the train split, served by tiktoken.
 
     ids 0..255      the single bytes (any text can be encoded, whatever its script)
-    ids 256..2046   1,791 merges learned from the training text by `model.bpe.train_bpe`
+    ids 256..2046   1,791 merges learned from the training text by `model.text.bpe.train_bpe`
     id  2047        <|endoftext|>, the only special token
 
 The ranks live in `data/tokenizer.tiktoken` (tiktoken's own text format, no pickle) and are rebuilt with
-`python -m model.tokenizer --train`, which also prints characters per token for a few vocabulary sizes.
+`python -m model.text.tokenizer --train`, which also prints characters per token for a few vocabulary sizes.
 
 User text is always plain text: `encode` never produces the special id, even for a typed "<|endoftext|>"
 (it becomes ordinary tokens; `contains_special_lookalike` lets the app say so), and it never raises, even
@@ -26,9 +26,9 @@ from pathlib import Path
 
 import tiktoken
 
-from model.bpe import PAT_STR, load_ranks, save_ranks, train_bpe
+from model.text.bpe import PAT_STR, load_ranks, save_ranks, train_bpe
 
-RANKS_PATH = Path(__file__).resolve().parent.parent / "data" / "tokenizer.tiktoken"
+RANKS_PATH = Path(__file__).resolve().parents[2] / "data" / "tokenizer.tiktoken"
 VOCAB_SIZE = 2048  # = ModelConfig.vocab_size: 256 bytes + 1,791 merges + 1 special token
 EOT = "<|endoftext|>"
 EOT_ID = VOCAB_SIZE - 1  # the last id, so ranks 0..2046 are exactly the BPE vocabulary
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         p.print_help()
         return 0
 
-    from model.corpus import load_corpus
+    from model.text.corpus import load_corpus
 
     train, val = load_corpus("train"), load_corpus("val")
     # One run to the largest size gives every smaller one: training is greedy and deterministic, so a

@@ -10,7 +10,7 @@ Before any merging, text is cut into pieces with GPT-4's (cl100k) regex, `PAT_ST
 space, runs of 1-3 digits, punctuation, whitespace. Merges never cross a piece boundary, so " thee" can become
 one token but "thee." cannot.
 
-What is out: special tokens (`model/tokenizer.py` adds `<|endoftext|>` on top of these ranks), normalisation,
+What is out: special tokens (`model/text/tokenizer.py` adds `<|endoftext|>` on top of these ranks), normalisation,
 and any speed-up beyond incremental pair counts (training on the ~4.7 M-character corpus takes seconds
 because Shakespeare has only ~36 k distinct pieces).
 """
@@ -153,7 +153,7 @@ def bpe_encode(ranks: dict[bytes, int], text: str, pat_str: str = PAT_STR) -> li
     """Reference encoder: split with `pat_str`, merge each piece by lowest rank, return the ids.
 
     Ranks of the hand-worked example, "aaab aab" -> pieces "aaab", " aab" -> [258, 32, 256, 98].
-    Raises UnicodeEncodeError on lone surrogates (`model.tokenizer.encode` sanitises them first).
+    Raises UnicodeEncodeError on lone surrogates (`model.text.tokenizer.encode` sanitises them first).
     """
     ids = []
     for piece in regex.findall(pat_str, text):

@@ -72,10 +72,13 @@ class SampleResult:
         return int((self.raw > self.raw[self.token]).sum())
 
 
-def softmax(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    e = np.exp(x - x.max())
-    return e / e.sum()
+def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """exp(x) / Σ exp(x) along `axis`, shifted by the max so large logits do not overflow. Float inputs keep
+    their precision (the lens's float32 stacks stay float32); sampling hands it float64 logits."""
+    x = np.asarray(x)
+    x = x if np.issubdtype(x.dtype, np.floating) else x.astype(np.float64)
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
 
 
 def entropy(p: np.ndarray) -> float:

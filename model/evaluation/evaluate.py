@@ -1,7 +1,7 @@
-"""Measure the shipped variants side by side on held-out text: `python -m model.evaluate`.
+"""Measure the shipped variants side by side on held-out text: `python -m model.evaluation`.
 
-    python -m model.evaluate                       # the full run → results/evaluation.json (≈ 5 min, 1 thread)
-    python -m model.evaluate --quick --out /tmp/q.json   # a few windows of everything (seconds; the tests run it)
+    python -m model.evaluation                       # the full run → results/evaluation.json (≈ 5 min, 1 thread)
+    python -m model.evaluation --quick --out /tmp/q.json   # a few windows of everything (seconds; the tests run it)
 
 For every variant whose checkpoint is present, on the held-out split (`encoded_split("val")`, three whole
 plays the models never saw):
@@ -50,13 +50,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from model.accounting import arch_from_model_config, kv_cache_bytes_per_token
-from model.checkpoints import VARIANTS, available_variants, load_variant
-from model.kv_cache import KVCache
-from model.model import recording
-from model.train import encoded_split, metrics, val_windows
+from model.accounting.arch import arch_from_model_config
+from model.accounting.counts import kv_cache_bytes_per_token
+from model.net.checkpoints import VARIANTS, available_variants, load_variant
+from model.net.kv_cache import KVCache
+from model.net.hooks import recording
+from model.text.batches import encoded_split, val_windows
 
-RESULTS_PATH = Path(__file__).resolve().parent.parent / "results" / "evaluation.json"
+RESULTS_PATH = Path(__file__).resolve().parents[2] / "results" / "evaluation.json"
 Progress = Callable[[float, str], None]  # (fraction done, what is running)
 
 
@@ -82,6 +83,29 @@ QUICK = EvalSettings(heldout_windows=4, position_len=320, position_windows=2, bu
 # --------------------------------------------------------------------------------------------------------
 # Losses
 # --------------------------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def heldout_loss(model, windows: np.ndarray, batch: int = 16, autocast: bool = False) -> float:
+    """Mean next-token cross-entropy (nats/token) over the given windows."""
+    model.eval()
+    total, count = 0.0, 0
+    dev = next(model.parameters()).device
+    for i in range(0, len(windows), batch):
+        w = torch.from_numpy(windows[i : i + batch]).to(dev)  # (b, T + 1)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=autocast):
+            logits = model(w[:, :-1])  # (b, T, V)
+        loss = F.cross_entropy(logits.float().flatten(0, 1), w[:, 1:].flatten(), reduction="sum")
+        total, count = total + loss.item(), count + w[:, 1:].numel()
+    return total / count
+
+
+def metrics(nats_per_token: float, chars_per_token: float) -> dict:
+    return {
+        "nats_per_token": round(nats_per_token, 4),
+        "perplexity": round(math.exp(nats_per_token), 2),
+        "bits_per_char": round(nats_per_token / math.log(2) / chars_per_token, 4),
+    }
 
 
 @torch.no_grad()
@@ -570,7 +594,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     if a.position_windows is not None:
         s = replace(s, position_windows=a.position_windows)
     args = argv if argv is not None else sys.argv[1:]
-    command = "python -m model.evaluate" + "".join(" " + shlex.quote(x) for x in args)
+    command = "python -m model.evaluation" + "".join(" " + shlex.quote(x) for x in args)
     missing = [v for v in (a.variants or VARIANTS) if v not in available_variants()]
     if missing:
         print(f"no checkpoint for {', '.join(missing)}: skipped", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""Train one shipped variant: `python -m model.train --variant gqa-rope`.
+"""Train one shipped variant: `python -m model.training.train --variant gqa-rope`.
 
 Every variant sees the same data in the same order (one seeded NumPy generator draws the batches), for the
 same number of steps, from the same seed: only what the variant compares differs. Runs on the CPU by default
@@ -31,11 +31,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 
-from model.checkpoints import VARIANTS, load_checkpoint, save_checkpoint, variant_config, variant_dir
-from model.config import ModelConfig
-from model.model import Transformer
+from model.net.checkpoints import VARIANTS, load_checkpoint, save_checkpoint, variant_config, variant_dir
+from model.net.config import ModelConfig
+from model.evaluation.evaluate import heldout_loss, metrics
+from model.text.batches import encoded_split, val_windows
+from model.training.state import load_state, save_state
+from model.net.transformer import Transformer
 
 
 @dataclass
@@ -50,7 +52,8 @@ class TrainConfig:
     betas: tuple = (0.9, 0.95)  # AdamW; 0.95 is the usual choice for transformers
     clip: float = 1.0  # gradient-norm clip
     dropout: float = 0.1  # on the embedding and each block's residual branch; see the docstring for why
-    seed: int = 1337  # weights' init is seeded in the model; this one draws the batches
+    seed: int = 1337  # draws the batches and the dropout masks
+    init_seed: int = 0  # the weights' initial draw (Transformer(init_seed=…)); the shipped variants use 0
     eval_every: int = 250  # held-out loss + a resumable state every this many steps
     eval_batches: int = 16  # held-out windows per intermediate eval (the final eval uses all of them)
 
@@ -60,81 +63,6 @@ def lr_at(step: int, tc: TrainConfig) -> float:
         return tc.lr * (step + 1) / tc.warmup
     progress = (step - tc.warmup) / max(1, tc.steps - tc.warmup)
     return tc.min_lr + 0.5 * (tc.lr - tc.min_lr) * (1 + math.cos(math.pi * min(1.0, progress)))
-
-
-def encoded_split(split: str) -> tuple[np.ndarray, int]:
-    """Token ids of a corpus split (uint16) and its length in characters."""
-    from model.corpus import load_corpus
-    from model.tokenizer import load_tokenizer
-
-    text = load_corpus(split)
-    ids = np.array(load_tokenizer().encode_ordinary(text), dtype=np.uint16)
-    return ids, len(text)
-
-
-def val_windows(val_ids: np.ndarray, seq_len: int) -> np.ndarray:
-    """Non-overlapping windows of seq_len + 1 tokens covering the held-out split (fixed, no sampling)."""
-    n = (len(val_ids) - 1) // seq_len
-    idx = np.arange(n)[:, None] * seq_len + np.arange(seq_len + 1)[None, :]  # (n, seq_len + 1)
-    return val_ids[idx].astype(np.int64)
-
-
-@torch.no_grad()
-def heldout_loss(model: Transformer, windows: np.ndarray, batch: int = 16, autocast: bool = False) -> float:
-    """Mean next-token cross-entropy (nats/token) over the given windows."""
-    model.eval()
-    total, count = 0.0, 0
-    dev = next(model.parameters()).device
-    for i in range(0, len(windows), batch):
-        w = torch.from_numpy(windows[i : i + batch]).to(dev)  # (b, T + 1)
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=autocast):
-            logits = model(w[:, :-1])  # (b, T, V)
-        loss = F.cross_entropy(logits.float().flatten(0, 1), w[:, 1:].flatten(), reduction="sum")
-        total, count = total + loss.item(), count + w[:, 1:].numel()
-    return total / count
-
-
-def metrics(nats_per_token: float, chars_per_token: float) -> dict:
-    return {
-        "nats_per_token": round(nats_per_token, 4),
-        "perplexity": round(math.exp(nats_per_token), 2),
-        "bits_per_char": round(nats_per_token / math.log(2) / chars_per_token, 4),
-    }
-
-
-# --- resumable state: safetensors + JSON, never pickle ------------------------------------------------------
-
-
-def save_state(path: Path, model, opt, step: int, rng: np.random.Generator, log: dict) -> None:
-    path.mkdir(parents=True, exist_ok=True)
-    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    names = {id(p): n for n, p in model.named_parameters()}
-    for p, st in opt.state.items():
-        for k in ("exp_avg", "exp_avg_sq"):
-            tensors[f"opt.{names[id(p)]}.{k}"] = st[k].detach().cpu().contiguous()
-    # Dropout draws from torch's generator: without its state a resumed run would drop other units.
-    tensors["rng.torch"] = torch.get_rng_state()
-    save_file(tensors, str(path / "state.safetensors"))
-    meta = {"step": step, "rng": rng.bit_generator.state, "log": log}
-    (path / "state.json").write_text(json.dumps(meta))
-
-
-def load_state(path: Path, model, opt, rng: np.random.Generator) -> tuple[int, dict]:
-    tensors = load_file(str(path / "state.safetensors"))
-    meta = json.loads((path / "state.json").read_text())
-    dev = next(model.parameters()).device
-    model.load_state_dict({k[6:]: v.to(dev) for k, v in tensors.items() if k.startswith("model.")})
-    step = meta["step"]
-    for n, p in model.named_parameters():
-        opt.state[p] = {
-            "step": torch.tensor(float(step)),
-            "exp_avg": tensors[f"opt.{n}.exp_avg"].to(dev),
-            "exp_avg_sq": tensors[f"opt.{n}.exp_avg_sq"].to(dev),
-        }
-    rng.bit_generator.state = meta["rng"]
-    if "rng.torch" in tensors:
-        torch.set_rng_state(tensors["rng.torch"])
-    return step, meta["log"]
 
 
 # --- the loop -----------------------------------------------------------------------------------------------
@@ -161,7 +89,7 @@ def train(
     train_ids, val_ids, val_chars = data if data is not None else (*encoded_split("train")[:1], *encoded_split("val"))
     windows = val_windows(val_ids, tc.seq_len)
     chars_per_token = val_chars / len(val_ids)
-    model = Transformer(cfg, dropout=tc.dropout).to(device)
+    model = Transformer(cfg, dropout=tc.dropout, init_seed=tc.init_seed).to(device)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW(
@@ -234,6 +162,7 @@ def main(argv=None) -> None:
     p.add_argument("--steps", type=int, default=TrainConfig.steps)
     p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
     p.add_argument("--seed", type=int, default=TrainConfig.seed)
+    p.add_argument("--init-seed", type=int, default=TrainConfig.init_seed, help="seed of the weights' init")
     p.add_argument("--dropout", type=float, default=TrainConfig.dropout)
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
@@ -243,9 +172,9 @@ def main(argv=None) -> None:
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
-    tc = TrainConfig(steps=a.steps, batch_size=a.batch_size, seed=a.seed, dropout=a.dropout)
+    tc = TrainConfig(steps=a.steps, batch_size=a.batch_size, seed=a.seed, init_seed=a.init_seed, dropout=a.dropout)
     out = a.out or variant_dir(a.variant)
-    cmd = "python -m model.train " + " ".join(shlex.quote(x) for x in (argv if argv is not None else sys.argv[1:]))
+    cmd = "python -m model.training.train " + " ".join(shlex.quote(x) for x in (argv if argv is not None else sys.argv[1:]))
     train(variant_config(a.variant), tc, out, device=a.device, resume=a.resume, command=cmd, stop_after=a.stop_after)
 
 

@@ -1,4 +1,4 @@
-"""Reading a model's `config.json` into an `Arch` (model/accounting.py), and presets of well-known models.
+"""Reading a model's `config.json` into an `Arch` (model/accounting/counts.py), and presets of well-known models.
 
 Hugging Face configs name the same things differently per family, and each family implies things its config
 does not say. What each reader honours (the defaults are those of the family's `transformers` config class):
@@ -26,7 +26,7 @@ import json
 from pathlib import Path
 from typing import Optional
 
-from model.accounting import LIMITS, Arch, arch_from_model_config, check_int, short
+from model.accounting.arch import LIMITS, Arch, arch_from_model_config, check_int, short
 
 _MISSING = object()
 LAYER_TYPES = ("full_attention", "sliding_attention")
@@ -141,7 +141,7 @@ def arch_from_hf_config(c: dict, name: Optional[str] = None) -> Arch:
 
 def arch_from_dict(c: dict, name: Optional[str] = None) -> Arch:
     """Either kind of config: a Hugging Face one (it has model_type) or one of our ModelConfig dicts."""
-    from model.config import ModelConfig
+    from model.net.config import ModelConfig
 
     if not isinstance(c, dict):
         raise ValueError(f"a config must be a JSON object, got {type(c).__name__}")

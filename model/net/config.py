@@ -1,10 +1,10 @@
 """The model's configuration: one dataclass, plain Python, no torch.
 
-Kept apart from `model.py` so the calculators (`model/accounting.py`) and the app can read and validate a
+Kept apart from `model.py` so the calculators (`model/accounting/counts.py`) and the app can read and validate a
 config without importing torch. Every field carries a comment saying what it is and why its default.
 
 What is in: the fields of a Llama-style decoder plus the knobs this app compares (K/V heads, positional
-encoding, sliding window). What is out: anything about training (see `model/train.py`).
+encoding, sliding window). What is out: anything about training (see `model/training/train.py`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ POS_ENCODINGS = ("rope", "sinusoidal", "learned", "alibi", "none")
 
 @dataclass(frozen=True)
 class ModelConfig:
-    vocab_size: int = 2048  # our byte-level BPE (256 bytes + merges + <|endoftext|>); see model/tokenizer.py
+    vocab_size: int = 2048  # our byte-level BPE (256 bytes + merges + <|endoftext|>); see model/text/tokenizer.py
     d_model: int = 192  # residual width; trains to 1.88 bits/char in 4,000 steps (about 31 min on one core)
     n_layers: int = 4  # 4 blocks: enough for induction heads to form, small enough to draw every head
     n_heads: int = 6  # query heads; head_dim = d_model / n_heads = 32

@@ -17,12 +17,12 @@ from typing import Optional
 
 from safetensors import SafetensorError
 
-from model.config import ModelConfig
+from model.net.config import ModelConfig
 
 # torch is imported inside the functions that need it: the app reads VARIANTS and configs from here before its
 # first chart, and importing torch costs a second of CPU that the first visitor would wait for.
 
-CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
+CHECKPOINT_DIR = Path(__file__).resolve().parents[2] / "checkpoints"
 DEFAULT_VARIANT = "gqa-rope"
 
 VARIANTS: dict[str, dict] = {
@@ -86,7 +86,7 @@ def load_checkpoint(path: Path):
     import torch
     from safetensors.torch import load_file
 
-    from model.model import Transformer
+    from model.net.transformer import Transformer
 
     path = Path(path)
     try:

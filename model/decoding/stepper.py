@@ -33,12 +33,12 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from model.accounting import (arch_from_model_config, attention_variants, decode_step_flops, kv_cache_bytes,
-                              prefill_flops)
-from model.generate import context_room
-from model.kv_cache import KVCache
-from model.sampling import SampleResult, SamplerConfig, sample
-from model.trace import run_with_trace
+from model.accounting.arch import arch_from_model_config, attention_variants
+from model.accounting.counts import decode_step_flops, kv_cache_bytes, prefill_flops
+from model.decoding.generate import context_room
+from model.net.kv_cache import KVCache
+from model.decoding.sampling import SampleResult, SamplerConfig, sample
+from model.net.trace import run_with_trace
 
 CACHE_DTYPE = "fp32"  # the app's cache holds float32 K and V (4 bytes a number)
 

@@ -1,7 +1,7 @@
 """Generation = prefill once, then one cached decode step per token, each choice made by `sampling.sample`.
 
-    python -m model.generate --prompt "ROMEO." --max-new-tokens 60 --temperature 0.8 --seed 0
-    python -m model.generate --prompt "ROMEO." --max-new-tokens 20 --temperature 0 --json
+    python -m model.decoding.generate --prompt "ROMEO." --max-new-tokens 60 --temperature 0.8 --seed 0
+    python -m model.decoding.generate --prompt "ROMEO." --max-new-tokens 20 --temperature 0 --json
 
 Temperature 0 is greedy and deterministic; otherwise the seed fixes the draw. Generation stops at the
 model's context length (`max_seq_len`) unless the model has a sliding window, whose cache never grows past it.
@@ -18,8 +18,8 @@ from typing import Optional
 import numpy as np
 import torch
 
-from model.kv_cache import KVCache
-from model.sampling import SampleResult, SamplerConfig, sample
+from model.net.kv_cache import KVCache
+from model.decoding.sampling import SampleResult, SamplerConfig, sample
 
 
 @dataclass
@@ -62,8 +62,8 @@ def generate(model, prompt_ids: list[int], max_new_tokens: int, sampler: Sampler
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    from model.checkpoints import DEFAULT_VARIANT, VARIANTS, load_variant
-    from model.tokenizer import decode, encode
+    from model.net.checkpoints import DEFAULT_VARIANT, VARIANTS, load_variant
+    from model.text.tokenizer import decode, encode
 
     p = argparse.ArgumentParser(description="Continue a prompt with one of the shipped models.")
     p.add_argument("--prompt", required=True)

@@ -1,11 +1,7 @@
 """Exact parameter, FLOP and memory accounting for a decoder-only transformer, from its architecture alone.
 
-    python -m model.accounting checkpoints/gqa-rope/config.json --seq-len 256 --json
-    python -m model.accounting llama2_7b_config.json --seq-len 4096 --dtype fp16
-
-Read top to bottom: the architecture (`Arch`, one dataclass that describes our model and the Llama / Mistral /
-Qwen2 / Gemma / GPT-2 families; `model/hf_configs.py` reads Hugging Face configs into it) → parameters →
-FLOPs → memory → arithmetic intensity → checking against a live torch model → the CLI.
+Read top to bottom: parameters → FLOPs → memory → arithmetic intensity → checking against a live torch model.
+The architecture is `arch.py`'s `Arch`; the CLI (`python -m model.accounting`) is `cli.py`.
 
 Every count is a Python int (no NumPy: 405B parameters × a 1M-token context × batch 1024 overflows int64), and
 every term carries the formula it computes, so a table of terms explains itself. Symbols in the formulas:
@@ -25,144 +21,12 @@ kernel-level details (FlashAttention skips masked tiles; the causal count is the
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import sys
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from fractions import Fraction
 from typing import Optional
 
-# --------------------------------------------------------------------------------------------------------
-# The architecture
-# --------------------------------------------------------------------------------------------------------
-
-MLP_KINDS = ("gated", "plain")  # gated: SwiGLU / GeGLU, 3 matrices (gate, up, down); plain: GELU, 2 (up, down)
-NORM_KINDS = ("rmsnorm", "layernorm")  # rmsnorm: weight only (Llama); layernorm: weight + bias (GPT-2)
-POSITIONS = ("rope", "learned", "sinusoidal", "alibi", "none")  # only "learned" has parameters
-DTYPE_BITS = {"fp32": 32, "bf16": 16, "fp16": 16, "int8": 8, "int4": 4}  # int4 = half a byte per number
-
-# Upper bounds that only nonsense exceeds (the largest public dense models are well inside them). They turn a
-# typo like hidden_size = 40960000000 into a named error instead of a silly answer.
-LIMITS = {
-    "vocab_size": 2**24,  # 16.7M tokens; the largest vocabularies are ~256k
-    "d_model": 2**20,
-    "n_layers": 2**16,
-    "n_heads": 2**16,
-    "n_kv_heads": 2**16,
-    "head_dim": 2**16,
-    "d_mlp": 2**22,
-    "n_positions": 2**32,  # learned-table rows or declared context
-    "max_seq_len": 2**32,
-    "sliding_window": 2**32,
-}
-
-
-@dataclass(frozen=True)
-class Arch:
-    """What the counts depend on: shapes, which optional tensors exist, and how attention is windowed."""
-
-    name: str = "model"  # shown in tables and charts
-    vocab_size: int = 2048  # V: rows of the token embedding (and of the unembedding)
-    d_model: int = 192  # d: residual width
-    n_layers: int = 4  # L: transformer blocks
-    n_heads: int = 6  # nh: query heads
-    n_kv_heads: int = 2  # nkv: K/V heads (= nh MHA, 1 MQA); sets the KV cache size
-    head_dim: int = 32  # hd: often d / nh, but Gemma-7B has 16 × 256 = 4096 ≠ 3072
-    d_mlp: int = 512  # m: MLP hidden width
-    mlp: str = "gated"  # one of MLP_KINDS
-    norm: str = "rmsnorm"  # one of NORM_KINDS
-    norms_per_layer: int = 2  # pre-attention and pre-MLP; Gemma-2 adds two post-norms (4)
-    final_norm: bool = True  # a norm after the last block (every family here has one)
-    qkv_bias: bool = False  # biases on W_q, W_k, W_v (Qwen2, GPT-2)
-    o_bias: bool = False  # bias on W_o (GPT-2; Llama with attention_bias)
-    mlp_bias: bool = False  # biases on the MLP matrices (GPT-2)
-    positions: str = "rope"  # one of POSITIONS
-    n_positions: int = 0  # rows of the learned position table (only when positions == "learned")
-    tie_embeddings: bool = True  # the unembedding reuses the token embedding (counted once)
-    sliding_window: Optional[int] = None  # w: a query sees its last w keys; None = full causal attention
-    window_layers: Optional[int] = None  # how many layers use the window (None = all; Gemma-2: every other)
-    max_seq_len: int = 256  # the declared context; only used for defaults and display
-
-    def __post_init__(self) -> None:
-        validate(self)
-
-    @property
-    def attention_kind(self) -> str:
-        return "MHA" if self.n_kv_heads == self.n_heads else "MQA" if self.n_kv_heads == 1 else "GQA"
-
-    @property
-    def n_window_layers(self) -> int:
-        """Layers whose keys are limited to the window (0 when there is no window)."""
-        if self.sliding_window is None:
-            return 0
-        return self.n_layers if self.window_layers is None else self.window_layers
-
-
-def short(v, n: int = 40) -> str:
-    """repr(v), cut to n characters: error messages echo what they were given without echoing a novel."""
-    r = repr(v)
-    return r if len(r) <= n else r[: n - 1] + "…"
-
-
-def check_int(name: str, v, lo: int = 1, hi: Optional[int] = None) -> int:
-    """v as an int in [lo, hi], or ValueError naming `name`. Bools and floats (even 4096.0) are refused."""
-    if not isinstance(v, int) or isinstance(v, bool):
-        raise ValueError(f"{name} must be an integer, got {short(v)}")
-    if v < lo:
-        raise ValueError(f"{name} must be {'positive' if lo == 1 else f'>= {lo}'}, got {v}")
-    if hi is not None and v > hi:
-        raise ValueError(f"{name} = {v} is implausibly large (limit {hi})")
-    return v
-
-
-def validate(a: Arch) -> None:
-    """Raise ValueError naming the field when `a` cannot describe a working model."""
-    for f in ("vocab_size", "d_model", "n_layers", "n_heads", "n_kv_heads", "head_dim", "d_mlp", "max_seq_len"):
-        check_int(f, getattr(a, f), 1, LIMITS[f])
-    if a.n_kv_heads > a.n_heads or a.n_heads % a.n_kv_heads:
-        raise ValueError(f"n_kv_heads ({a.n_kv_heads}) must divide n_heads ({a.n_heads})")
-    for f, kinds in (("mlp", MLP_KINDS), ("norm", NORM_KINDS), ("positions", POSITIONS)):
-        if getattr(a, f) not in kinds:
-            raise ValueError(f"{f} must be one of {', '.join(kinds)}; got {short(getattr(a, f))}")
-    check_int("norms_per_layer", a.norms_per_layer, 0, 16)
-    for f in ("final_norm", "qkv_bias", "o_bias", "mlp_bias", "tie_embeddings"):
-        if not isinstance(getattr(a, f), bool):
-            raise ValueError(f"{f} must be true or false, got {short(getattr(a, f))}")
-    check_int("n_positions", a.n_positions, 1 if a.positions == "learned" else 0, LIMITS["n_positions"])
-    if a.sliding_window is not None:
-        check_int("sliding_window", a.sliding_window, 1, LIMITS["sliding_window"])
-    if a.window_layers is not None:
-        check_int("window_layers", a.window_layers, 0, a.n_layers)
-
-
-def arch_from_model_config(cfg, name: str = "our model") -> Arch:
-    """Our `model.config.ModelConfig` → Arch. Our model: SwiGLU, RMSNorm, no biases (see model/model.py)."""
-    return Arch(
-        name=name, vocab_size=cfg.vocab_size, d_model=cfg.d_model, n_layers=cfg.n_layers, n_heads=cfg.n_heads,
-        n_kv_heads=cfg.n_kv_heads, head_dim=cfg.head_dim, d_mlp=cfg.d_mlp, mlp="gated", norm="rmsnorm",
-        positions=cfg.pos_encoding, n_positions=cfg.max_seq_len if cfg.pos_encoding == "learned" else 0,
-        tie_embeddings=cfg.tie_embeddings, sliding_window=cfg.sliding_window, max_seq_len=cfg.max_seq_len,
-    )
-
-
-def attention_variants(a: Arch) -> dict[str, Arch]:
-    """MHA, GQA and MQA versions of the same model (only n_kv_heads changes).
-
-    GQA keeps the model's own n_kv_heads when it is GQA already; otherwise the divisor of n_heads nearest
-    n_heads / 4 (Llama-2-70B's 64 → 8 is n_heads / 8; any middle value makes the point). None when n_heads
-    has no divisor strictly between 1 and itself (then GQA does not exist for this model).
-    """
-    out = {"MHA": replace(a, n_kv_heads=a.n_heads, name=f"{a.name} · MHA")}
-    if 1 < a.n_kv_heads < a.n_heads:
-        out["GQA"] = replace(a, name=f"{a.name} · GQA")
-    else:
-        mids = [k for k in range(2, a.n_heads) if a.n_heads % k == 0]
-        if mids:
-            out["GQA"] = replace(a, n_kv_heads=min(mids, key=lambda k: abs(k - a.n_heads / 4)), name=f"{a.name} · GQA")
-    out["MQA"] = replace(a, n_kv_heads=1, name=f"{a.name} · MQA")
-    return out
-
+from model.accounting.arch import DTYPE_BITS, Arch, arch_from_model_config, attention_variants, check_int, short  # noqa: F401
 
 # --------------------------------------------------------------------------------------------------------
 # A breakdown: named terms, each with its formula
@@ -280,7 +144,7 @@ def keys_attended(a: Arch, new: int, past: int, windowed: bool) -> int:
     """Tk: keys each of the `new` queries is scored against in our model, after `past` earlier positions.
 
     The cache holds at most w positions; a forward of `new` tokens needs only new + w - 1 keys
-    (model/kv_cache.py). A prefill with a window still scores all s keys, then masks.
+    (model/net/kv_cache.py). A prefill with a window still scores all s keys, then masks.
     """
     w = a.sliding_window if windowed else None
     if w is None:
@@ -553,7 +417,7 @@ def measure_model(model, batch: int, seq_len: int) -> dict:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from model.kv_cache import KVCache
+    from model.net.kv_cache import KVCache
 
     ids = torch.randint(0, model.cfg.vocab_size, (batch, seq_len), generator=torch.Generator().manual_seed(0))
     out = {"params": sum(p.numel() for p in model.parameters())}
@@ -569,65 +433,3 @@ def measure_model(model, batch: int, seq_len: int) -> dict:
         out["decode_step_flops"] = fc.get_total_flops()
         out["kv_cache_bytes"] = cache.nbytes()
     return out
-
-
-# --------------------------------------------------------------------------------------------------------
-# CLI
-# --------------------------------------------------------------------------------------------------------
-
-
-def _table(r: dict) -> str:
-    a = r["arch"]
-    lines = [
-        f"{r['name']}: V={a['vocab_size']} d={a['d_model']} L={a['n_layers']} nh={a['n_heads']} "
-        f"nkv={a['n_kv_heads']} hd={a['head_dim']} m={a['d_mlp']} ({a['mlp']} MLP, {a['norm']}, {a['positions']}, "
-        f"{'tied' if a['tie_embeddings'] else 'untied'})",
-        "",
-        "parameters",
-    ]
-    lines += [f"  {k:<22}{v:>26,}" for k, v in r["params"].items()]
-    lines += [f"  {'total':<22}{r['total_params']:>26,}", "",
-              f"forward FLOPs, prefill of {r['seq_len']} tokens × batch {r['batch']} (FlopCounterMode convention)"]
-    lines += [f"  {k:<22}{v:>26,}" for k, v in r["forward_flops_breakdown"].items()]
-    lines += [
-        f"  {'total':<22}{r['forward_flops']:>26,}",
-        f"  {'causal-aware total':<22}{r['forward_flops_causal']:>26,}",
-        f"  {'seeds formula':<22}{r['seeds_forward_flops']:>26,}",
-        f"  {'decode step, cached':<22}{r['decode_step_flops_cached']:>26,}   (context {r['seq_len']})",
-        f"  {'decode, recompute':<22}{r['decode_step_flops_recompute']:>26,}",
-        f"  {'training step (3×)':<22}{r['training_step_flops']:>26,}",
-        "",
-        "memory",
-    ]
-    for k, v in r["weight_bytes"].items():
-        lines.append(f"  {'weights ' + k:<22}{v:>26,} B  = {gib_text(v)}")
-    lines += [
-        f"  {'KV cache / token':<22}{r['kv_cache_bytes_per_token']:>26,} B  ({r['dtype']})",
-        f"  {'KV cache, s × b':<22}{r['kv_cache_bytes']:>26,} B  = {gib_text(r['kv_cache_bytes'])}",
-    ]
-    return "\n".join(lines)
-
-
-def main(argv: Optional[list[str]] = None) -> int:
-    from model.hf_configs import arch_from_json_file  # here, not at the top: hf_configs imports this module
-
-    p = argparse.ArgumentParser(description="Exact parameters, FLOPs and memory of a decoder-only transformer.")
-    p.add_argument("config", help="a Hugging Face config.json (llama, mistral, qwen2, gemma, gemma2, gpt2) "
-                                  "or one of our ModelConfig JSONs (checkpoints/<variant>/config.json)")
-    p.add_argument("--seq-len", type=int, default=None, help="tokens in the prefill (default: the model's context)")
-    p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--dtype", default="bf16", choices=list(DTYPE_BITS), help="for the KV cache figures")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    args = p.parse_args(argv)
-    try:
-        arch = arch_from_json_file(args.config)
-        r = report(arch, args.seq_len if args.seq_len is not None else arch.max_seq_len, args.batch, args.dtype)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(json.dumps(r, indent=1) if args.json else _table(r))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,67 +1,31 @@
 """A small Llama-style decoder whose every step can be captured.
 
-Read top to bottom: capture (hook points) → RMSNorm → position signals (RoPE, sinusoidal, ALiBi) →
-attention → SwiGLU MLP → block → the model. The config is `model/config.py`; the KV cache is
-`model/kv_cache.py`; sampling lives outside the model (`model/sampling.py`), as in llama2.c.
+Read top to bottom: RMSNorm and the mask → attention → SwiGLU MLP → block → the model. Around it, one
+module each: the config (`config.py`), hook points (`hooks.py`), position signals (`positions.py`), the KV
+cache (`kv_cache.py`); sampling lives outside the model (`model/decoding/sampling.py`), as in llama2.c.
 
 Attention is computed explicitly — scores, mask, softmax, weighted sum — so every intermediate can be shown.
 `fused=True` swaps in `F.scaled_dot_product_attention` for training speed; tests check both give the same
-numbers.
-
-Hook points are identity modules named by their module path, as in TransformerLens
-(`blocks.0.attn.hook_pattern`). They record only while a recorder is set for the *current call*
-(a `contextvars.ContextVar`, so each thread — each browser session — has its own): the model object itself
-never holds capture state, because one instance is shared by every session of the app.
+numbers. Hook names follow TransformerLens (`blocks.0.attn.hook_pattern`, `hook_attn_scores`,
+`blocks.0.mlp.hook_pre` / `hook_pre_linear` / `hook_post`); where ours differ, the comment says why.
 """
 
 from __future__ import annotations
 
-import contextvars
 import math
-from contextlib import contextmanager
-from typing import Callable, Optional
+from typing import Optional
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from model.config import ModelConfig
-from model.kv_cache import KVCache
+from model.net.config import ModelConfig
+from model.net.hooks import HookPoint
+from model.net.kv_cache import KVCache
+from model.net.positions import alibi_slopes, apply_rope, rope_angles, sinusoidal_table
 
 # --------------------------------------------------------------------------------------------------------
-# Capture: a recorder belongs to one call, never to the module
-# --------------------------------------------------------------------------------------------------------
-
-Recorder = Callable[[str, torch.Tensor], None]
-_RECORDER: contextvars.ContextVar[Optional[Recorder]] = contextvars.ContextVar("recorder", default=None)
-
-
-class HookPoint(nn.Module):
-    """Identity. While a recorder is set in this context, it is handed (hook name, tensor)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.name = ""  # filled in from named_modules() by Transformer.__init__: the path *is* the name
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        rec = _RECORDER.get()
-        if rec is not None:
-            rec(self.name, x)
-        return x
-
-
-@contextmanager
-def recording(recorder: Recorder):
-    """Set `recorder` for hook points reached from this thread/context until the block exits."""
-    token = _RECORDER.set(recorder)
-    try:
-        yield
-    finally:
-        _RECORDER.reset(token)
-
-
-# --------------------------------------------------------------------------------------------------------
-# Leaves: norm and position signals
+# Leaves: norm and mask
 # --------------------------------------------------------------------------------------------------------
 
 
@@ -79,52 +43,6 @@ class RMSNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)  # (B, T, d)
         return self.hook_normalized(x * self.weight)  # (B, T, d)
-
-
-def rope_inv_freq(head_dim: int, theta: float) -> torch.Tensor:
-    """θ_i = theta^(-2i/head_dim) for i = 0 .. head_dim/2 - 1 (fast pairs first). Computed as Llama does."""
-    return 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))  # (hd/2,)
-
-
-def rope_angles(positions: torch.Tensor, head_dim: int, theta: float) -> torch.Tensor:
-    """The rotation angle m·θ_i for each position m and pair i."""
-    return positions.to(torch.float32)[:, None] * rope_inv_freq(head_dim, theta)[None, :]  # (T, hd/2)
-
-
-def apply_rope(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
-    """Rotate interleaved pairs (x_2i, x_2i+1) of every head by angle m·θ_i, as llama2.c does.
-
-    x: (B, T, H, hd); angles: (T, hd/2). Rotating q at m and k at n makes q·k depend on m − n only.
-    """
-    cos = angles.cos()[None, :, None, :]  # (1, T, 1, hd/2)
-    sin = angles.sin()[None, :, None, :]  # (1, T, 1, hd/2)
-    x0, x1 = x[..., 0::2], x[..., 1::2]  # (B, T, H, hd/2) each
-    out0 = x0 * cos - x1 * sin
-    out1 = x0 * sin + x1 * cos
-    return torch.stack((out0, out1), dim=-1).flatten(-2)  # (B, T, H, hd), pairs interleaved back
-
-
-def sinusoidal_table(positions: torch.Tensor, d_model: int) -> torch.Tensor:
-    """Vaswani et al.: PE[m, 2i] = sin(m / 10000^(2i/d)), PE[m, 2i+1] = cos(same). A formula, so any m works."""
-    inv = 10000.0 ** (-torch.arange(0, d_model, 2, dtype=torch.float32) / d_model)  # (d/2,)
-    ang = positions.to(torch.float32)[:, None] * inv[None, :]  # (T, d/2)
-    return torch.stack((ang.sin(), ang.cos()), dim=-1).flatten(-2)  # (T, d), sin/cos interleaved
-
-
-def alibi_slopes(n_heads: int) -> torch.Tensor:
-    """Press et al.'s per-head slopes: a geometric series 2^(-8/n), 2^(-16/n), …
-
-    For a head count that is not a power of two, take the closest power of two below and fill in with
-    every other slope of the next power of two (the paper's recipe). n_heads=4 -> [0.25, 0.0625, 0.0156, 0.0039].
-    """
-
-    def pow2(n: int) -> list[float]:
-        start = 2.0 ** (-8.0 / n)
-        return [start ** (i + 1) for i in range(n)]
-
-    closest = 2 ** math.floor(math.log2(n_heads))
-    slopes = pow2(closest) + pow2(2 * closest)[0::2][: n_heads - closest]
-    return torch.tensor(slopes, dtype=torch.float32)  # (nh,)
 
 
 def attention_mask(q_pos: torch.Tensor, k_pos: torch.Tensor, window: Optional[int]) -> torch.Tensor:
@@ -265,7 +183,7 @@ class Block(nn.Module):
 
 
 class Transformer(nn.Module):
-    def __init__(self, cfg: ModelConfig, dropout: float = 0.0) -> None:
+    def __init__(self, cfg: ModelConfig, dropout: float = 0.0, init_seed: int = 0) -> None:
         """`dropout` is a training knob, not part of the architecture: it has no parameters, is the identity
         in eval(), and so is not in ModelConfig (the shipped config.json, the calculators) — see TrainConfig."""
         super().__init__()
@@ -283,15 +201,16 @@ class Transformer(nn.Module):
         self.ln_final = RMSNorm(cfg.d_model, cfg.norm_eps)
         if not cfg.tie_embeddings:
             self.unembed = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
-        self._init_weights()
+        self._init_weights(init_seed)
         for name, m in self.named_modules():
             if isinstance(m, HookPoint):
                 m.name = name
 
-    def _init_weights(self) -> None:
+    def _init_weights(self, seed: int) -> None:
         # GPT-2's scheme: N(0, 0.02), and the two projections that write into the residual stream scaled by
-        # 1/sqrt(2L) so the stream's variance does not grow with depth.
-        g = torch.Generator().manual_seed(0)
+        # 1/sqrt(2L) so the stream's variance does not grow with depth. Seeded apart from torch's global
+        # generator, so the shipped variants all start from seed 0 and extra training seeds change it.
+        g = torch.Generator().manual_seed(seed)
         for name, p in self.named_parameters():
             if name.endswith("ln1.weight") or name.endswith("ln2.weight") or name == "ln_final.weight":
                 continue

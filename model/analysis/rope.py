@@ -1,6 +1,6 @@
 """RoPE measured on the model's own queries and keys: angles, wavelengths, scores at moved positions, the decay.
 
-The rotation itself is `model.model.apply_rope` — the very function the model runs — fed float64 angles: the
+The rotation itself is `model.net.transformer.apply_rope` — the very function the model runs — fed float64 angles: the
 model rounds its angles to float32 (an error of ~3e-5 rad at position 500), which would blur the
 relative-position check below the 1e-5 it is shown to; in float64 the property holds to ~1e-12.
 
@@ -10,8 +10,8 @@ Worked example (head_dim 4, theta 10000): θ = [1, 0.01]; at position 3 pair 0 t
 The relative-position property: with R(m) the rotation at position m, (R(m)q)·(R(n)k) = q·R(n − m)k, so the
 score depends on m − n only; moving both to (m + Δ, n + Δ) leaves it unchanged (to float rounding).
 
-For the other variants it only compares a position table's rows (`position_similarity`); the tables themselves
-are `model.model.sinusoidal_table`, the learned `pos_embed` and `alibi_slopes`. No batching: one q and one k
+For the other variants it only compares a position table's rows (`model.analysis.geometry.cosine_matrix`); the tables themselves
+are `model.net.transformer.sinusoidal_table`, the learned `pos_embed` and `alibi_slopes`. No batching: one q and one k
 at a time.
 """
 
@@ -22,7 +22,7 @@ import math
 import numpy as np
 import torch
 
-from model.model import alibi_slopes, apply_rope, sinusoidal_table
+from model.net.positions import alibi_slopes, apply_rope, sinusoidal_table
 
 
 def inv_freq(head_dim: int, theta: float) -> np.ndarray:
@@ -67,19 +67,6 @@ def decay_bound(head_dim: int, theta: float, distances: np.ndarray) -> np.ndarra
     r = np.asarray(distances, dtype=np.float64)[:, None]  # (R, 1)
     S = np.cumsum(np.exp(1j * r * th[None, :]), axis=1)  # (R, hd/2): S_1 … S_{d/2}
     return np.abs(S).mean(axis=1)  # (R,)
-
-
-def kv_head_of(head: int, n_heads: int, n_kv_heads: int) -> int:
-    """The K/V head a query head reads under GQA (Llama's repeat_kv order): 6 q heads, 2 kv heads: 4 -> 1."""
-    return head // (n_heads // n_kv_heads)
-
-
-def position_similarity(table: np.ndarray) -> np.ndarray:
-    """Cosine similarity of every pair of rows of a position table (T, d) -> (T, T). For the sinusoidal
-    table it depends on |m − n| only; a learned table shows what training made of it."""
-    t = np.asarray(table, dtype=np.float64)
-    t = t / np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-12)
-    return t @ t.T
 
 
 def absolute_position_table(model) -> np.ndarray:

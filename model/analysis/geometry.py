@@ -1,0 +1,47 @@
+"""Embedding geometry: a 2-D PCA of a matrix (the vocabulary's embeddings), nearest neighbours by cosine
+similarity, and the cosine-similarity matrix of a set of rows (position tables). Plain NumPy in and out.
+
+A zero row has cosine similarity 0 with everything (never-trained rows can be exactly zero after decay).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# --------------------------------------------------------------------------------------------------------
+# Embedding geometry
+# --------------------------------------------------------------------------------------------------------
+
+
+def pca(X: np.ndarray, n: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Project rows of X (N, d) on their top-n principal components.
+
+    Returns (coords (N, n), explained variance ratio (n,), largest first).
+    """
+    Xc = X.astype(np.float64) - X.mean(axis=0, keepdims=True)
+    _, s, Vt = np.linalg.svd(Xc, full_matrices=False)
+    var = s**2
+    coords = Xc @ Vt[:n].T  # (N, n)
+    return coords, var[:n] / var.sum()
+
+
+def cosine_matrix(X: np.ndarray) -> np.ndarray:
+    """Cosine similarity of every pair of rows of X (N, d) -> (N, N). A zero row has similarity 0."""
+    n = np.linalg.norm(X, axis=-1, keepdims=True)
+    Xn = X / np.where(n == 0, 1, n)
+    return Xn @ Xn.T
+
+
+def nearest_neighbours(E: np.ndarray, idx: int, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """The k rows of E most cosine-similar to row idx, most similar first (row idx itself comes first).
+
+    Returns (indices (k,), cosine similarities (k,)).
+    """
+    n = np.linalg.norm(E, axis=-1)
+    n = np.where(n == 0, 1, n)
+    sims = (E @ E[idx]) / (n * n[idx])  # (N,)
+    sims[idx] = np.inf  # itself first, even where another row is an exact copy
+    order = np.argsort(-sims, kind="stable")[:k]
+    out = sims[order].copy()
+    out[order == idx] = 1.0
+    return order, out

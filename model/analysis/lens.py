@@ -1,0 +1,53 @@
+"""The logit lens: the residual stream after each block read out through the real final RMSNorm and the
+unembedding (nostalgebraist 2020), and what each stage would predict. Plain NumPy in and out.
+
+Non-goals: the tuned lens (a trained affine map per layer), and running the model (pages trace it, cached).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# --------------------------------------------------------------------------------------------------------
+# The logit lens
+# --------------------------------------------------------------------------------------------------------
+
+
+def rms_norm(x: np.ndarray, weight: np.ndarray, eps: float) -> np.ndarray:
+    """x * rsqrt(mean(x²) + eps) * weight over the last axis: `model.RMSNorm` in NumPy (float32, like it)."""
+    x = x.astype(np.float32)
+    return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + np.float32(eps)) * weight.astype(np.float32)
+
+
+def lens_stages(n_layers: int) -> list[tuple[str, str]]:
+    """(hook name, display name) of each point the lens reads: the stream before block 0, then after each."""
+    return [("blocks.0.hook_resid_pre", "embedding")] + [
+        (f"blocks.{l}.hook_resid_post", f"after block {l}") for l in range(n_layers)
+    ]
+
+
+def logit_lens(resids: np.ndarray, ln_weight: np.ndarray, eps: float, W_U: np.ndarray) -> np.ndarray:
+    """Logits the model would give if it stopped here: unembed(RMSNorm_final(resid)).
+
+    resids: (S, T, d) one residual stream per stage; W_U: (V, d). Returns (S, T, V). The last stage
+    (after the last block) gives exactly the model's own logits — the test checks it.
+    """
+    return rms_norm(resids, ln_weight, eps) @ W_U.astype(np.float32).T  # (S, T, V)
+
+
+def top_k(probs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and values of the k largest entries on the last axis, largest first."""
+    idx = np.argsort(-probs, axis=-1, kind="stable")[..., :k]
+    return idx, np.take_along_axis(probs, idx, axis=-1)
+
+
+def next_token_probs(probs: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """probs (S, T, V) -> (S, T): the probability each stage gives to the token that actually comes next.
+
+    The last position has no next token in the prompt: NaN.
+    """
+    S, T, _ = probs.shape
+    out = np.full((S, T), np.nan)
+    if T > 1:
+        out[:, :-1] = probs[:, np.arange(T - 1), np.asarray(ids)[1:]]
+    return out

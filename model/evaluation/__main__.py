@@ -1,0 +1,5 @@
+import sys
+
+from model.evaluation.evaluate import main
+
+sys.exit(main())
