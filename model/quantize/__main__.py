@@ -1,0 +1,5 @@
+import sys
+
+from model.quantize.cli import main
+
+sys.exit(main())

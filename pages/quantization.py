@@ -1,0 +1,442 @@
+"""Quantization: our model at int8 and int4 — the grid each weight is rounded to, what a large weight does to a
+per-tensor / per-channel / per-group scale, the error per layer, the held-out loss, perplexity and generated
+text side by side, memory by format, and the measured CPU speed of PyTorch's int8 kernels.
+
+Thin: quantized copies from `model/quantize/apply.py` (the shared model is never touched), views from
+`model/quantize/inspect.py`, bytes from `model/accounting/counts.py` (the calculator's own numbers), the
+full-split losses and the committed speed from results/quantization.json (`python -m model.quantize --out …`),
+figures from `viz/quantization.py`.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from app_shared import (
+    cached_figure, current_prompt, current_variant, download_json, load_model, prompt_notices, require_model,
+    require_shell, sync_url, url_choice, url_int,
+)
+from model.accounting import counts as acc
+from model.accounting.arch import arch_from_model_config
+from model.net.checkpoints import variant_config
+from model.quantize.cli import RESULTS_PATH
+from model.quantize.formats import FORMATS, GROUP_SIZES, int4
+from model.text.tokenizer import token_label
+from viz.quantization import (drift_figure, histogram_with_grid, layer_error_figure, loss_vs_size_figure,
+                              memory_figure, next_token_figure, scope_error_figure, speed_figure)
+
+require_shell()  # first, before any widget: see app_shared.require_shell
+
+MATRICES = ["attn.W_q", "attn.W_k", "attn.W_v", "attn.W_o", "mlp.W_gate", "mlp.W_up", "mlp.W_down"]
+SCOPE_NAMES = ["per tensor", "per channel", "per group"]
+QUICK_WINDOWS = 4  # held-out windows for the live check: 1,024 tokens, about a second per format on one core
+NEW_TOKENS = 48
+INT8 = "int8 (per-channel)"
+TABS = ["Memory", "One matrix", "Error by layer", "Loss and text", "Speed"]
+
+
+# --------------------------------------------------------------------------------------------------------
+# Cached data
+# --------------------------------------------------------------------------------------------------------
+
+
+@st.cache_resource(show_spinner="Quantizing the model…", max_entries=16)
+def quantized(variant: str, fmt_name: str):
+    """(model, report): a quantized copy, shared and read-only like the fp32 model it was copied from."""
+    from model.quantize.apply import quantized_copy
+
+    return quantized_copy(load_model(variant), FORMATS[fmt_name])
+
+
+@st.cache_data(show_spinner=False)
+def committed_results(path: str, mtime: float) -> dict | None:
+    p = Path(path)
+    return json.loads(p.read_text()) if p.is_file() else None
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def matrix_weights(variant: str, name: str) -> np.ndarray:
+    return load_model(variant).get_submodule(name).weight.detach().numpy().copy()
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def scope_view(variant: str, name: str, bits: int, scope: str, group: int, row: int, outlier: float):
+    from model.quantize.inspect import scope_view as view, with_outlier
+
+    w = matrix_weights(variant, name)
+    col = int(np.abs(w).max(axis=0).argmax())  # the input column that already holds the largest weight
+    if outlier != 1.0:
+        w = with_outlier(w, col, outlier)
+    return view(w, bits, scope, group, row), col
+
+
+@st.cache_data(show_spinner="Quantizing every matrix…", max_entries=8)
+def weight_errors(variant: str) -> dict[str, list[float]]:
+    from model.quantize.apply import weight_errors as errors
+
+    return errors(load_model(variant), list(FORMATS.values()))
+
+
+@st.cache_data(show_spinner="Tracing each quantized model…", max_entries=32)
+def drift(variant: str, ids: tuple[int, ...]):
+    from model.quantize.inspect import residual_drift
+
+    return residual_drift(load_model(variant), {n: quantized(variant, n)[0] for n in FORMATS}, list(ids))
+
+
+@st.cache_data(show_spinner="Scoring held-out windows…", max_entries=8)
+def quick_losses(variant: str) -> dict:
+    """Mean loss on the first QUICK_WINDOWS held-out windows, per model (fp32, each format, the Q8_0 cache)."""
+    import torch
+
+    from model.quantize.measure import window_losses
+    from model.text.batches import encoded_split, val_windows
+
+    torch.set_num_threads(1)
+    model = load_model(variant)
+    ids, _ = encoded_split("val")
+    w = val_windows(ids, model.cfg.max_seq_len)[:QUICK_WINDOWS]
+    out = {"fp32": float(window_losses(model, w).mean())}
+    out.update({n: float(window_losses(quantized(variant, n)[0], w).mean()) for n in FORMATS})
+    out["fp32 + Q8_0 KV cache"] = float(window_losses(model, w, kv_int8=True).mean())
+    return out
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def next_tokens(variant: str, ids: tuple[int, ...], names: tuple[str, ...]) -> dict:
+    from model.quantize.inspect import next_token
+
+    out = {}
+    for n in names:
+        m = load_model(variant) if n == "fp32" else quantized(variant, n)[0]
+        top, p = next_token(m, list(ids))
+        out[n] = ([token_label(t) for t in top], p)
+    return out
+
+
+@st.cache_data(show_spinner="Generating…", max_entries=64)
+def generations(variant: str, ids: tuple[int, ...], names: tuple[str, ...], seed: int) -> dict[str, list[int]]:
+    from model.decoding.generate import generate
+    from model.decoding.sampling import SamplerConfig
+
+    out = {}
+    for n in names:
+        m = load_model(variant) if n == "fp32" else quantized(variant, n)[0]
+        out[n] = generate(m, list(ids), NEW_TOKENS, SamplerConfig(temperature=0.8), seed=seed).generated_ids
+    return out
+
+
+def measure_speed_now(variant: str) -> dict:
+    from model.quantize.measure import measure_speed
+
+    return measure_speed(load_model(variant), repeats=5)
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
+
+
+def speed_series(speed: dict) -> tuple[list[str], dict]:
+    cases = list(speed["cases"])
+    series = {}
+    for key, label in (("fp32", "fp32"), ("int8", "torch int8")):
+        series[label] = {k: [speed["cases"][c][key][f"{k}_ms"] for c in cases] for k in ("median", "min", "max")}
+    return cases, series
+
+
+def speed_reading(speed: dict) -> str:
+    """Which cases int8 wins and loses, from the numbers shown, and the likely reason."""
+    cases = speed["cases"]
+    win = [f"{c} ({v['speedup']:.2f}×)" for c, v in cases.items() if v["speedup"] >= 1.05]
+    lose = [f"{c} ({v['speedup']:.2f}×)" for c, v in cases.items() if v["speedup"] <= 0.95]
+    even = [c for c, v in cases.items() if 0.95 < v["speedup"] < 1.05]
+    parts = []
+    if win:
+        parts.append("int8 is faster for " + ", ".join(win))
+    if lose:
+        parts.append("slower for " + ", ".join(lose))
+    if even:
+        parts.append("about even for " + ", ".join(even))
+    return ("fp32 time ÷ int8 time: " + "; ".join(parts) + ". Our matrices are small (192 × 512 at most): with "
+            "many rows per call the int8 multiply pays off, while a decode step multiplies one row, where "
+            "quantizing the input and calling the kernel most likely cost as much as the arithmetic saves. Only the "
+            "Linear layers are int8; the unembedding and attention are not. What int8 always buys is memory: "
+            "each quantized matrix holds and reads a quarter of its fp32 bytes.")
+
+
+def speed_caption(speed: dict) -> str:
+    parts = [f"{c}: fp32 {v['fp32']['median_ms']:.2f} ms, int8 {v['int8']['median_ms']:.2f} ms "
+             f"(fp32/int8 = {v['speedup']:.2f}×)" for c, v in speed["cases"].items()]
+    load = speed.get("load_average_at_start")
+    return ("; ".join(parts) + f". Engine: {speed['engine']}, one thread, median of {speed['repeats']}"
+            + (f"; load average {load[0]:.1f} on this machine when it started." if load else "."))
+
+
+# --------------------------------------------------------------------------------------------------------
+# The page
+# --------------------------------------------------------------------------------------------------------
+
+variant = current_variant()
+cfg = variant_config(variant)
+arch = arch_from_model_config(cfg, name=variant)
+prompt = current_prompt()
+n_quantized = cfg.n_layers * sum(o * i for _, o, i in acc.block_matrices(arch))
+share = n_quantized / acc.count_params(arch).total
+
+st.title("Quantization: the model at int8 and int4")
+st.markdown(
+    "A quantized matrix stores each weight as a small integer **code** and, for each block of weights, one "
+    "**scale**: the weight comes back as code × scale, the nearest point of an evenly spaced grid. Here the "
+    f"seven matrices of every block are quantized ({share:.0%} of the parameters); the embedding — tied to the "
+    "unembedding — and the norms stay at fp16. The quantized copy is the same model class with the "
+    "rounded weights, so every hook point below is the real thing; its arithmetic stays fp32 (PyTorch's "
+    "own int8 kernels are timed in the last tab)."
+)
+require_model(variant)
+
+results = committed_results(str(RESULTS_PATH), RESULTS_PATH.stat().st_mtime if RESULTS_PATH.is_file() else 0.0)
+tab_mem, tab_matrix, tab_layers, tab_loss, tab_speed = st.tabs(TABS, key="q_tab", bind="query-params")
+
+# --- memory -----------------------------------------------------------------------------------------------
+with tab_mem:
+    names = ["fp32", "fp16", *FORMATS]
+    mem = {n: acc.weight_memory(arch, n) for n in names}
+    bpw = {n: None for n in ("fp32", "fp16")}
+    bpw.update({n: 8 * (mem[n]["codes"] + mem[n]["scales"]) / n_quantized for n in FORMATS})
+    st.plotly_chart(cached_figure(memory_figure, names, [mem[n]["codes"] for n in names],
+                                  [mem[n]["scales"] for n in names], [mem[n]["kept"] for n in names],
+                                  [bpw[n] for n in names]), width="stretch", key="q_memory")
+    q4 = "Q4_0 (G=32)"
+    st.caption(
+        f"What is counted: every code (4-bit codes two to a byte) and every fp16 scale of the quantized "
+        f"matrices, plus the tensors kept at fp16. Q4_0's scales add {mem[q4]['scales'] / mem[q4]['codes']:.1%} "
+        f"to its 4-bit codes ({bpw[q4]:.2f} bits per weight); the whole model shrinks from "
+        f"{mem['fp16']['total'] / 1e6:.2f} MB at fp16 to {mem[q4]['total'] / 1e6:.2f} MB, not to a quarter, "
+        f"because the fp16 embedding and norms ({mem[q4]['kept'] / 1e6:.2f} MB) are "
+        f"{mem[q4]['kept'] / mem[q4]['total']:.0%} of what is left. The same numbers are the accounting page's."
+    )
+    rows = [{"format": n, "bytes": f"{mem[n]['total']:,}", "scales (B)": f"{mem[n]['scales']:,}",
+             "bits per quantized weight": f"{bpw[n]:.3f}" if bpw[n] else "",
+             "bits per parameter, all": f"{acc.bits_per_param(arch, n):.3f}"} for n in names]
+    st.dataframe(rows, hide_index=True, width="stretch")
+    with st.expander("The real formats these follow", icon=":material/info:"):
+        st.markdown("\n".join(f"- **{n}**: {f.mirrors}." for n, f in FORMATS.items()))
+    kv32, kv8 = acc.kv_cache_bytes_per_token(arch, "fp32"), acc.kv_cache_bytes_per_token(arch, "Q8_0")
+    st.caption(f"KV cache per token: {kv32:,} B at fp32, {kv8:,} B at Q8_0 (blocks of 32 along head_dim with "
+               f"an fp16 scale, llama.cpp's `--cache-type-k q8_0`): {kv32 / kv8:.2f}× smaller.")
+
+# --- one matrix -------------------------------------------------------------------------------------------
+with tab_matrix:
+    c1, c2, c3, c4, c5 = st.columns([1, 1.2, 0.8, 1.6, 1])
+    with c1:
+        url_int("q_layer", 0, 0, cfg.n_layers - 1)
+        layer = st.selectbox("Layer", list(range(cfg.n_layers)), key="q_layer", format_func=lambda l: f"layer {l}")
+    with c2:
+        url_choice("q_matrix", MATRICES, "mlp.W_down")
+        matrix = st.selectbox("Matrix", MATRICES, key="q_matrix")
+    with c3:
+        url_choice("q_bits", [8, 4], 4)
+        bits = st.radio("Bits", [8, 4], key="q_bits", horizontal=True)
+    with c4:
+        url_choice("q_scope", SCOPE_NAMES, "per channel")
+        scope = st.radio("One scale", SCOPE_NAMES, key="q_scope", horizontal=True)
+    with c5:
+        url_choice("q_group", list(GROUP_SIZES), 32)
+        group = st.selectbox("Group size G", list(GROUP_SIZES), key="q_group",
+                             help="weights per scale along a row, for 'per group'")
+    name = f"blocks.{layer}.{matrix}"
+    w = matrix_weights(variant, name)
+    n_out, n_in = w.shape
+    c1, c2 = st.columns([1, 2])
+    with c1:
+        url_int("q_row", int(np.abs(w).max(axis=1).argmax()), 0, n_out - 1)
+        row = st.number_input(f"Row (output channel, 0–{n_out - 1})", 0, n_out - 1, key="q_row",
+                              help="opens on the row holding the matrix's largest weight")
+    with c2:
+        url_choice("q_outlier", [1, 4, 8, 16], 1)
+        outlier = st.select_slider("Make one input channel an outlier: × its weights by", [1, 4, 8, 16],
+                                   key="q_outlier", help="as the outlier features of large models; ×1 = as trained")
+    sync_url("q_layer", "q_matrix", "q_bits", "q_scope", "q_group", "q_row", "q_outlier")
+    v, col = scope_view(variant, name, int(bits), scope, int(group), int(row), float(outlier))
+    where = {"per tensor": f"all {w.size:,} weights of {name}", "per channel": f"row {row} of {name}",
+             "per group": f"the group of {group} in row {row} holding its largest |w|"}[scope]
+    st.plotly_chart(histogram_with_grid(v.values, v.grid, f"{where}: int{bits} grid, {scope}",
+                                        marked=float(v.values[np.abs(v.values).argmax()])),
+                    width="stretch", key="q_hist")
+    zero = float(np.mean(v.back == 0))
+    used = len(np.unique(np.round(v.back / v.step))) if v.step else 1
+    err = float(np.linalg.norm(v.back - v.values) / np.linalg.norm(v.values))
+    st.caption(
+        f"{v.values.size:,} weights share one scale here: grid step {v.step:.4g}, largest |w| "
+        f"{np.abs(v.values).max():.4f}. {zero:.1%} of them come back as exactly 0; they use {used} of the "
+        f"grid's {len(v.grid)} values; relative error ‖w − Q(w)‖/‖w‖ = {err:.2%}."
+        + (" Q4_0's rule puts the largest-magnitude weight exactly on code −8, so a weight of the opposite sign "
+           "and the same size would be clipped to 7 steps." if bits == 4 else "")
+    )
+    t = v.total_errors
+    st.plotly_chart(scope_error_figure(v.row_max, float(v.row_max.max()), v.row_errors,
+                                       f"{name} at int{bits}: error of each row by where the scale lives"),
+                    width="stretch", key="q_scopes")
+    if outlier != 1:
+        t0 = scope_view(variant, name, int(bits), scope, int(group), int(row), 1.0)[0].total_errors
+        led = float(np.mean(v.row_argmax == col))
+        outlier_note = (
+            f" With input column {col} × {outlier}, it holds the largest weight of {led:.0%} of the rows; the "
+            "error, as trained → with the outlier: "
+            + ", ".join(f"{k} {t0[k]:.2%} → {t[k]:.2%} ({t[k] / t0[k]:.1f}×)" for k in SCOPE_NAMES)
+            + ". A column outlier sits in every row, so one scale per row cannot step around it; a group of "
+            f"{group} keeps it to one block of each row — why int4 formats use groups, and why LLM.int8() "
+            "pulls outlier columns out into fp16.")
+    else:
+        outlier_note = (f" Try an outlier: input column {col}, the one holding this matrix's largest weight, "
+                        "scaled up — as the outlier features of large models are.")
+    st.caption(
+        f"Whole-matrix relative error at int{bits}: per tensor {t['per tensor']:.2%}, per channel "
+        f"{t['per channel']:.2%}, per group of {group} {t['per group']:.2%}. A scale is set by the largest |w| "
+        f"it covers: the matrix's is {v.row_max.max():.3f}, the median row's {np.median(v.row_max):.3f} — one "
+        f"scale for the whole matrix gives the median row a {v.row_max.max() / np.median(v.row_max):.1f}× "
+        "coarser grid than its own would." + outlier_note
+    )
+
+# --- error by layer ---------------------------------------------------------------------------------------
+with tab_layers:
+    errs = weight_errors(variant)
+    labels = [f"L{l} {m.split('.')[1]}" for l in range(cfg.n_layers) for m in MATRICES]
+    st.plotly_chart(cached_figure(layer_error_figure, labels, errs), width="stretch", key="q_layers")
+    mean = {n: float(np.mean(e)) for n, e in errs.items()}
+    st.caption(
+        "‖W − Q(W)‖/‖W‖ of every quantized matrix. Mean over the matrices: "
+        + ", ".join(f"{n} {mean[n]:.2%}" for n in errs)
+        + f". Each bit halves the grid step, so 4 fewer bits should cost ≈ 2⁴ = 16× the error: int8 per "
+        f"channel → Q4_0 (G=32) measures {mean['Q4_0 (G=32)'] / mean[INT8]:.1f}× (Q4_0 uses 16 codes to int8's "
+        "255, and its blocks of 32 get finer scales than whole rows)."
+    )
+    st.subheader("Where the error reaches the residual stream", anchor=False)
+    if prompt_notices(prompt):
+        stages, d = drift(variant, prompt.ids)
+        st.plotly_chart(cached_figure(drift_figure, stages, d), width="stretch", key="q_drift")
+        st.caption(
+            "For your prompt, the quantized model's residual stream after each block against fp32's, read from "
+            "the same hook points (`blocks.i.hook_resid_post`, `ln_final.hook_normalized`) and the logits. "
+            f"At the logits: {INT8} {d[INT8][-1]:.2%}, Q4_0 (G=32) {d['Q4_0 (G=32)'][-1]:.2%}. The embedding "
+            "is kept at fp16, so the stream enters block 0 unchanged."
+        )
+
+# --- loss and text ----------------------------------------------------------------------------------------
+with tab_loss:
+    st.subheader("Held-out loss", anchor=False)
+    if results is None:
+        st.info("No results/quantization.json in this checkout: run `python -m model.quantize --out "
+                "results/quantization.json`. The live check below still runs.", icon=":material/info:")
+    else:
+        rv, h = results["variant"], results["heldout"]
+        f32 = results["fp32"]
+        # (label, MB or None, bits per quantized weight or None, held-out entry); numbers as text in the table,
+        # so a row without a size shows a blank rather than "None"
+        entries = [("fp32", f32["bytes"]["fp16"] / 1e6, 16.0, {**f32["heldout"], "delta_nats": 0.0})]
+        entries += [(n, e["bytes"]["total"] / 1e6, e["bits_per_weight"], e["heldout"])
+                    for n, e in results["formats"].items()]
+        entries += [(label, None, None, results[key]["heldout"])
+                    for key, label in (("kv_int8", "fp32 + Q8_0 KV cache"),
+                                       ("torch_dynamic_int8", "torch dynamic int8"))
+                    if results.get(key, {}).get("heldout")]
+        st.dataframe(
+            [{"model": n + (" (fp16 weights, as shipped)" if n == "fp32" else ""),
+              "MB": f"{mb:.3f}" if mb is not None else "", "bits/weight": f"{b:.3f}" if b is not None else "",
+              "nats/token": f"{e['nats_per_token']:.4f}", "Δ vs fp32": f"{e['delta_nats']:+.4f}",
+              "± SE": f"{e['delta_se']:.5f}" if e.get("delta_se") is not None else "",
+              "perplexity": f"{e['perplexity']:.2f}", "bits/char": f"{e['bits_per_char']:.4f}"}
+             for n, mb, b, e in entries],
+            hide_index=True, width="stretch")
+        sized = [x for x in entries if x[1] is not None]
+        st.plotly_chart(cached_figure(loss_vs_size_figure, [n for n, *_ in sized], [mb for _, mb, _, _ in sized],
+                                      [e["delta_nats"] for *_, e in sized], [e.get("delta_se") for *_, e in sized]),
+                        width="stretch", key="q_loss_size")
+        worst = max(results["formats"].items(), key=lambda kv: kv[1]["heldout"]["delta_nats"])
+        st.caption(
+            f"**{rv}**, {'every' if h['all_windows'] else 'the first'} {h['windows']} held-out windows of 256 "
+            f"tokens ({h['tokens']:,} tokens), from results/quantization.json ({results['date'][:10]}). Δ is the "
+            "mean over the same windows of the quantized model's loss minus fp32's; ± one standard error of that "
+            f"paired mean. The largest cost is {worst[0]}'s {worst[1]['heldout']['delta_nats']:+.4f} nats/token "
+            f"(perplexity {f32['heldout']['perplexity']:.2f} → {worst[1]['heldout']['perplexity']:.2f}). "
+            "torch dynamic int8 also rounds each Linear's input to int8 (one scale per call)."
+            + ("" if rv == variant else f" The sidebar's variant is {variant}: its live check is below.")
+        )
+        download_json(results, "quantization.json", "Download the results (JSON)")
+
+    st.subheader(f"Live check: {variant}, first {QUICK_WINDOWS} held-out windows", anchor=False)
+    ql = quick_losses(variant)
+    st.dataframe([{"model": n, "nats/token": f"{x:.4f}", "Δ vs fp32": f"{x - ql['fp32']:+.4f}",
+                   "perplexity": f"{np.exp(x):.2f}"} for n, x in ql.items()], hide_index=True, width="stretch")
+    st.caption(f"{QUICK_WINDOWS * cfg.max_seq_len:,} tokens, computed now on this machine: a few windows "
+               "swing by hundredths of a nat, so read the differences from the full split above.")
+
+    st.subheader("Next token and generated text", anchor=False)
+    if prompt_notices(prompt):
+        c1, c2 = st.columns([1, 2])
+        with c1:
+            url_choice("q_gen_group", list(GROUP_SIZES), 32)
+            g4 = st.selectbox("int4 group size", list(GROUP_SIZES), key="q_gen_group")
+        with c2:
+            url_int("q_seed", 0, 0, 10_000)
+            seed = st.number_input("Seed (the same for all three: same random draws)", 0, 10_000, key="q_seed")
+        sync_url("q_gen_group", "q_seed")
+        trio = ("fp32", INT8, int4(int(g4)).name)
+        room = cfg.max_seq_len - NEW_TOKENS
+        ids = prompt.ids[-room:]
+        st.plotly_chart(next_token_figure(next_tokens(variant, ids, trio)), width="stretch", key="q_next")
+        gens = generations(variant, ids, trio, int(seed))
+        from model.text.tokenizer import decode
+
+        cols = st.columns(3)
+        for c, n in zip(cols, trio):
+            with c:
+                st.markdown(f"**{n}**")
+                st.code(decode(gens[n]), language=None, wrap_lines=True)
+        same = {n: common_prefix(gens["fp32"], gens[n]) for n in trio[1:]}
+        st.caption(
+            f"{NEW_TOKENS} tokens at temperature 0.8 after "
+            + (f"the prompt's {len(ids)} tokens" if len(ids) == len(prompt.ids)
+               else f"the prompt's last {len(ids)} tokens")
+            + f", seed {seed}: the same random draws for all three. "
+            + "; ".join(f"{n} writes the same tokens as fp32 for the first {k} of {NEW_TOKENS}"
+                        for n, k in same.items())
+            + ". After the first different token the texts part ways as two samples do; that alone says nothing "
+            "about quality — the held-out loss above does."
+        )
+
+# --- speed ------------------------------------------------------------------------------------------------
+with tab_speed:
+    st.markdown(
+        "The quantized copies above compute in fp32. PyTorch's own int8 path is "
+        "`torch.ao.quantization.quantize_dynamic`: every `nn.Linear` gets int8 weights (one scale per output "
+        "channel) and quantizes its input to int8 on each call, then runs an int8 matrix multiply (fbgemm / "
+        "oneDNN on x86). The unembedding (a plain matmul with the tied embedding) and attention's own products "
+        "stay fp32. Timed on one thread, fp32 and int8 taking turns."
+    )
+    if results is not None and results.get("speed", {}).get("cases"):
+        cases, series = speed_series(results["speed"])
+        st.plotly_chart(cached_figure(speed_figure, cases, series), width="stretch", key="q_speed")
+        st.caption(f"Committed ({results['variant']}, {results['date'][:10]}, {results['cpu']}): "
+                   + speed_caption(results["speed"]))
+    if st.button("Measure on this machine now", icon=":material/timer:", key="q_measure",
+                 help="about 10 seconds on one thread"):
+        with st.spinner("Timing fp32 and int8…"):
+            st.session_state["q_speed_result"] = (variant, measure_speed_now(variant))
+    mine = st.session_state.get("q_speed_result")
+    if mine is not None:
+        mv, sp = mine
+        if sp.get("cases"):
+            cases, series = speed_series(sp)
+            st.plotly_chart(speed_figure(cases, series), width="stretch", key="q_speed_now")
+            st.caption(f"Measured just now ({mv}): " + speed_caption(sp))
+        else:
+            st.warning(sp.get("unavailable", "no measurement"), icon=":material/warning:")
+    shown = mine[1] if mine is not None and mine[1].get("cases") else (results or {}).get("speed")
+    if shown and shown.get("cases"):
+        st.caption(speed_reading(shown))
