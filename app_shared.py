@@ -1,4 +1,5 @@
-"""What every page shares: the loaded model, cached traces, the sidebar's choices, URL state, downloads.
+"""What every page shares: the shell (menu and sidebar), the loaded model, cached traces, the sidebar's choices,
+URL state, Markdown escaping, downloads.
 
 The model is loaded once per variant with `st.cache_resource` and never mutated: one object serves every
 browser session. Traces are cached per (variant, prompt) with `st.cache_resource` too — they are plain
@@ -8,13 +9,17 @@ is the slowest thing a page could do. Pages must treat them as read-only.
 Page state that a teacher may want to share (layer, head, word, …) lives in the URL's query parameters:
 `url_int` / `url_choice` / `url_text` read a value once per session from the URL (validated, with a
 fallback) and `sync_url` writes the current value back after the widget ran.
+
+A variant whose checkpoint is missing or unreadable is an error on the page (`require_model`), never replaced
+by other weights.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import threading
+import string
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -39,47 +44,87 @@ MAX_PROMPT_CHARS = 20_000  # the text box refuses more; tokens beyond the model'
 
 
 # --------------------------------------------------------------------------------------------------------
-# The shell
+# The shell: menu, sidebar, and the chosen page run inside them
 # --------------------------------------------------------------------------------------------------------
+
+# (file relative to this one, title, icon, what am I looking at): the app's menu, in order. Tests import it.
+PAGES = [
+    ("pages/home.py", "The whole path", ":material/route:",
+     "One prompt's trip through the model, stage by stage, with the live tensor shapes."),
+    ("pages/tokenization.py", "Tokenization", ":material/text_fields:",
+     "How text becomes token ids: our Shakespeare BPE beside GPT-4's, and the merges that build a word."),
+    ("pages/embeddings.py", "Embeddings", ":material/scatter_plot:",
+     "The vector each token starts as, where it sits among the vocabulary, and how position gets in."),
+    ("pages/attention.py", "Attention", ":material/grid_view:",
+     "Every head's attention pattern, one head zoomed with its raw scores, and what each head seems to do."),
+    ("pages/logit_lens.py", "Layer by layer", ":material/layers:",
+     "The logit lens: what the model would predict if it stopped after each block."),
+    ("pages/generation.py", "Generation", ":material/play_arrow:",
+     "One click, one decode step: the distribution, the sampling choice and the KV cache growing."),
+    ("pages/decoding.py", "Decoding strategies", ":material/account_tree:",
+     "Beam search as a tree (the KV cache reordered each step), and speculative decoding with a small draft."),
+    ("pages/rope.py", "Positions (RoPE)", ":material/360:",
+     "RoPE's rotations on the model's own queries and keys, and what the other variants use instead."),
+    ("pages/compare.py", "Compare variants", ":material/compare:",
+     "MHA vs GQA vs MQA and five positional encodings, measured on models trained alike."),
+    ("pages/accounting.py", "Parameters, FLOPs, memory", ":material/calculate:",
+     "Exact counts for our model or any Llama/Mistral/Qwen2/Gemma/GPT-2 config, checked against PyTorch."),
+    ("pages/quantization.py", "Quantization", ":material/compress:",
+     "Our model at int8 and int4: the grid each weight is rounded to, what it costs in loss, what it saves."),
+    ("pages/inference.py", "Inside fast inference", ":material/speed:",
+     "FlashAttention's tiles on your prompt, KV-cache memory (sliding window, paging), prefill vs decode on a roofline."),
+]
+HOME = "pages/home.py"
+_ROOT = Path(__file__).resolve().parent
+
+# True while `run_shell` runs the chosen page. A ContextVar, so it belongs to this script run's thread (each
+# browser session runs in its own), and it is reset when the page returns, stops or reruns.
+_IN_SHELL: ContextVar[bool] = ContextVar("in_shell", default=False)
+
+
+def listed_pages() -> list[tuple[str, str, str, str]]:
+    """The PAGES entries whose file exists (a checkout may leave a page out; the menu then leaves it out too)."""
+    return [p for p in PAGES if (_ROOT / p[0]).is_file()]
+
+
+def run_shell() -> None:
+    """The app around every page: page config, the menu (`st.navigation` over PAGES), the sidebar's shared
+    choices (model variant and prompt, mirrored into the URL) with one line on what the page shows — then the
+    page the URL asks for, run inside all that. app.py is just this call."""
+    st.set_page_config(page_title="Transformer internals, live", page_icon=":material/hub:", layout="wide")
+    pages = [st.Page(str(_ROOT / f), title=t, icon=i, default=(f == HOME)) for f, t, i, _ in listed_pages()]
+    pg = st.navigation(pages)
+    blurbs = {t: b for _, t, _, b in PAGES}
+    with st.sidebar:
+        url_choice("variant", list(VARIANTS), DEFAULT_VARIANT)
+        st.selectbox("Model variant", list(VARIANTS), key="variant", format_func=variant_label)
+        url_text("prompt", DEFAULT_PROMPT, MAX_PROMPT_CHARS)
+        repair_text("prompt")
+        st.text_area("Prompt", key="prompt", height=140, max_chars=MAX_PROMPT_CHARS,
+                     help="Shared by every page. Plain text: anything you type is shown as text, never as HTML.")
+        st.caption(f":material/visibility: **What am I looking at?** {blurbs.get(pg.title, '')}")
+        sync_url("variant", "prompt")
+    inside = _IN_SHELL.set(True)
+    try:
+        pg.run()
+    finally:
+        _IN_SHELL.reset(inside)
 
 
 def require_shell() -> None:
-    """Make sure this page runs inside app.py (sidebar, shared prompt), even on a fresh server's first deep link.
+    """Every page's first call: make sure the page runs inside `run_shell` (sidebar, shared prompt, menu).
 
-    Streamlit 1.67 decides per process whether an app is a legacy multipage app: if a folder named `pages/`
-    sits beside the main script, it starts in that mode, and a visitor whose *first* request is a deep link
-    (`/attention?prompt=…`) gets `pages/attention.py` run on its own — no app.py, so no sidebar, no variant,
-    the link's prompt ignored. The first `st.navigation` call switches the mode off for good, i.e. once
-    somebody has opened the home page. AppTest re-enters the mode on every run.
-
-    Our layout keeps `pages/` (one file per concept), so every page calls this first. In the legacy mode it
-    runs app.py right here — its `st.navigation` switches the mode off and routes to this same page (same
-    query string), which then renders inside the shell — and stops this outer copy. No rerun: a button
-    click or a widget change in this run reaches the page as usual. Outside that mode it does nothing.
-    Streamlit is pinned (requirements.txt); tests/test_browser.py::test_deep_link_on_a_fresh_server and the
-    AppTest sidebar test fail if a new version changes this.
+    Why a page can find itself outside: with a folder named `pages/` beside app.py, Streamlit starts in its
+    legacy multipage mode, and a fresh server whose *first* request is a deep link (`/attention?prompt=…`)
+    runs `pages/attention.py` on its own — no app.py, so no sidebar, and the link's prompt ignored. The first
+    `st.navigation` call ends that mode for good; AppTest re-enters it on every run. Outside the shell, this
+    runs the shell right here: its `st.navigation` routes to this same page (same URL), which then runs inside
+    it, and the outer copy stops. No rerun, so a click or widget change in this run reaches the page as usual.
+    Inside the shell it does nothing. tests/test_browser.py::test_deep_link_on_a_fresh_server checks it.
     """
-    from streamlit.runtime.pages_manager import PagesManager
-
-    if PagesManager.uses_pages_directory:
-        path, code = _shell_code()
-        exec(code, {"__name__": "__main__", "__file__": path})  # noqa: S102  (our own app.py, as Streamlit runs it)
+    if not _IN_SHELL.get():
+        run_shell()
         st.stop()
-
-
-_SHELL_LOCK = threading.Lock()
-_SHELL: list = []
-
-
-def _shell_code() -> tuple[str, object]:
-    """app.py compiled once per process, under a lock: first visitors may arrive together (Streamlit's own
-    script cache compiles each page once for the same reason)."""
-    with _SHELL_LOCK:
-        if not _SHELL:
-            path = str(Path(__file__).with_name("app.py"))
-            with open(path, encoding="utf-8") as f:
-                _SHELL.append((path, compile(f.read(), path, "exec")))
-        return _SHELL[0]
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -102,14 +147,14 @@ def _torch():
 
 
 def load_model(variant: str):
-    """The trained variant, or — if its checkpoint is not in this checkout, or cannot be read — seeded random
-    weights (`trained_notice` says which, and why)."""
-    if variant in available_variants():
-        try:
-            return _trained_model(variant)
-        except ValueError:  # truncated, corrupted, or half-written by a training run: see checkpoint_problem
-            pass
-    return _random_model(variant)
+    """The trained variant, loaded once per process and shared by every session (never mutated).
+
+    Raises ValueError when its checkpoint is not in this checkout, or is truncated, corrupted or half-written
+    by a training run (the message says which file). Nothing else ever stands in for it: a page shows that
+    message (`require_model`) instead of drawing some other weights under this variant's name."""
+    if variant not in available_variants():
+        raise ValueError(f"no checkpoint for {variant} in this checkout (checkpoints/{variant}/model.safetensors)")
+    return _trained_model(variant)
 
 
 @st.cache_resource(show_spinner="Loading the model…")
@@ -122,22 +167,37 @@ def _trained_model(variant: str):
 
 
 @st.cache_resource(show_spinner=False)
-def _random_model(variant: str):
+def shape_model(variant: str):
+    """A module with the variant's shapes and freshly initialised weights: no checkpoint is read. Only for what
+    depends on shapes alone — parameter counts, FLOPs, cache bytes (the accounting page's live check); it never
+    predicts anything on a page."""
     from model.net.transformer import Transformer
 
-    _torch().manual_seed(0)
+    _torch()
     return Transformer(variant_config(variant)).eval().requires_grad_(False)
 
 
 def checkpoint_problem(variant: str) -> Optional[str]:
-    """Why the variant's checkpoint, present in this checkout, cannot be loaded (None when it can, or is absent)."""
-    if variant not in available_variants():
-        return None
+    """Why the variant's trained weights cannot be used — missing from this checkout, or unreadable — or None."""
     try:
-        _trained_model(variant)
+        load_model(variant)
         return None
     except ValueError as e:
         return str(e)
+
+
+def require_model(variant: str) -> None:
+    """Stop the page with a clear error when the variant's checkpoint is missing or cannot be loaded."""
+    problem = checkpoint_problem(variant)
+    if problem:
+        model_error(variant, problem)
+        st.stop()
+
+
+def model_error(variant: str, problem: str, consequence: str = "nothing is shown that would need its weights") -> None:
+    """The error a page shows for a variant whose checkpoint is missing or unreadable (`checkpoint_problem`)."""
+    st.error(f"The trained **{variant}** model cannot be loaded, so {consequence}: {plain_md(problem, 300)}",
+             icon=":material/error:")
 
 
 def cached_figure(build: Callable, *args, **kwargs):
@@ -156,13 +216,6 @@ def _cached_figure(name: str, _build: Callable, args: tuple, kwargs: dict):
 def is_trained(variant: str) -> bool:
     """Its checkpoint is in this checkout (whether it loads is `checkpoint_problem`, which reads the file)."""
     return variant in available_variants()
-
-
-@st.cache_resource(show_spinner=False)
-def tokenizer():
-    from model.text.tokenizer import load_tokenizer
-
-    return load_tokenizer()
 
 
 @dataclass(frozen=True)
@@ -243,36 +296,35 @@ def prompt_notices(p: Prompt) -> bool:
     return True
 
 
-def trained_notice(variant: str) -> None:
-    problem = checkpoint_problem(variant)
-    if problem:
-        st.error(f"The checkpoint of **{variant}** cannot be loaded, so this shows seeded random weights "
-                 f"(patterns and predictions are meaningless): {plain_md(problem, 300)}", icon=":material/error:")
-    elif not is_trained(variant):
-        st.warning(
-            f"No trained checkpoint for **{variant}** is in this checkout: showing seeded random weights, "
-            "so patterns and predictions are meaningless.",
-            icon=":material/warning:",
-        )
-
-
 # --------------------------------------------------------------------------------------------------------
 # URL state: read once per session, write back after each run
 # --------------------------------------------------------------------------------------------------------
 
 
-_MD_SPECIAL = set("\\`*_[]<>$~|#{}!:")
+# Every ASCII punctuation character. CommonMark lets a backslash escape any of them (and only them) and then
+# drops the backslash, so escaping them all is always safe; between them they cover everything that can start
+# markup: emphasis (* _ ~), code (`), links and images ([ ] ( ) !), HTML and autolinks (< >), entities (&),
+# headings, lists, quotes and tables at a line start (# - + . > |), and Streamlit's own additions — LaTeX ($),
+# :emoji: / :material/icon: shortcodes and :red[coloured text] (: [ ]).
+_MD_ESCAPED = frozenset(string.punctuation)
 
 
-def plain_md(text: str, limit: int = 60) -> str:
-    """`text` as literal Markdown (its `*`, `[`, `<`, `$`, `:`… backslash-escaped), cut to `limit` characters:
-    for messages that quote what a user typed or put in a link."""
-    text = text if len(text) <= limit else text[:limit] + "…"
-    return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in text)
+def plain_md(text: str, limit: Optional[int] = None) -> str:
+    """`text` as literal Markdown, for messages that quote what a user typed or put in a link: each ASCII
+    punctuation character backslash-escaped, line breaks turned into spaces (a blank line would start a new
+    block), and cut to `limit` characters (with …) when given. The one Markdown escaper of the app.
+
+    plain_md("**hi** <b>") -> "\\*\\*hi\\*\\* \\<b\\>";  plain_md("abcdef", 3) -> "abc…"
+    """
+    text = str(text)
+    text = text if limit is None or len(text) <= limit else text[:limit] + "…"
+    text = text.replace("\r\n", " ").replace("\r", " ").replace("\n", " ")
+    return "".join("\\" + ch if ch in _MD_ESCAPED else ch for ch in text)
 
 
 def _url_notice(key: str, raw: str, used: str) -> None:
-    st.warning(f"The link's {plain_md(key)}={plain_md(raw)} cannot be used here; showing {plain_md(used)} instead.",
+    st.warning(f"The link's {plain_md(key, 60)}={plain_md(raw, 60)} cannot be used here; showing {plain_md(used, 60)} "
+               "instead.",
                icon=":material/link_off:")
 
 
@@ -322,7 +374,7 @@ def url_choice(key: str, options: list, default):
 def url_text(key: str, default: str, max_chars: int = 200) -> str:
     def parse(s: str) -> str:
         if len(s) > max_chars:
-            st.warning(f"The link's {plain_md(key)} is {len(s):,} characters; only the first {max_chars:,} are used.",
+            st.warning(f"The link's {plain_md(key, 60)} is {len(s):,} characters; only the first {max_chars:,} are used.",
                        icon=":material/content_cut:")
         return s[:max_chars]
 
@@ -393,4 +445,4 @@ def download_csv(rows: list[dict], filename: str, label: str = "Download table (
 
 
 def variant_label(v: str) -> str:
-    return VARIANT_BLURBS.get(v, v) + ("" if is_trained(v) else " (untrained)")
+    return VARIANT_BLURBS.get(v, v) + ("" if is_trained(v) else " (no checkpoint)")

@@ -14,6 +14,9 @@ shape when its checkpoint is not in this checkout):
                                     median; every page's median is in `pages`                       goal < 0.5 s
     first_chart_s                   a fresh `streamlit run app.py` opened in Chromium: seconds from
                                     navigation to the first Plotly chart, median over fresh servers  goal < 6 s
+    speculative                     speculative decoding with the shipped draft against plain decoding, K = 2
+                                    and 4 at T = 0 and 0.8: acceptance, tokens per target forward, measured and
+                                    ideal speedup (`model.decoding.speculative.measure_speed`)
     peak_rss_all_variants_mib       the last server's peak resident memory after every variant has been
                                     loaded (each opened once through the home page)
 
@@ -70,12 +73,15 @@ def _median(xs: list[float]) -> float:
 
 
 def default_model():
-    """The app's default model, loaded as the app loads it (app_shared.load_model: one torch thread; seeded random
-    weights when the checkpoint is not in this checkout). Returns (model, trained)."""
+    """The app's default model, loaded as the app loads it (app_shared.load_model: one torch thread); when its
+    checkpoint is missing or unreadable, seeded random weights of the same shape — speed does not depend on the
+    values, and the result says which it timed. Returns (model, trained)."""
     import app_shared
 
     v = app_shared.DEFAULT_VARIANT
-    return app_shared.load_model(v), app_shared.is_trained(v) and app_shared.checkpoint_problem(v) is None
+    if app_shared.checkpoint_problem(v) is None:
+        return app_shared.load_model(v), True
+    return app_shared.shape_model(v), False
 
 
 def bench_trace(model, T: int, repeats: int) -> dict:
@@ -124,6 +130,25 @@ def bench_decode(model, T: int, repeats: int) -> dict:
     return {f"cached_step_{T}_s": c, f"recompute_{T}_s": f, f"recompute_over_cached_{T}": f / c}
 
 
+def bench_speculative(model, repeats: int) -> dict:
+    """Speculative decoding with the shipped draft: 48 tokens from the default prompt, K = 2 and 4, greedy and
+    T = 0.8, each against plain decoding of the same tokens (interleaved, medians)."""
+    import app_shared
+    from model.decoding.sampling import SamplerConfig
+    from model.decoding.speculative import measure_speed
+    from model.text.tokenizer import encode
+
+    if app_shared.checkpoint_problem("draft") is not None:
+        return {"speculative": None, "speculative_note": "no trained draft in checkpoints/draft"}
+    draft, ids = app_shared.load_model("draft"), encode(app_shared.DEFAULT_PROMPT)
+    runs = [measure_speed(model, draft, ids, 48, [2, 4], SamplerConfig(temperature=t), seed=0, repeats=repeats)
+            for t in (0.0, 0.8)]
+    return {"speculative": [{"temperature": r["temperature"], "plain_seconds": r["plain_seconds"],
+                             "draft_over_target_flops": r["draft_over_target_flops"],
+                             "draft_over_target_cpu": r["draft_over_target_cpu"], **row}
+                            for r in runs for row in r["by_k"]]}
+
+
 # --------------------------------------------------------------------------------------------------------
 # Page reruns (AppTest): one widget change per rerun
 # --------------------------------------------------------------------------------------------------------
@@ -162,6 +187,7 @@ PAGE_CHANGES: dict[str, Callable] = {
     "pages/attention.py": _alternate("selectbox", "att_layer", 1, 2),
     "pages/logit_lens.py": _alternate("selectbox", "lens_pos", 3, 4),
     "pages/generation.py": _click("gen_next"),
+    "pages/decoding.py": _click("beam_view_next"),
     "pages/rope.py": _alternate("slider", "rope_pair", 3, 4),
     "pages/compare.py": _alternate("selectbox", "cmp_layer_attn", 2, 3),
     "pages/accounting.py": _seq_len,
@@ -177,13 +203,10 @@ def _prompt_change(at, i: int) -> None:
 
 
 def app_pages() -> list[str]:
-    import ast
+    """The page files the app's menu lists (app_shared.PAGES) and that exist."""
+    import app_shared
 
-    tree = ast.parse((REPO / "app.py").read_text())
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "PAGES" for t in node.targets):
-            return [e[0] for e in ast.literal_eval(node.value) if (REPO / e[0]).exists()]
-    raise RuntimeError("app.py has no PAGES list")
+    return [e[0] for e in app_shared.listed_pages()]
 
 
 def bench_page(page: str, repeats: int) -> dict:
@@ -300,7 +323,7 @@ def bench_browser(log_dir: Path, runs: int) -> dict:
     CPU the server and the browser used meanwhile). The last server then opens every variant, for memory."""
     from playwright.sync_api import sync_playwright
 
-    from model.net.checkpoints import VARIANTS
+    from model.net.checkpoints import available_variants
 
     first = []
     with sync_playwright() as p:
@@ -322,7 +345,7 @@ def bench_browser(log_dir: Path, runs: int) -> dict:
                         continue
                     _wait_idle(page)
                     rss_first = _peak_rss_mib(proc.pid)
-                    for v in VARIANTS:  # the home page loads the variant and traces the default prompt
+                    for v in available_variants():  # the home page loads the variant, traces the prompt
                         page.goto(f"{url}/?variant={v}")
                         _wait_idle(page)
                     rss_all = _peak_rss_mib(proc.pid)
@@ -333,14 +356,14 @@ def bench_browser(log_dir: Path, runs: int) -> dict:
             "first_chart_server_cpu_s": med("server_cpu_s"), "first_chart_browser_cpu_s": med("browser_cpu_s"),
             "server_start_s": med("server_start_s"), "rss_after_first_chart_mib": rss_first.get("VmRSS"),
             "peak_rss_all_variants_mib": rss_all.get("VmHWM"), "rss_all_variants_mib": rss_all.get("VmRSS"),
-            "variants_loaded": len(VARIANTS)}
+            "variants_loaded": len(available_variants())}
 
 
 def bench_memory_in_process() -> dict:
     """Without a browser: peak RSS of a fresh Python process that imports the app's code and loads every variant."""
     code = ("import app_shared, resource\n"
-            "from model.net.checkpoints import VARIANTS\n"
-            "for v in VARIANTS: app_shared.trace_prompt(v, tuple(app_shared.tokenize_prompt("
+            "from model.net.checkpoints import available_variants\n"
+            "for v in available_variants(): app_shared.trace_prompt(v, tuple(app_shared.tokenize_prompt("
             "app_shared.DEFAULT_PROMPT, 256).ids))\n"
             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
     r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
@@ -368,6 +391,8 @@ def run(repeats: int, browser: bool, first_chart_runs: int) -> dict:
     for T in (64, 256):
         out.update(bench_trace(model, T, max(repeats, 5)))
     out.update(bench_decode(model, 256, max(repeats, 5)))
+    if trained:
+        out.update(bench_speculative(model, repeats))
 
     if browser and os.path.exists(CHROMIUM):
         with tempfile.TemporaryDirectory() as d:
@@ -409,6 +434,12 @@ def print_table(r: dict) -> None:
         print(f"  {label:<78} {fmt.format(v) if v is not None else 'n/a':>10}   {_verdict(key, v)}")
     print(f"  (untraced forward {r['untraced_256_s'] * 1e3:.1f} ms, traced {r['traced_256_s'] * 1e3:.1f} ms at 256 "
           f"tokens; cached step {r['cached_step_256_s'] * 1e3:.2f} ms, recompute {r['recompute_256_s'] * 1e3:.1f} ms)")
+    for x in r.get("speculative") or []:
+        print(f"  (speculative, T = {x['temperature']:g}, K = {x['k']}: {x['acceptance_rate']:.0%} accepted, "
+              f"{x['tokens_per_target_forward']:.2f} tokens per target forward; speedup {x['measured_speedup']:.2f}× "
+              f"measured ({x['measured_speedup_cpu']:.2f}× in CPU time), {x['predicted_speedup']:.2f}× predicted "
+              f"from step costs, {x['ideal_speedup']:.2f}× ideal; draft / target step: "
+              f"{x['draft_over_target_flops']:.2f} in FLOPs, {x['draft_over_target_cpu']:.2f} in CPU time)")
     if r.get("first_chart_server_cpu_s") is not None:
         print(f"  (first chart, median of {len(r['first_chart_runs_s'])} fresh servers {r['first_chart_runs_s']}: "
               f"the server used {r['first_chart_server_cpu_s']:.2f} s of CPU and Chromium "

@@ -1,16 +1,17 @@
 """Parameters, FLOPs, memory: exact counts for our model, a preset, or any pasted/uploaded config.json.
 
 Thin: widgets → `model/accounting/counts.py` (pure arithmetic) → `viz/accounting.py` (figures). The one thing run on
-torch is the live check: `sum(p.numel())` and FlopCounterMode on a real forward of the loaded model.
+torch is the live check: `sum(p.numel())` and FlopCounterMode on a real forward of a module built from the
+variant's config. Counts depend on shapes only, so no checkpoint is read: this page loads no weights.
 """
 
 import json
 
 import streamlit as st
 
-from app_shared import current_variant, load_model, require_shell
+from app_shared import current_variant, plain_md, require_shell, shape_model
 from model.accounting import counts as acc
-from model.accounting.arch import DTYPE_BITS, arch_from_model_config, attention_variants
+from model.accounting.arch import arch_from_model_config, attention_variants
 from model.net.checkpoints import variant_config
 from model.accounting.hf_configs import FAMILIES, PRESETS, arch_from_json_text, preset_arch
 from viz.accounting import flops_vs_seq_len, kv_cache_vs_context, param_bars
@@ -18,13 +19,6 @@ from viz.accounting import flops_vs_seq_len, kv_cache_vs_context, param_bars
 require_shell()  # first, before any widget: see app_shared.require_shell
 
 MAX_UPLOAD_BYTES = 1_000_000  # a config.json is a few kB
-_MD_SPECIAL = set("\\`*[]<>$~|#{}!")
-
-
-def plain(text: str) -> str:
-    """Backslash-escape Markdown's active characters: an error message that quotes the user's input shows as
-    text, never as a link, formatting or HTML."""
-    return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in text)
 
 
 def size_text(x: float) -> str:
@@ -34,7 +28,7 @@ def size_text(x: float) -> str:
 
 @st.cache_data(show_spinner="Running the live model…", max_entries=64)
 def live_numbers(variant: str, batch: int, seq_len: int) -> dict:
-    return acc.measure_model(load_model(variant), batch, seq_len)
+    return acc.measure_model(shape_model(variant), batch, seq_len)
 
 
 st.title("Parameters, FLOPs and memory")
@@ -74,7 +68,7 @@ try:
             raise ValueError("the file is not UTF-8 text") from None
         arch = arch_from_json_text(raw, name="your config")
 except ValueError as e:
-    st.error("This config cannot be used: " + plain(str(e)), icon=":material/error:")
+    st.error("This config cannot be used: " + plain_md(str(e)), icon=":material/error:")
     st.stop()
 
 st.caption(
@@ -89,8 +83,10 @@ c1, c2, c3, c4 = st.columns(4)
 seq_len = c1.number_input("Sequence length s", 1, 2**20, min(arch.max_seq_len, 2**20),
                           help="tokens in the prefill; also the context of the decode step")
 batch = c2.number_input("Batch b", 1, 4096, 1)
-w_dtype = c3.selectbox("Weights dtype", list(DTYPE_BITS), index=1)
-kv_dtype = c4.selectbox("KV cache dtype", list(DTYPE_BITS), index=1)
+w_dtype = c3.selectbox("Weights dtype", list(acc.WEIGHT_FORMATS), index=1,
+                       help="quantized formats are counted with their scales; see the Memory tab")
+kv_dtype = c4.selectbox("KV cache dtype", list(acc.KV_FORMATS), index=1,
+                        help="Q8_0 / Q4_0: llama.cpp's quantized cache, blocks of 32 along head_dim with an fp16 scale")
 seq_len, batch = int(seq_len), int(batch)
 
 params = acc.count_params(arch)
@@ -101,9 +97,9 @@ tab_p, tab_f, tab_m, tab_g, tab_live = st.tabs(["Parameters", "FLOPs", "Memory",
 with tab_p:
     st.metric("Parameters", f"{params.total:,}")
     st.dataframe(params.rows(), hide_index=True, width="stretch")
-    seeds = acc.seeds_param_formula(arch)
+    gpt2 = acc.gpt2_param_formula(arch)
     st.markdown(
-        f"The seeds' GPT-2 formula `Vd + L(12d² + 13d)` gives **{seeds:,}** ({seeds - params.total:+,}). It assumes "
+        f"GPT-2's parameter formula $Vd + L(12d^2 + 13d)$ gives **{gpt2:,}** ({gpt2 - params.total:+,}). It assumes "
         "MHA, a two-matrix MLP of width 4d, LayerNorm and biases everywhere and a tied head, and leaves out the "
         "position table and the final norm."
     )
@@ -142,11 +138,13 @@ with tab_f:
         "Everything else (projections, MLP, unembedding at every position) is the same in both. Training ≈ 3× "
         "forward: each matmul's backward is two matmuls of its size."
     )
-    st.subheader("Beside the seeds' formula")
-    st.markdown("`(24bsd² + 4bds²)L + 2bsdV`, term by term against the exact count (FlopCounterMode convention):")
+    st.subheader("Beside Narayanan et al.'s formula")
+    st.markdown("The forward count of Narayanan et al. (2021, Megatron-LM), term by term against the exact count "
+                "(FlopCounterMode convention):")
+    st.latex(r"\text{FLOPs}_\text{forward} = (24\,b s d^2 + 4\,b s^2 d)\,L + 2\,b s d V")
     st.dataframe(
-        [{**r, "seeds": f"{r['seeds']:,}", "ours": f"{r['ours']:,}", "difference": f"{r['difference']:+,}"}
-         for r in acc.seeds_comparison(arch, batch, seq_len)],
+        [{**r, "formula": f"{r['formula']:,}", "ours": f"{r['ours']:,}", "difference": f"{r['difference']:+,}"}
+         for r in acc.megatron_comparison(arch, batch, seq_len)],
         hide_index=True, width="stretch",
     )
     crossover = acc.attention_crossover_seq_len(arch)
@@ -162,11 +160,21 @@ with tab_f:
 # --- memory ---------------------------------------------------------------------------------------------
 with tab_m:
     st.dataframe(
-        [{"weights dtype": k, "bits / parameter": b, "bytes": f"{acc.weight_bytes(arch, k):,}",
+        [{"weights": k, "bits / parameter": f"{acc.bits_per_param(arch, k):.3f}",
+          "bytes": f"{acc.weight_bytes(arch, k):,}", "of which scales": f"{acc.weight_memory(arch, k)['scales']:,}",
           "GiB (2³⁰ B)": size_text(acc.gib(acc.weight_bytes(arch, k))),
           "GB (10⁹ B)": size_text(acc.weight_bytes(arch, k) / 1e9)}
-         for k, b in DTYPE_BITS.items()],
+         for k in acc.WEIGHT_FORMATS],
         hide_index=True, width="stretch",
+    )
+    st.caption(
+        "Bits per parameter count everything stored. Quantized formats hold an 8- or 4-bit code per weight plus "
+        "one fp16 scale per output row (int8 per-channel) or per block of G weights (Q8_0 and Q4_0: G = 32, "
+        "so 8.5 and 4.5 bits per quantized weight), and quantize only the attention and MLP matrices: the "
+        "embedding, the unembedding, norms and biases stay at fp16, as bitsandbytes, GPTQ and AWQ checkpoints "
+        "keep them — which puts a whole model's bits per parameter above its matrices' own. llama.cpp's own "
+        "files quantize the token embedding too and store the output matrix at Q6_K. The Quantization page "
+        "measures what these formats cost our model in loss."
     )
     per_tok, kv = acc.kv_cache_bytes_per_token(arch, kv_dtype), acc.kv_cache_bytes(arch, seq_len, batch, kv_dtype)
     m1, m2 = st.columns(2)
@@ -209,14 +217,15 @@ with tab_g:
     st.caption(
         "Bytes moved = every weight read once per step + the KV cache read (decode) or written (prefill); "
         "activations are left out. A decode step does ~2 FLOPs per weight per sequence, so at bf16 its intensity "
-        "is ≈ the batch size: the seeds' \"memory-bound below batch ≈ 200\" is the A100 40GB's ridge "
+        "is ≈ the batch size: the often-quoted \"memory-bound below a batch of ≈ 200\" is the A100 40GB's ridge "
         "(312 TFLOP/s ÷ 1.555 TB/s); the 80GB card's faster memory lowers it to ≈ 153."
     )
 
 # --- live check -------------------------------------------------------------------------------------------
 with tab_live:
     if source != "Our model":
-        st.info("Choose **Our model** above to check these formulas against the loaded model.", icon=":material/info:")
+        st.info("Choose **Our model** above to check these formulas against a real PyTorch module.",
+                icon=":material/info:")
     else:
         cfg = variant_config(variant)
         s_live, b_live = min(seq_len, cfg.max_seq_len), min(batch, 8)  # keep the real forward small
@@ -225,9 +234,11 @@ with tab_live:
             "params": params.total,
             "forward_flops": acc.prefill_flops(arch, b_live, s_live).total,
             "decode_step_flops": acc.decode_step_flops(arch, b_live, s_live).total,
-            "kv_cache_bytes": acc.kv_cache_bytes(arch, s_live, b_live, "fp32"),  # the loaded model runs in fp32
+            "kv_cache_bytes": acc.kv_cache_bytes(arch, s_live, b_live, "fp32"),  # the module runs in fp32
         }
-        st.markdown(f"Real forward passes of **{variant}** on random token ids, batch {b_live}, {s_live} tokens:")
+        st.markdown(f"Real forward passes of a **{variant}** module built from its config (counts, FLOPs and cache "
+                    f"bytes depend on the shapes, not on the trained values, so no checkpoint is read), on random "
+                    f"token ids, batch {b_live}, {s_live} tokens:")
         rows = [
             ("parameters", "sum(p.numel() for p in model.parameters())", "params"),
             (f"forward FLOPs, {s_live} tokens", "FlopCounterMode on model(ids)", "forward_flops"),

@@ -5,10 +5,11 @@ import numpy as np
 import streamlit as st
 
 from app_shared import (
-    current_prompt, current_variant, download_csv, download_json, load_model, prompt_notices, require_shell,
-    sync_url, trace_prompt, trained_notice, url_choice, url_int,
+    current_prompt, current_variant, download_csv, download_json, load_model, prompt_notices, require_model,
+    require_shell, sync_url, trace_prompt, url_choice, url_int,
 )
-from model.analysis.heads import ROLE_HELP, ROLES, kv_groups, repeated_random_ids, role_scores
+from model.analysis.heads import ROLE_HELP, ROLES, kv_groups, kv_head_of, repeated_random_ids, role_scores
+from model.net.checkpoints import variant_config
 from viz.attention import attention_grid, head_zoom, kv_sharing_figure, role_heatmap
 
 require_shell()  # first, before any widget: see app_shared.require_shell
@@ -31,7 +32,7 @@ def induction_patterns(variant: str) -> list[np.ndarray]:
 @st.cache_data(show_spinner=False, max_entries=32)
 def head_roles(variant: str, ids: tuple[int, ...]) -> dict:
     tr = trace_prompt(variant, ids)
-    L = load_model(variant).cfg.n_layers
+    L = variant_config(variant).n_layers
     patterns = [tr[f"blocks.{l}.attn.hook_pattern"] for l in range(L)]
     return role_scores(patterns, induction_patterns(variant), INDUCTION_PERIOD)
 
@@ -40,18 +41,18 @@ def head_roles(variant: str, ids: tuple[int, ...]) -> dict:
 def grid_figure(variant: str, ids: tuple[int, ...], role: str, sort: bool):
     """The L×H overview. Shared and cached (st.plotly_chart only reads a figure): its 24 subplots cost ~0.15 s
     of Plotly validation, which a rerun for the zoom's layer or head should not pay again."""
-    cfg = load_model(variant).cfg
+    cfg = variant_config(variant)
     tr = trace_prompt(variant, ids)
     n = min(len(ids), GRID_MAX_TOKENS)
     patterns = [tr[f"blocks.{l}.attn.hook_pattern"][:, :n, :n] for l in range(cfg.n_layers)]
-    masked = ~np.isfinite(tr["blocks.0.attn.hook_scores"][0, :n, :n])
-    kv_of_head = [j for j, g in enumerate(kv_groups(cfg.n_heads, cfg.n_kv_heads)) for _ in g]
+    masked = ~np.isfinite(tr["blocks.0.attn.hook_attn_scores"][0, :n, :n])
+    kv_of_head = [kv_head_of(h, cfg.n_heads, cfg.n_kv_heads) for h in range(cfg.n_heads)]
     return attention_grid(patterns, masked, head_roles(variant, ids)[role], role, sort,
                           kv_of_head if cfg.n_kv_heads < cfg.n_heads else None)
 
 
 variant = current_variant()
-cfg = load_model(variant).cfg
+cfg = variant_config(variant)
 prompt = current_prompt()
 
 st.title("Attention")
@@ -60,7 +61,7 @@ st.markdown(
     "scaled by 1/√d), masks the future, and turns each row into weights with a softmax. The weights — the "
     "*pattern* — say how much of each earlier token's **value** the head copies into this position."
 )
-trained_notice(variant)
+require_model(variant)
 if not prompt_notices(prompt):
     st.stop()
 
@@ -68,7 +69,7 @@ tr = trace_prompt(variant, prompt.ids)
 T, L, H = len(prompt.ids), cfg.n_layers, cfg.n_heads
 labels = list(prompt.labels)
 groups = kv_groups(cfg.n_heads, cfg.n_kv_heads)
-kv_of_head = [j for j, g in enumerate(groups) for _ in g]
+kv_of_head = [kv_head_of(h, cfg.n_heads, cfg.n_kv_heads) for h in range(H)]
 shared_kv = cfg.n_kv_heads < cfg.n_heads
 roles = head_roles(variant, prompt.ids)
 
@@ -115,7 +116,7 @@ with c2:
 sync_url("att_role", "att_sort", "att_layer", "att_head")
 
 pattern = tr[f"blocks.{layer}.attn.hook_pattern"][head]  # (T, T)
-scores = tr[f"blocks.{layer}.attn.hook_scores"][head]  # (T, T), -inf where masked
+scores = tr[f"blocks.{layer}.attn.hook_attn_scores"][head]  # (T, T), -inf where masked
 st.plotly_chart(head_zoom(pattern, scores, labels, f"layer {layer}, head {head}"), width="stretch", key="att_zoom")
 bias_note = " They already include ALiBi's distance penalty (−slope × distance)." if cfg.pos_encoding == "alibi" else ""
 st.caption("Scores are q·k/√d before the softmax; masked cells are −∞ there and exactly 0 after it, shown "

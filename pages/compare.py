@@ -3,10 +3,12 @@
 Opens instantly from the committed `results/evaluation.json` (made by `python -m model.evaluation`); a button
 re-runs the quick evaluation here. Training curves come from each checkpoint's `train_log.json`. The live
 parts (attention side by side, every variant's next-token guess) run the sidebar's prompt through each
-trained variant via the shared cached traces. Thin: numbers from `model/evaluation/evaluate.py`, figures from
-`viz/compare.py`.
+compared variant whose checkpoint loads, via the shared cached traces; a missing or unreadable checkpoint is
+named and left out, never replaced by other weights. Thin: numbers from `model/evaluation/evaluate.py`, the
+sentences from `viz/compare_text.py`, figures from `viz/compare.py`.
 """
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -14,26 +16,28 @@ import numpy as np
 import streamlit as st
 
 from app_shared import (
-    cached_figure, current_prompt, download_csv, download_json, is_trained, load_model, prompt_notices,
-    require_shell, sync_url, trace_prompt, url_int,
+    cached_figure, checkpoint_problem, current_prompt, download_csv, download_json, load_model, model_error,
+    prompt_notices, require_shell, sync_url, trace_prompt, url_int,
 )
 from model.analysis import rope as rope_probe
 from model.analysis.lens import top_k
 from model.decoding.sampling import softmax
-from model.net.checkpoints import VARIANTS, available_variants, variant_config, variant_dir
-from model.evaluation.evaluate import QUICK, RESULTS_PATH, evaluate_shipped, read_attention_variants, read_positions
+from model.evaluation.evaluate import QUICK, RESULTS_PATH, evaluate_shipped
+from model.net.checkpoints import (ATTENTION_VARIANTS, COMPARED_VARIANTS, DEFAULT_VARIANT, POSITION_VARIANTS,
+                                   available_variants, load_train_log, variant_config, variant_dir)
 from model.text.tokenizer import token_label
 from viz.compare import (attended_distance_figure, attention_side_by_side, kv_sharing_compare, last_token_attention,
                          loss_bars, loss_by_position_figure, next_token_bars, position_signals_figure, training_curves)
+from viz.compare_text import read_attention_variants, read_positions
 
 require_shell()  # first, before any widget: see app_shared.require_shell
 
-ATTENTION = ["mha-rope", "gqa-rope", "mqa-rope"]
-POSITIONS = ["gqa-rope", "gqa-sinusoidal", "gqa-learned", "gqa-alibi", "gqa-none"]
+ATTENTION = ATTENTION_VARIANTS  # MHA, GQA, MQA: the default's config but for n_kv_heads
+POSITIONS = POSITION_VARIANTS  # RoPE, sinusoidal, learned, ALiBi, none: the default's config but for pos_encoding
 TABS = ["Attention variants", "Positional encodings"]
 GRID_MAX_TOKENS = 48  # attention grids side by side: past this many tokens a cell is under a pixel
 TOP_K = 8
-CONTEXT = variant_config("gqa-rope").max_seq_len
+CONTEXT = variant_config(DEFAULT_VARIANT).max_seq_len
 PLOT_CONFIG = {"displaylogo": False}
 
 
@@ -54,20 +58,21 @@ def committed_results(path: str, mtime: float) -> dict | None:
 
 @st.cache_data(show_spinner=False)
 def train_curve(variant: str, mtime: float) -> dict | None:
-    p = variant_dir(variant) / "train_log.json"
-    if not p.is_file():
+    log = load_train_log(variant)
+    if log is None:
         return None
-    log = json.loads(p.read_text())
     return {"train_loss": log.get("train_loss", []), "val": log.get("val", []), "heldout": log.get("heldout"),
             "elapsed_s": log.get("elapsed_s"), "command": log.get("command", "")}
 
 
 @st.cache_data(show_spinner=False)
-def position_signals(trained_learned: bool) -> dict:
-    cfg = variant_config("gqa-rope")
+def position_signals(learned_variant: str | None) -> dict:
+    """What each encoding feeds the model at the default's sizes. Only the learned table needs weights: those
+    of `learned_variant` (None when no learned variant's checkpoint loads)."""
+    cfg = variant_config(DEFAULT_VARIANT)
     n = cfg.max_seq_len
-    sin = rope_probe.absolute_position_table(load_model("gqa-sinusoidal"))
-    learned = rope_probe.absolute_position_table(load_model("gqa-learned")) if trained_learned else None
+    sin = rope_probe.sinusoidal_position_table(dataclasses.replace(cfg, pos_encoding="sinusoidal"))
+    learned = rope_probe.absolute_position_table(load_model(learned_variant)) if learned_variant else None
     return {"rope": rope_probe.angle_table(n, cfg.head_dim, cfg.rope_theta), "sinusoidal": sin, "learned": learned,
             "alibi": rope_probe.alibi_head_slopes(cfg.n_heads)}
 
@@ -94,18 +99,22 @@ st.markdown(
 )
 
 trained = available_variants()
-missing = [v for v in VARIANTS if v not in trained]
+missing = [v for v in COMPARED_VARIANTS if v not in trained]
 if missing:
     st.warning(f"No checkpoint in this checkout for **{', '.join(missing)}**: their training curves and live "
                "views are left out; the measured numbers below still show what the committed evaluation found.",
                icon=":material/warning:")
+broken = {v: p for v in COMPARED_VARIANTS if v in trained and (p := checkpoint_problem(v))}
+for v, problem in broken.items():
+    model_error(v, problem, "it is left out of the live views and the quick re-run")
+live = [v for v in COMPARED_VARIANTS if v in trained and v not in broken]  # only weights that really loaded
 
 committed = committed_results(str(RESULTS_PATH), _mtime(RESULTS_PATH))
 res = st.session_state.get("cmp_quick") or committed
 
 c1, c2 = st.columns([3, 1], vertical_alignment="center")
 with c2:
-    rerun = st.button("Re-run the quick evaluation", icon=":material/refresh:", disabled=not trained, key="cmp_rerun",
+    rerun = st.button("Re-run the quick evaluation", icon=":material/refresh:", disabled=not live, key="cmp_rerun",
                       help="A few windows of everything, on this machine, now (tens of seconds). Noisier than "
                            "the committed full run; it does not overwrite it.")
     if st.session_state.get("cmp_quick") and st.button("Back to the committed full run", icon=":material/undo:",
@@ -114,7 +123,7 @@ with c2:
         res = committed
 if rerun:
     bar = st.progress(0.0, "starting…")
-    res = evaluate_shipped(settings=QUICK, progress=lambda f, t: bar.progress(min(1.0, f), t),
+    res = evaluate_shipped(live, settings=QUICK, progress=lambda f, t: bar.progress(min(1.0, f), t),
                            command="quick re-run from the compare page", quick=True)
     st.session_state["cmp_quick"] = res
     st.rerun()  # draw the page again from the new numbers, with the way back offered
@@ -132,7 +141,6 @@ R = (res or {}).get("variants", {})
 baselines = (res or {}).get("baselines", {})
 prompt = current_prompt()
 has_prompt = prompt_notices(prompt)  # shown once, here; False when the prompt is empty
-live = [v for v in VARIANTS if v in trained] or list(VARIANTS)  # untrained weights only when nothing is trained
 
 
 def summary_rows(names: list[str]) -> list[dict]:
@@ -196,7 +204,7 @@ def grids_section(names: list[str], key: str) -> None:
         return
     show = [n for n in names if n in live]
     if not show:
-        st.info("None of these variants has a checkpoint in this checkout.", icon=":material/info:")
+        st.info("None of these variants has a checkpoint that loads in this checkout.", icon=":material/info:")
         return
     L = variant_config(show[0]).n_layers
     url_int(key, L - 1, 0, L - 1)
@@ -208,8 +216,7 @@ def grids_section(names: list[str], key: str) -> None:
                     config=PLOT_CONFIG)
     cut = f" (the first {n} of {len(prompt.ids)} tokens)" if n < len(prompt.ids) else ""
     st.caption(f"Your prompt{cut}, layer {layer}: one row per variant, one column per query head; query down, key "
-               "across, grey = masked future. Hover a cell for the two tokens."
-               + ("" if all(is_trained(v) for v in show) else " Untrained variants show random weights."))
+               "across, grey = masked future. Hover a cell for the two tokens.")
 
 
 def reading(lines: list[str]) -> None:
@@ -297,7 +304,7 @@ with tab_pos:
                        "window's first token — an 'attention sink' when large.")
             download_csv(rows, "attention_stats.csv", "Download attention statistics (CSV)")
     st.subheader("The position signal each one uses", anchor=False)
-    sig = position_signals(is_trained("gqa-learned"))
+    sig = position_signals(next((v for v in live if variant_config(v).pos_encoding == "learned"), None))
     st.plotly_chart(cached_figure(position_signals_figure, sig["rope"], sig["sinusoidal"], sig["learned"], sig["alibi"]),
                     key="cmp_signals", config=PLOT_CONFIG)
     st.caption(f"Positions 0–{CONTEXT - 1}. RoPE's fast pairs (left columns) wrap many times, its slow pairs barely "
@@ -318,7 +325,10 @@ sync_url("cmp_layer_attn", "cmp_layer_pos")
 # ---- Live: the prompt through every variant ----------------------------------------------------------
 st.divider()
 st.subheader("Your prompt, every variant: what comes next?", anchor=False)
-if has_prompt:
+if has_prompt and not live:
+    st.info("No compared variant's checkpoint loads in this checkout: there is no model to run your prompt "
+            "through.", icon=":material/info:")
+elif has_prompt:
     last = prompt.labels[-1]
     dists, rows_attn = {}, {}
     n_keys = min(len(prompt.ids), GRID_MAX_TOKENS)
@@ -335,8 +345,6 @@ if has_prompt:
                     key="cmp_last_attn", config=PLOT_CONFIG)
     st.caption(f"What the last token attends to in every layer (rows, top to bottom) and head, over the last "
                f"{n_keys} tokens (columns, oldest left). This is the row each variant's prediction is built from.")
-    if not all(is_trained(v) for v in live):
-        st.caption("No variant is trained in this checkout: these are random weights.")
 
 # ---- Downloads ---------------------------------------------------------------------------------------
 if res is not None:
@@ -344,7 +352,7 @@ if res is not None:
     with c1:
         download_json(res, "evaluation.json", "Download the evaluation (JSON)")
     with c2:
-        download_csv(summary_rows(list(VARIANTS)), "compare_summary.csv", "Download the summary table (CSV)")
+        download_csv(summary_rows(COMPARED_VARIANTS), "compare_summary.csv", "Download the summary table (CSV)")
     with c3:
         pos_rows = [{"position": p + 1, **{n: (R[n]["loss_by_position"]["mean"][p]
                                               if p < len(R[n]["loss_by_position"]["mean"]) else None) for n in R}}

@@ -8,10 +8,12 @@ import numpy as np
 import streamlit as st
 
 from app_shared import (
-    current_prompt, current_variant, download_csv, download_json, load_model, prompt_notices, require_shell,
-    sync_url, trace_prompt, trained_notice, url_int,
+    current_prompt, current_variant, download_csv, download_json, load_model, prompt_notices, require_model,
+    require_shell, sync_url, trace_prompt, url_int,
 )
 from model.analysis.geometry import cosine_matrix, nearest_neighbours, pca
+from model.analysis.rope import absolute_position_table
+from model.net.checkpoints import variant_config
 from model.text.tokenizer import token_label
 from viz.embeddings import embedding_heatmap, norms_bar, position_heatmap, similarity_heatmap, vocab_map
 
@@ -32,18 +34,11 @@ def vocabulary(variant: str) -> dict:
 @st.cache_data(show_spinner=False, max_entries=8)
 def position_table(variant: str) -> np.ndarray:
     """The vector added at each position 0 .. max_seq_len-1 (learned: the trained table; sinusoidal: the formula)."""
-    model = load_model(variant)
-    if model.cfg.pos_encoding == "learned":
-        return model.pos_embed.weight.detach().numpy()  # (N, d)
-    import torch
-
-    from model.net.positions import sinusoidal_table
-
-    return sinusoidal_table(torch.arange(model.cfg.max_seq_len), model.cfg.d_model).numpy()  # (N, d)
+    return absolute_position_table(load_model(variant))  # (N, d)
 
 
 variant = current_variant()
-cfg = load_model(variant).cfg
+cfg = variant_config(variant)
 prompt = current_prompt()
 
 st.title("Embeddings: tokens become vectors")
@@ -53,7 +48,7 @@ st.markdown(
     "This model ties the table to its output: the same matrix, transposed, turns the last vector back into "
     "scores over the vocabulary."
 )
-trained_notice(variant)
+require_model(variant)
 if not prompt_notices(prompt):
     st.stop()
 

@@ -9,11 +9,12 @@ import numpy as np
 import streamlit as st
 
 from app_shared import (
-    current_prompt, current_variant, download_json, load_model, prompt_notices, require_shell, sync_url,
-    trained_notice, url_choice, url_int,
+    current_prompt, current_variant, download_json, load_model, plain_md, prompt_notices, require_model,
+    require_shell, sync_url, url_choice, url_int,
 )
 from model.decoding.sampling import SamplerConfig
 from model.decoding.stepper import Stepper, kv_bytes_by_attention
+from model.net.checkpoints import variant_config
 from model.text.tokenizer import decode, token_label
 from viz.generation import (attention_rows_figure, cache_bytes_figure, cache_figure, distribution_figure,
                             history_figure, kv_kinds_figure, top_slice)
@@ -25,17 +26,9 @@ TOP_PS = [round(0.05 * i, 2) for i in range(1, 21)]  # 0.05 … 1.0 (1.0 = off)
 MIN_PS = [0.0, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5]  # 0 = off
 N_SHOWN = 15  # bars in the sampling panel (the chosen token is added when it is not among them)
 PLOT_CONFIG = {"displaylogo": False}
-_MD_SPECIAL = set("\\`*_[]<>$~|#{}!")
-
-
-def md(text: str) -> str:
-    """A token label as literal Markdown text: its `*`, `[`, `<`… are backslash-escaped."""
-    return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in text)
-
 
 variant = current_variant()
-model = load_model(variant)
-cfg = model.cfg
+cfg = variant_config(variant)
 prompt = current_prompt()
 
 st.title("Generation, one token at a time")
@@ -45,7 +38,8 @@ st.markdown(
     "as a single new position: one decode step that reads every earlier position's keys and values from the "
     "cache instead of recomputing them."
 )
-trained_notice(variant)
+require_model(variant)
+model = load_model(variant)
 if not prompt_notices(prompt):
     st.stop()
 
@@ -169,7 +163,7 @@ with left:
         names = [f"top-k {s.top_k}" if s.top_k else "top-k off", f"top-p {s.top_p}" if s.top_p else "top-p off",
                  f"min-p {s.min_p}" if s.min_p else "min-p off"]
         kept = [res.kept_top_k[shown], res.kept_top_p[shown], res.kept_min_p[shown]]
-    ranks = np.array([int((res.raw > res.raw[i]).sum()) for i in shown])
+    ranks = np.array([res.rank_of(int(i)) for i in shown])
     fig = distribution_figure([token_label(int(i)) for i in shown], res.raw[shown], res.tempered[shown],
                               res.final[shown], kept, names, int(np.flatnonzero(shown == res.token)[0]), ranks,
                               res.greedy)
@@ -207,8 +201,8 @@ cl, cr = st.columns([3, 2], gap="large")
 with cl:
     st.plotly_chart(cache_figure(K, V, pos, [labels[p] for p in pos], cfg.n_kv_heads, cfg.head_dim, new_from),
                     key="gen_cache", config=PLOT_CONFIG)
-    st.caption(f"One row per position, newest at the bottom (boxed: written by this step). Keys are stored after "
-               f"RoPE: a key's rotation depends only on its own position, so it never needs redoing."
+    st.caption("One row per position, newest at the bottom (boxed: written by this step). Keys are stored after "
+               "RoPE: a key's rotation depends only on its own position, so it never needs redoing."
                if cfg.pos_encoding == "rope" else "One row per position, newest at the bottom (boxed: this step).")
 with cr:
     by_kind_now = kv_bytes_by_attention(cfg, r.cache_len)
@@ -238,7 +232,7 @@ st.plotly_chart(cache_bytes_figure(steps, [x.cache_bytes for x in records], by_k
 q_pos = r.cache_len - 1
 st.subheader("The new position's attention", anchor=False)
 fed = "the last prompt position" if r.is_prefill else "fed by this step"
-st.caption(f"The query is position {q_pos} (“{md(labels[q_pos])}”, {fed}): each head's weights over every cached "
+st.caption(f"The query is position {q_pos} (“{plain_md(labels[q_pos])}”, {fed}): each head's weights over every cached "
            "position, per layer. Each row sums to 1; the colour runs up to the largest weight shown.")
 st.plotly_chart(attention_rows_figure(r.attn, r.key_positions, [labels[p] for p in r.key_positions]),
                 key="gen_attn", config=PLOT_CONFIG)

@@ -4,10 +4,12 @@ import numpy as np
 import streamlit as st
 
 from app_shared import (
-    current_prompt, current_variant, load_model, prompt_notices, require_shell, trace_prompt, trained_notice,
+    checkpoint_problem, current_prompt, current_variant, model_error, prompt_notices, require_shell, trace_prompt,
 )
-from model.net.checkpoints import variant_config
+from model.accounting.arch import arch_from_model_config
+from model.accounting.counts import count_params
 from model.decoding.sampling import softmax
+from model.net.checkpoints import variant_config
 from model.text.tokenizer import token_label
 from viz.pipeline import Stage, pipeline_figure
 
@@ -22,10 +24,20 @@ st.markdown(
     "A real, trained Llama-style model (trained here on Shakespeare) runs on your prompt. "
     "Every arrow below is a computation you can open on its own page."
 )
-notice = st.container()  # filled once the diagram is out: the notice has to load the model to know
+notice = st.container()  # filled once the diagram is out: knowing whether the checkpoint loads means loading it
+
+
+def checkpoint_notice() -> bool:
+    """Name a missing or unreadable checkpoint at the top of the page; True when the model can be used."""
+    problem = checkpoint_problem(variant)
+    if problem:
+        with notice:
+            model_error(variant, problem)
+    return problem is None
+
+
 if not prompt_notices(prompt):
-    with notice:
-        trained_notice(variant)
+    checkpoint_notice()
     st.stop()
 
 T, d, nh, nkv, hd = len(prompt.ids), cfg.d_model, cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
@@ -57,19 +69,19 @@ stages += [
 left, right = st.columns([3, 2], gap="large")
 with left:
     st.plotly_chart(pipeline_figure(stages, cfg.n_layers), width="stretch", config={"displaylogo": False})
-with notice:
-    trained_notice(variant)
+usable = checkpoint_notice()
 with right:
-    model = load_model(variant)
-    tr = trace_prompt(variant, prompt.ids)
-    probs = softmax(tr.logits[-1])
-    top = np.argsort(-probs)[:5]
-    st.subheader("The model's next-token guess")
-    st.dataframe(
-        [{"token": token_label(int(i)), "probability": float(probs[i])} for i in top],
-        hide_index=True,
-        column_config={"probability": st.column_config.ProgressColumn(format="%.3f", min_value=0.0, max_value=1.0)},
-    )
+    if usable:
+        tr = trace_prompt(variant, prompt.ids)
+        probs = softmax(tr.logits[-1])
+        top = np.argsort(-probs)[:5]
+        st.subheader("The model's next-token guess")
+        st.dataframe(
+            [{"token": token_label(int(i)), "probability": float(probs[i])} for i in top],
+            hide_index=True,
+            column_config={"probability": st.column_config.ProgressColumn(format="%.3f", min_value=0.0,
+                                                                          max_value=1.0)},
+        )
     st.subheader("Open a stage")
     st.page_link("pages/tokenization.py", label="Text → tokens", icon=":material/text_fields:")
     st.page_link("pages/embeddings.py", label="Tokens → vectors, and where position enters", icon=":material/scatter_plot:")
@@ -79,5 +91,6 @@ with right:
     st.page_link("pages/logit_lens.py", label="The residual stream, block by block", icon=":material/layers:")
     st.page_link("pages/generation.py", label="Logits → sampling, one token at a time (KV cache)", icon=":material/play_arrow:")
     st.page_link("pages/accounting.py", label="How many parameters and FLOPs was that?", icon=":material/calculate:")
-    st.caption(f"Model: {variant} · {sum(p.numel() for p in model.parameters()):,} parameters · "
-               f"context {cfg.max_seq_len} tokens · vocabulary {cfg.vocab_size}")
+    n_params = count_params(arch_from_model_config(cfg)).total  # exact; tests hold it to sum(p.numel())
+    st.caption(f"Model: {variant} · {n_params:,} parameters · context {cfg.max_seq_len} tokens · "
+               f"vocabulary {cfg.vocab_size}")

@@ -5,11 +5,12 @@ import numpy as np
 import streamlit as st
 
 from app_shared import (
-    current_prompt, current_variant, download_csv, download_json, load_model, prompt_notices, require_shell,
-    sync_url, trace_prompt, trained_notice, url_int,
+    current_prompt, current_variant, download_csv, download_json, load_model, prompt_notices, require_model,
+    require_shell, sync_url, trace_prompt, url_int,
 )
 from model.analysis.lens import lens_stages, logit_lens, next_token_probs, top_k
 from model.decoding.sampling import softmax
+from model.net.checkpoints import variant_config
 from model.text.tokenizer import token_label
 from viz.lens import lens_heatmap, next_token_heatmap, next_token_lines
 
@@ -35,7 +36,7 @@ def lens(variant: str, ids: tuple[int, ...]) -> dict:
 
 
 variant = current_variant()
-cfg = load_model(variant).cfg
+cfg = variant_config(variant)
 prompt = current_prompt()
 
 st.title("Layer by layer: the logit lens")
@@ -44,7 +45,7 @@ st.markdown(
     "has the same shape after every block, so we can apply that same ending *early* and ask: what would it "
     "predict if it stopped here? Reading down a column shows where in the stack the guess forms."
 )
-trained_notice(variant)
+require_model(variant)
 if not prompt_notices(prompt):
     st.stop()
 

@@ -12,12 +12,13 @@ import numpy as np
 import streamlit as st
 
 from app_shared import (
-    current_prompt, current_variant, download_csv, load_model, prompt_notices, require_shell, sync_url,
-    trace_prompt, trained_notice, url_choice, url_int,
+    current_prompt, current_variant, download_csv, load_model, prompt_notices, require_model, require_shell,
+    sync_url, trace_prompt, url_choice, url_int,
 )
 from model.analysis import rope as rope_probe
 from model.analysis.geometry import cosine_matrix
 from model.analysis.heads import kv_head_of
+from model.net.checkpoints import variant_config
 from viz.rope import (alibi_figure, angle_table_figure, distance_figure, pair_arrows_figure, position_table_figure,
                       shift_figure, similarity_figure, wavelength_figure)
 
@@ -28,13 +29,12 @@ MAX_SHIFT = 512  # Δ and relative distances explored (past the context on purpo
 PLOT_CONFIG = {"displaylogo": False}
 
 variant = current_variant()
-model = load_model(variant)
-cfg = model.cfg
+cfg = variant_config(variant)
 prompt = current_prompt()
 compare_page = Path(__file__).resolve().parent / "compare.py"
 
 st.title("Positions: how the model knows where a token is")
-trained_notice(variant)
+require_model(variant)
 
 
 def link_to_compare() -> None:
@@ -50,7 +50,7 @@ if cfg.pos_encoding != "rope":
     st.info(f"This variant (**{variant}**) does not use RoPE. Choose a `-rope` variant in the sidebar to see the "
             "rotations; below is what this one uses instead.", icon=":material/info:")
     if pe in ("sinusoidal", "learned"):
-        table = rope_probe.absolute_position_table(model)  # (max_seq_len, d_model)
+        table = rope_probe.absolute_position_table(load_model(variant))  # (max_seq_len, d_model)
         if pe == "sinusoidal":
             st.markdown(
                 "**Sinusoidal positions** (Vaswani et al. 2017): a fixed table, "
@@ -183,8 +183,8 @@ c[0].metric(f"score at ({m}, {n})", f"{s_mn:.6f}")
 c[1].metric(f"score at ({m + delta}, {n + delta})", f"{s_shift:.6f}")
 c[2].metric("difference", f"{abs(s_mn - s_shift):.1e}")
 if m >= n:
-    own = float(tr[f"blocks.{layer}.attn.hook_scores"][head, m, n])
-    c[3].metric("the model's own score", f"{own:.6f}", help="hook_scores at (m, n), computed in float32 by the "
+    own = float(tr[f"blocks.{layer}.attn.hook_attn_scores"][head, m, n])
+    c[3].metric("the model's own score", f"{own:.6f}", help="hook_attn_scores at (m, n), computed in float32 by the "
                 "model's forward pass; the probe recomputes it in float64.")
 else:
     c[3].metric("the model's own score", "masked", help="A query never reads a later key (causal mask).")

@@ -5,22 +5,18 @@ import regex
 import streamlit as st
 
 from app_shared import (
-    current_prompt, current_variant, download_csv, download_json, load_model, prompt_notices, require_shell,
-    sync_url, url_choice,
+    current_prompt, current_variant, download_csv, download_json, prompt_notices, require_shell, sync_url,
+    url_choice,
 )
-from model.text.bpe import PAT_STR, load_ranks, replay_merges
-from model.text.tokenizer import EOT, EOT_ID, RANKS_PATH, bytes_label, cl100k, encode, sanitise, token_bytes
+from model.net.checkpoints import variant_config
+from model.text.bpe import PAT_STR, merge_positions, replay_merges
+from model.text.tokenizer import EOT, EOT_ID, bytes_label, cl100k, encode, sanitise, shipped_ranks, token_bytes
 from viz.tokens import merge_steps_figure, token_boxes
 
 require_shell()  # first, before any widget: see app_shared.require_shell
 
 MAX_REPLAY_BYTES = 48  # a replay is one row per merge; longer pieces (runs of spaces, pasted junk) are not offered
 MAX_WORDS = 200  # distinct pieces offered for the replay
-
-
-@st.cache_resource(show_spinner=False)
-def our_ranks() -> dict[bytes, int]:
-    return load_ranks(RANKS_PATH)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -59,7 +55,7 @@ def token_rows(tok_bytes: list[bytes], ids: list[int]) -> list[dict]:
 
 
 variant = current_variant()
-cfg = load_model(variant).cfg
+cfg = variant_config(variant)  # the tokenizer and the context length: no weights needed
 prompt = current_prompt()
 
 st.title("Tokenization: text becomes ids")
@@ -110,10 +106,9 @@ else:
     url_choice("tok_word", words, default)
     word = st.selectbox("Word (a piece of the pre-tokenizer's split)", words, key="tok_word",
                         format_func=lambda w: bytes_label(w.encode("utf-8")))
-    ranks = our_ranks()
+    ranks = shipped_ranks()
     steps = replay_merges(ranks, word.encode("utf-8"))
-    merged_at = [None] + [next(i for i, (a, b) in enumerate(zip(prev, cur)) if a != b)
-                          for prev, cur in zip(steps, steps[1:])]
+    merged_at = merge_positions(steps)
     st.plotly_chart(merge_steps_figure([[bytes_label(p) for p in s] for s in steps], merged_at),
                     width="stretch", key="tok_replay")
     replay = [{"step": k, "merged": f"{bytes_label(s[i])}", "from": f"{bytes_label(steps[k - 1][i])} + "

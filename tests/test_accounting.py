@@ -1,5 +1,5 @@
 """Accounting against its references: sum(p.numel()) and FlopCounterMode on our live model, the KV cache's
-own nbytes(), tiny Hugging Face models built by transformers, published parameter counts, and the seeds'
+own nbytes(), tiny Hugging Face models built by transformers, published parameter counts, and the published
 figures. Plus: malformed configs give named ValueErrors, big values stay exact, the CLI and the page run."""
 
 import json
@@ -16,7 +16,8 @@ from model.accounting import cli, counts as acc
 from model.accounting.arch import Arch, arch_from_model_config, attention_variants
 from model.net.checkpoints import VARIANTS
 from model.net.config import ModelConfig
-from model.accounting.hf_configs import PRESETS, arch_from_dict, arch_from_hf_config, arch_from_json_text, preset_arch
+from model.accounting.hf_configs import (PRESETS, arch_from_dict, arch_from_hf_config, arch_from_json_text, preset_arch,
+                                         sliding_layers)
 from model.net.kv_cache import KVCache
 from model.net.transformer import Transformer, attention_mask
 
@@ -173,12 +174,66 @@ HF_CASES = {
 
 @pytest.mark.parametrize("case", list(HF_CASES))
 def test_hf_families_equal_transformers_numel(case):
-    transformers = pytest.importorskip("transformers")
+    import transformers  # a test dependency (requirements-dev.txt): missing is a failure, not a skip
+
     cls, kw = HF_CASES[case]
     config = getattr(transformers, cls)(**kw)
     model = transformers.AutoModelForCausalLM.from_config(config)
     arch = arch_from_hf_config(config.to_dict())  # exactly what a saved config.json holds
     assert acc.count_params(arch).total == sum(p.numel() for p in model.parameters())
+
+
+_W = dict(_BASE, num_hidden_layers=5)  # odd, so "every other layer" and "the last k" differ
+WINDOW_CASES = {
+    "mistral": ("MistralConfig", dict(_W, sliding_window=8)),
+    "mistral, window left out": ("MistralConfig", dict(_W)),  # transformers' default: 4096
+    "mistral, window null": ("MistralConfig", dict(_W, sliding_window=None)),
+    "qwen2, off": ("Qwen2Config", dict(_W, sliding_window=8)),
+    "qwen2, max_window_layers 2": ("Qwen2Config", dict(_W, use_sliding_window=True, sliding_window=8,
+                                                        max_window_layers=2)),
+    "qwen2, max_window_layers 0": ("Qwen2Config", dict(_W, use_sliding_window=True, sliding_window=8,
+                                                        max_window_layers=0)),
+    "qwen2, max_window_layers left out": ("Qwen2Config", dict(_W, num_hidden_layers=30, use_sliding_window=True,
+                                                               sliding_window=8)),  # transformers' default: 28
+    "qwen2, window left out": ("Qwen2Config", dict(_W, use_sliding_window=True, max_window_layers=3)),
+    "qwen2, layer_types": ("Qwen2Config", dict(_W, use_sliding_window=True, sliding_window=8, layer_types=[
+        "sliding_attention", "full_attention", "full_attention", "sliding_attention", "sliding_attention"])),
+    "qwen2, layer_types but off": ("Qwen2Config", dict(_W, sliding_window=8,
+                                                        layer_types=["sliding_attention"] * 5)),
+    "gemma2": ("Gemma2Config", dict(_W, head_dim=12, sliding_window=8)),
+    "gemma2, window left out": ("Gemma2Config", dict(_W, head_dim=12)),
+    "gemma2, window null": ("Gemma2Config", dict(_W, head_dim=12, sliding_window=None)),
+    "gemma2, layer_types": ("Gemma2Config", dict(_W, head_dim=12, sliding_window=8, layer_types=[
+        "full_attention", "full_attention", "sliding_attention", "sliding_attention", "full_attention"])),
+}
+
+
+def transformers_windows(model) -> list:
+    """Each layer's window as a transformers model built from the config runs it (None = full attention):
+    Qwen2 and Gemma2 attention modules hold their own; Mistral's passes config.sliding_window to every layer."""
+    layers = model.model.layers
+    if all(hasattr(layer.self_attn, "sliding_window") for layer in layers):
+        return [layer.self_attn.sliding_window for layer in layers]
+    return [model.config.sliding_window] * len(layers)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(WINDOW_CASES))
+def test_hf_window_layers_equal_transformers(case):
+    """Which layers slide, layer by layer, as transformers' own classes decide it from the same fields — given
+    as written (so our defaults for left-out fields are theirs) and as transformers saves them (to_dict())."""
+    import transformers
+
+    cls, kw = WINDOW_CASES[case]
+    config = getattr(transformers, cls)(**kw)
+    want = transformers_windows(transformers.AutoModelForCausalLM.from_config(config))
+    mt = config.model_type
+    for fields in (dict(kw, model_type=mt), config.to_dict()):
+        window, slides = sliding_layers(fields, mt, config.num_hidden_layers)
+        assert [window if s else None for s in slides] == want, fields
+        arch = arch_from_hf_config(fields)
+        assert arch.n_window_layers == sum(w is not None for w in want)
+        assert {w for w in want if w is not None} <= {arch.sliding_window}  # the counts use that window
 
 
 def test_family_conventions():
@@ -203,7 +258,7 @@ def test_family_conventions():
 
 
 # --------------------------------------------------------------------------------------------------------
-# Published counts and the seeds' figures
+# Published counts and figures
 # --------------------------------------------------------------------------------------------------------
 
 # Totals as published (Hugging Face safetensors metadata, keras-hub presets); the Qwen2 counts are shared
@@ -243,33 +298,43 @@ def test_gemma_non_embedding_counts_match_the_paper():
         assert p.total - p.as_dict()["embedding"] == expect
 
 
-def test_seeds_parameter_formula_misses_positions_and_final_norm():
+def test_gpt2_parameter_formula_misses_positions_and_final_norm():
     a = preset_arch("GPT-2 small")
-    assert acc.seeds_param_formula(a) + 1024 * 768 + 2 * 768 == acc.count_params(a).total
+    assert acc.gpt2_param_formula(a) + 1024 * 768 + 2 * 768 == acc.count_params(a).total
 
 
-def test_seeds_memory_figures():
+def test_published_memory_figures():
     a = preset_arch("Llama-2-7B")
     assert acc.weight_bytes(a, "fp32") == 26_953_662_464
     assert round(acc.gib(acc.weight_bytes(a, "fp32")), 1) == 25.1
     assert acc.kv_cache_bytes_per_token(a, "fp16") == 524_288
     assert acc.kv_cache_bytes(a, 4096, 1, "fp16") == 2 * 2**30  # exactly 2.0 GiB
-    assert acc.weight_bytes(a, "int4") == 6_738_415_616 // 2
+    # Q4_0 with its scales: 32 layers × (4·4096² + 3·4096·11008) = 6,476,005,376 weights at 4.5 bits, the
+    # embedding, unembedding and norms (262,410,240) at fp16 — not the flat 4 bits of 6,738,415,616 // 2
+    assert acc.weight_bytes(a, "Q4_0 (G=32)") == 6_476_005_376 * 9 // 16 + 262_410_240 * 2 == 4_167_573_504
+    assert acc.weight_bytes(a, "Q8_0") == 6_476_005_376 * 17 // 16 + 262_410_240 * 2
+    assert acc.weight_memory(a, "int8 (per-channel)")["scales"] == 32 * 2 * (3 * 4096 + 4096 + 2 * 11008 + 4096)
+    # llama.cpp's own file keeps the same blocks but puts the token embedding at Q4_0 and the output at Q6_K
+    # (210 bytes per 256 weights): 3.83 GB, the published size of llama-2-7b.Q4_0.gguf
+    gguf = 6_476_005_376 * 9 // 16 + 131_072_000 * 9 // 16 + 131_072_000 * 210 // 256 + 266_240 * 4
+    assert round(gguf / 1e9, 2) == 3.83
     odd = Arch(vocab_size=11, d_model=3, n_layers=1, n_heads=1, n_kv_heads=1, head_dim=3, d_mlp=5)
-    assert acc.count_params(odd).total == 123 and acc.weight_bytes(odd, "int4") == 62  # half a byte rounds up
+    assert acc.count_params(odd).total == 123 and acc.weight_bytes(odd, "fp16") == 246
+    # a 3-wide row at Q4_0: 2 bytes of codes (half a byte rounds up) + one 2-byte scale per row
+    assert acc.weight_memory(odd, "Q4_0 (G=32)")["codes"] == 2 * (3 + 3 + 3 + 3 + 5 + 5) + 3 * 3
     # GQA: Llama-3-8B has 8 K/V heads for 32 query heads, a quarter of an MHA cache
     assert acc.kv_cache_bytes_per_token(preset_arch("Llama-3-8B"), "bf16") == 2 * 32 * 8 * 128 * 2
 
 
-def test_seeds_flop_formula_equals_ours_for_the_model_it_assumes():
+def test_megatron_flop_formula_equals_ours_for_the_model_it_assumes():
     gpt_like = Arch(vocab_size=1000, d_model=64, n_layers=3, n_heads=4, n_kv_heads=4, head_dim=16, d_mlp=256, mlp="plain")
-    assert acc.seeds_forward_flops(gpt_like, 2, 100) == acc.prefill_flops(gpt_like, 2, 100).total
-    rows = {r["term"]: r for r in acc.seeds_comparison(preset_arch("Llama-2-7B"), 1, 4096)}
+    assert acc.megatron_forward_flops(gpt_like, 2, 100) == acc.prefill_flops(gpt_like, 2, 100).total
+    rows = {r["term"]: r for r in acc.megatron_comparison(preset_arch("Llama-2-7B"), 1, 4096)}
     assert rows["q, k, v, o projections"]["difference"] == 0  # Llama-2-7B is MHA with nh·hd = d
     assert rows["MLP"]["difference"] == 2 * 4096 * 32 * (3 * 4096 * 11008 - 8 * 4096**2)
     assert rows["total"]["difference"] == rows["MLP"]["difference"]
-    llama3 = {r["term"]: r for r in acc.seeds_comparison(preset_arch("Llama-3-8B"), 1, 1024)}
-    assert llama3["q, k, v, o projections"]["difference"] < 0  # GQA: smaller K and V than the seeds assume
+    llama3 = {r["term"]: r for r in acc.megatron_comparison(preset_arch("Llama-3-8B"), 1, 1024)}
+    assert llama3["q, k, v, o projections"]["difference"] < 0  # GQA: smaller K and V than the formula assumes
 
 
 def test_attention_overtakes_the_mlp_at_the_crossover():
@@ -281,11 +346,11 @@ def test_attention_overtakes_the_mlp_at_the_crossover():
     assert g["attention scores"][2] > g["mlp"][2]
 
 
-def test_decode_turns_compute_bound_near_the_seeds_batch():
+def test_decode_turns_compute_bound_near_batch_200():
     a = preset_arch("Llama-2-7B")
     b40 = acc.decode_compute_bound_batch(a, acc.HARDWARE["A100 40GB"], context=1)
     b80 = acc.decode_compute_bound_batch(a, acc.HARDWARE["A100 80GB"], context=1)
-    assert 190 <= b40 <= 215 and 145 <= b80 <= 165  # the seeds: "memory-bound below batch ≈ 200"
+    assert 190 <= b40 <= 215 and 145 <= b80 <= 165  # the often-quoted "memory-bound below a batch of ≈ 200"
     i = acc.decode_intensity(a, b40, 1)
     assert i.flops_per_byte >= acc.HARDWARE["A100 40GB"].ridge > acc.decode_intensity(a, b40 - 1, 1).flops_per_byte
     # at 4096 tokens each sequence's cache is read every step: memory-bound at any batch
@@ -347,7 +412,7 @@ BAD = [
     ({k: v for k, v in LLAMA.items() if k != "model_type"}, "model_type"),
     (dict(PRESETS["Mistral-7B-v0.1"], sliding_window=-1), "sliding_window"),
     (dict(PRESETS["Gemma-2-9B"], layer_types=["full_attention"]), "layer_types"),
-    (dict(PRESETS["Qwen2-7B"], use_sliding_window=True), "sliding_window"),
+    (dict(PRESETS["Qwen2-7B"], use_sliding_window=True, sliding_window=0), "sliding_window"),
     (dict(GPT2, n_head=7), "n_head"),
     (dict(GPT2, n_inner=0), "n_inner"),
     ({k: v for k, v in GPT2.items() if k != "n_positions"}, "n_positions"),
@@ -374,15 +439,28 @@ def test_unparseable_text_is_a_value_error(text, field):
         arch_from_json_text(text)
 
 
+REQUIRED = {"vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "n_embd",
+            "n_layer", "n_head"}
+
+
 def test_every_field_of_every_preset_fails_only_with_value_error():
-    """Swap each field of each preset for each kind of bad value: ValueError or a valid Arch, nothing else."""
+    """Swap each field of each preset for each kind of bad value: a ValueError, or an Arch whose counts are
+    exact ints — nothing else. A required size refuses every one of them, naming itself."""
+    outcomes = {"refused": 0, "accepted": 0}
     for preset in PRESETS.values():
         for key in preset:
             for bad in (None, -1, 0, 2.5, "x", [], {}, True, 10**40):
                 try:
-                    arch_from_dict(dict(preset, **{key: bad}))
-                except ValueError:
-                    pass
+                    a = arch_from_dict(dict(preset, **{key: bad}))
+                except ValueError as e:
+                    outcomes["refused"] += 1
+                    if key in REQUIRED:
+                        assert key in str(e), (key, bad, str(e))
+                    continue
+                assert key not in REQUIRED, (key, bad)
+                assert isinstance(a, Arch) and type(acc.count_params(a).total) is int
+                outcomes["accepted"] += 1  # e.g. null for a field with a default (head_dim, n_inner, …)
+    assert outcomes["refused"] > outcomes["accepted"] > 0, outcomes
 
 
 @pytest.mark.parametrize("call", [
@@ -464,10 +542,15 @@ def test_figures_carry_the_numbers():
     assert [t.name for t in fig.data] == ["MHA", "GQA", "MQA"] and fig.data[0].y[0] == 2.0
 
 
-def test_page_runs_and_checks_the_live_model():
+def open_accounting_page():
+    """The accounting page inside the app (a page run on its own would run the shell and route to the home page)."""
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file(str(ROOT / "pages" / "accounting.py"), default_timeout=60).run()
+    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).switch_page("pages/accounting.py").run()
+
+
+def test_page_runs_and_checks_the_live_model():
+    at = open_accounting_page()
     assert not at.exception, [e.value for e in at.exception]
     specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     bars = specs[0]
@@ -479,13 +562,11 @@ def test_page_runs_and_checks_the_live_model():
 
 
 def test_page_pasted_config_bad_and_good():
-    from streamlit.testing.v1 import AppTest
-
-    at = AppTest.from_file(str(ROOT / "pages" / "accounting.py"), default_timeout=60).run()
+    at = open_accounting_page()
     at.radio(key="acc_source").set_value("Paste a config.json").run()
     at.text_area(key="acc_paste").set_value(json.dumps(dict(GPT2, n_head=7))).run()
     assert not at.exception
-    assert at.error and "n_head" in at.error[0].value
+    assert at.error and "n_head" in at.error[0].value.replace("\\", "")  # the message is Markdown-escaped (n\_head)
     at.text_area(key="acc_paste").set_value(json.dumps(GPT2)).run()
     assert not at.exception and not at.error
     bars = json.loads(at.get("plotly_chart")[0].proto.spec)

@@ -77,8 +77,23 @@ def test_kv_groups_follow_repeat_interleave():
     assert heads.kv_groups(6, 2) == [[0, 1, 2], [3, 4, 5]]
     assert heads.kv_groups(6, 1) == [list(range(6))]
     assert heads.kv_groups(6, 6) == [[h] for h in range(6)]
-    # The model's own order: torch.repeat_interleave(kv, g) makes query head h read kv head h // g.
-    assert torch.arange(2).repeat_interleave(3).tolist() == [0, 0, 0, 1, 1, 1]
+
+
+@pytest.mark.parametrize("kv", [1, 2, 3])
+def test_kv_groups_are_the_models_own_sharing(kv):
+    """Give every query head the same W_q: then two heads draw the same pattern exactly when they read the same
+    K/V head. Grouping the model's patterns that way must give kv_groups."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(vocab_size=64, n_layers=1, d_model=48, n_heads=6, n_kv_heads=kv, d_mlp=64, max_seq_len=16)
+    m = Transformer(cfg).eval().requires_grad_(False)
+    Wq = m.blocks[0].attn.W_q.weight  # (nh·hd, d)
+    Wq.copy_(Wq[: cfg.head_dim].repeat(cfg.n_heads, 1))
+    pat = run_with_trace(m, [5, 17, 3, 40, 9, 22, 8], names="blocks.0.attn.hook_pattern")["blocks.0.attn.hook_pattern"]
+    groups: list[list[int]] = []
+    for h in range(cfg.n_heads):
+        same = next((g for g in groups if np.array_equal(pat[g[0]], pat[h])), None)
+        same.append(h) if same is not None else groups.append([h])
+    assert groups == heads.kv_groups(cfg.n_heads, kv)
 
 
 @pytest.fixture(scope="module")

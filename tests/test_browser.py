@@ -1,42 +1,36 @@
 """The app in a real browser: every page loads, draws its charts and shows no error; HTML in a prompt stays text.
 
-Each page's full-height screenshot is saved to docs/screenshots/<page>.png (the README shows some of them).
-Uses the `app_url` and `browser_page` fixtures of tests/conftest.py; marked `browser` (`-m "not browser"`
-skips them).
+Each page's full-height screenshot is saved to `shots_dir` (a temporary folder, or $SCREENSHOT_DIR) as
+<page>.png; the README's own screenshots are made on purpose by scripts/screenshots.py. Uses the `app_url`,
+`browser_page` and `shots_dir` fixtures of tests/conftest.py; marked `browser` (`-m "not browser"` deselects
+them). Every wait is on a condition (tests/browser_support.py), never a fixed sleep.
 """
 
 from __future__ import annotations
 
-import ast
 import urllib.parse
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
-REPO = Path(__file__).resolve().parent.parent
-SHOTS = REPO / "docs" / "screenshots"
-HOSTILE = "<img src=x onerror=alert(1)>"
-CHART = '[data-testid="stPlotlyChart"] .main-svg'
-ERRORS = '[data-testid="stException"], [data-testid="stAlertContentError"]'
+from browser_support import CHART, ERRORS, WAIT_MS as PAGE_TIMEOUT_MS, screenshot, serve_app, wait_idle
 
-# Generous: on a loaded 2-core machine the compare page (seven models, live) can take a minute to draw.
-PAGE_TIMEOUT_MS = 120_000
+REPO = Path(__file__).resolve().parent.parent
+HOSTILE = "<img src=x onerror=alert(1)>"
 
 pytestmark = pytest.mark.browser
 
 
 def _pages_literal() -> list[tuple]:
-    """app.py's PAGES entries whose file exists, read from the literal (importing app.py would run it)."""
-    tree = ast.parse((REPO / "app.py").read_text())
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "PAGES" for t in node.targets):
-            return [e for e in ast.literal_eval(node.value) if (REPO / e[0]).exists()]
-    raise AssertionError("app.py has no PAGES list")
+    """The app's menu (app_shared.PAGES), the entries whose file exists."""
+    from app_shared import listed_pages
+
+    return listed_pages()
 
 
 def app_pages() -> list[str]:
-    """The page files app.py lists and that exist."""
+    """The page files the app lists and that exist."""
     return [e[0] for e in _pages_literal()]
 
 
@@ -47,43 +41,24 @@ def url_path(page_file: str) -> str:
 
 
 def wait_until_idle(page) -> None:
-    """Wait for a drawn chart (any: the first may sit in a closed expander or tab), then for the script run
-    to finish (the status widget disappears)."""
-    page.wait_for_function(
-        "sel => Array.from(document.querySelectorAll(sel)).some(e => e.getBoundingClientRect().width > 0)",
-        arg=CHART, timeout=PAGE_TIMEOUT_MS,
-    )
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=PAGE_TIMEOUT_MS
-    )
-    page.wait_for_timeout(500)  # let Plotly finish laying out
-
-
-def full_screenshot(page, path: Path) -> None:
-    """Streamlit scrolls inside its main container, so grow the viewport to the content, then shoot."""
-    height = page.evaluate(
-        "() => { const m = document.querySelector('[data-testid=\"stMain\"]');"
-        " return Math.max(m ? m.scrollHeight : 0, document.body.scrollHeight); }"
-    )
-    width = page.viewport_size["width"]
-    page.set_viewport_size({"width": width, "height": min(int(height) + 40, 8000)})
-    page.wait_for_timeout(800)  # charts resize to the new viewport
-    path.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(path), full_page=True)
+    """A drawn chart (any: the first may sit in a closed expander or tab), the script run over, the layout
+    settled (browser_support.wait_idle)."""
+    wait_idle(page, timeout=PAGE_TIMEOUT_MS)
 
 
 @pytest.mark.parametrize("page_file", app_pages(), ids=lambda f: Path(f).stem)
-def test_page_renders_without_errors(app_url, browser_page, page_file):
+def test_page_renders_without_errors(app_url, browser_page, shots_dir, page_file):
     page = browser_page
     page.goto(f"{app_url}/{url_path(page_file)}")
     wait_until_idle(page)
     assert page.locator(CHART).count() >= 1
     errors = page.locator(ERRORS)
     assert errors.count() == 0, errors.first.inner_text()
-    full_screenshot(page, SHOTS / f"{Path(page_file).stem}.png")
+    shot = screenshot(page, shots_dir / f"{Path(page_file).stem}.png")
+    assert shot.stat().st_size > 10_000  # a real picture of the page, not an empty frame
 
 
-def test_attention_page_in_dark_mode(app_url, _browser):
+def test_attention_page_in_dark_mode(app_url, _browser, shots_dir):
     context = _browser.new_context(viewport={"width": 1400, "height": 900}, color_scheme="dark")
     page = context.new_page()
     page.set_default_timeout(PAGE_TIMEOUT_MS)
@@ -91,7 +66,10 @@ def test_attention_page_in_dark_mode(app_url, _browser):
         page.goto(f"{app_url}/attention")
         wait_until_idle(page)
         assert page.locator(ERRORS).count() == 0
-        full_screenshot(page, SHOTS / "attention-dark.png")
+        # the dark theme is on: the app's background is dark
+        bg = page.evaluate("() => getComputedStyle(document.querySelector('[data-testid=\"stApp\"]')).backgroundColor")
+        assert sum(int(c) for c in bg[bg.index("(") + 1 : bg.index(")")].split(",")[:3]) < 3 * 80, bg
+        screenshot(page, shots_dir / "attention-dark.png")
     finally:
         context.close()
 
@@ -135,8 +113,6 @@ def test_html_in_the_url_prompt_shows_as_text(app_url, browser_page):
 
 def test_deep_link_on_a_fresh_server(_browser, tmp_path):
     """A shared link to a page, opened first on a just-started server, shows the app (sidebar, prompt)."""
-    from conftest import serve_app
-
     with serve_app(tmp_path / "server.log") as url:
         context = _browser.new_context(viewport={"width": 1400, "height": 900})
         try:

@@ -1,40 +1,26 @@
 """The Generation and RoPE pages in a real browser: three clicks on Next token grow the cache by three
-positions; the RoPE page draws its charts; neither shows an error. Screenshots go to docs/screenshots/.
+positions; the RoPE page draws its charts; neither shows an error. Screenshots go to `shots_dir` (a temporary
+folder, or $SCREENSHOT_DIR).
 
-Uses the `app_url` and `browser_page` fixtures of tests/conftest.py; marked `browser`.
+Uses the `app_url`, `browser_page` and `shots_dir` fixtures of tests/conftest.py; marked `browser`. Every wait
+is on a condition (tests/browser_support.py).
 """
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-SHOTS = REPO / "docs" / "screenshots"
-CHART = '[data-testid="stPlotlyChart"] .main-svg'
-ERRORS = '[data-testid="stException"], [data-testid="stAlertContentError"]'
-IDLE = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
-WAIT_MS = 120_000  # generous: a first load on a busy 2-core machine (model load + prefill) can pass a minute
+from browser_support import CHART, ERRORS, WAIT_MS, screenshot, wait_idle
 
 pytestmark = pytest.mark.browser
 
 
 def settle(page) -> None:
-    page.wait_for_selector(CHART, timeout=WAIT_MS)
-    page.wait_for_function(IDLE, timeout=WAIT_MS)
-    page.wait_for_timeout(500)  # Plotly lays out after the run ends
-
-
-def screenshot(page, path: Path) -> None:
-    """Streamlit scrolls inside its main container: grow the viewport to the content, then shoot."""
-    height = page.evaluate("() => { const m = document.querySelector('[data-testid=\"stMain\"]');"
-                           " return Math.max(m ? m.scrollHeight : 0, document.body.scrollHeight); }")
-    page.set_viewport_size({"width": page.viewport_size["width"], "height": min(int(height) + 40, 8000)})
-    page.wait_for_timeout(800)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(path), full_page=True)
+    """Charts drawn, the script run over (a first load on a busy 2-core machine can pass a minute), the layout
+    settled."""
+    wait_idle(page, timeout=WAIT_MS)
 
 
 def cached_positions(page) -> int:
@@ -42,7 +28,7 @@ def cached_positions(page) -> int:
     return int(re.search(r"cache: (\d+) positions", text).group(1))
 
 
-def test_next_token_three_times_grows_the_cache(app_url, browser_page):
+def test_next_token_three_times_grows_the_cache(app_url, browser_page, shots_dir):
     page = browser_page
     page.goto(f"{app_url}/generation?seed=0&temperature=0.8")
     settle(page)
@@ -63,13 +49,13 @@ def test_next_token_three_times_grows_the_cache(app_url, browser_page):
     assert cached_positions(page) == n0 + 3  # looking back changes nothing
     assert page.locator(CHART).count() >= 5
     assert page.locator(ERRORS).count() == 0
-    screenshot(page, SHOTS / "generation.png")
+    screenshot(page, shots_dir / "generation.png")
 
 
-def test_rope_page_draws(app_url, browser_page):
+def test_rope_page_draws(app_url, browser_page, shots_dir):
     page = browser_page
     page.goto(f"{app_url}/rope")
     settle(page)
     page.wait_for_function(f"() => document.querySelectorAll('{CHART}').length >= 5", timeout=WAIT_MS)
     assert page.locator(ERRORS).count() == 0
-    screenshot(page, SHOTS / "rope.png")
+    screenshot(page, shots_dir / "rope.png")

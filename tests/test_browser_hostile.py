@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import pytest
 
+from browser_support import ERRORS, PROMPT_BOX, wait_idle as _wait_idle
+
 pytestmark = pytest.mark.browser
 
-CHART = '[data-testid="stPlotlyChart"] .main-svg'
 CHART_TEXT = "[data-testid=\"stPlotlyChart\"] .main-svg text"
-ERRORS = '[data-testid="stException"], [data-testid="stAlertContentError"]'
-PROMPT_BOX = '[data-testid="stSidebar"] textarea'
 # payload -> a piece of it the token boxes must show as characters once the page has redrawn
 PAYLOADS = {
     "<img src=x onerror=alert(1)>": "onerror",
@@ -27,8 +26,7 @@ def chart_text(page) -> str:
 
 
 def wait_idle(page) -> None:
-    page.wait_for_selector(CHART, timeout=60_000)
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
+    _wait_idle(page, timeout=60_000)
 
 
 def type_prompt(page, text: str, piece: str) -> None:

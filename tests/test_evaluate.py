@@ -8,14 +8,16 @@ import numpy as np
 import pytest
 import torch
 
-from model.net.checkpoints import available_variants, load_variant
+from model.net.checkpoints import load_variant
 from model.net.config import ModelConfig
-from model.evaluation.evaluate import (QUICK, attention_stats, bigram_loss, bucket_mean, evaluate, loss_by_position, main,
-                            paired_difference, read_attention_variants, read_positions, to_json, token_losses,
-                            uniform_reference, unigram_loss)
+from model.analysis.heads import attention_stats, uniform_reference
+from model.evaluation.evaluate import (QUICK, bigram_loss, bucket_mean, loss_by_position, main,
+                                       paired_difference, token_losses, unigram_loss)
+from model.evaluation.stats import in_and_past_context
 from model.net.transformer import Transformer
 from model.evaluation.evaluate import heldout_loss
 from model.text.batches import val_windows
+from viz.compare_text import read_attention_variants, read_positions
 
 TINY = dict(vocab_size=2048, d_model=16, n_layers=2, n_heads=2, n_kv_heads=1, d_mlp=32, max_seq_len=16)
 
@@ -53,6 +55,8 @@ def test_bucket_mean_and_paired_difference_worked_examples():
     np.testing.assert_allclose(c, [1.5, 3.5, 5.0])
     d, se = paired_difference([1, 2, 3], [0, 2, 2])
     assert d == pytest.approx(2 / 3) and se == pytest.approx(1 / 3)
+    assert in_and_past_context({"mean": [4, 2, 3, 1]}, 2) == (3.0, 2.0)
+    assert in_and_past_context({"mean": [4, 2, 3, 1]}, 4) == (2.5, None)
 
 
 def test_baselines_by_hand():
@@ -83,18 +87,13 @@ def test_learned_positions_stop_at_their_table_and_say_so():
 
 
 @pytest.fixture(scope="module")
-def quick(tmp_path_factory):
-    """The CLI's quick run on up to three real checkpoints (one of them learned, which must stop at its table);
-    without checkpoints, `evaluate` on tiny random models of every kind."""
-    trained = available_variants()
-    if trained:
-        pick = [v for v in ("gqa-rope", "mqa-rope", "gqa-learned") if v in trained] or trained[:2]
-        out = tmp_path_factory.mktemp("eval") / "quick.json"
-        assert main(["--quick", "--variants", *pick, "--out", str(out)]) == 0
-        return json.loads(out.read_text()), {v: load_variant(v) for v in pick}
-    models = {f"tiny-{p}": tiny(p) for p in ("rope", "learned", "alibi")}
-    res = evaluate(models, ids(3000, 1), 9000, ids(20000, 2), QUICK)
-    return json.loads(to_json(res)), models
+def quick(tmp_path_factory, shipped_variants):
+    """The CLI's quick run on three shipped checkpoints (asserted committed; one of them learned, which must
+    stop at its table)."""
+    pick = ["gqa-rope", "mqa-rope", "gqa-learned"]
+    out = tmp_path_factory.mktemp("eval") / "quick.json"
+    assert main(["--quick", "--variants", *pick, "--out", str(out)]) == 0
+    return json.loads(out.read_text()), {v: load_variant(v) for v in pick}
 
 
 def test_quick_evaluation_is_well_formed(quick):
@@ -127,8 +126,6 @@ def test_quick_evaluation_is_well_formed(quick):
 
 def test_trained_models_beat_the_count_baselines(quick):
     res, models = quick
-    if not available_variants():
-        pytest.skip("no trained checkpoint in this checkout")
     b = res["baselines"]
     assert b["bigram"]["nats_per_token"] < b["unigram"]["nats_per_token"]
     for name, r in res["variants"].items():

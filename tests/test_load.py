@@ -150,9 +150,13 @@ def chart(at: AppTest, key: str) -> dict:
     raise KeyError(key)
 
 
+pytestmark = pytest.mark.slow  # about a minute on 2 busy cores
+
+
 @pytest.fixture(scope="module")
-def model():
-    """The app's own cached model object: the one every AppTest session below gets from st.cache_resource."""
+def model(shipped_variants):
+    """The app's own cached model object: the one every AppTest session below gets from st.cache_resource
+    (the shipped default, asserted committed)."""
     return app_shared.load_model(DEFAULT_VARIANT)
 
 

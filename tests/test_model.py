@@ -1,5 +1,7 @@
 """Model core against its references: full forward vs cached decode, hooks, masks, RoPE, GQA, threads."""
 
+import contextvars
+import math
 import threading
 
 import numpy as np
@@ -9,7 +11,8 @@ import torch
 from model.net.config import ModelConfig
 from model.net.kv_cache import KVCache
 from model.net.transformer import Transformer
-from model.net.positions import alibi_slopes, apply_rope, rope_angles
+from model.net.hooks import _RECORDER
+from model.net.positions import alibi_slopes, apply_rope, rope_angles, sinusoidal_table
 from model.net.trace import forward_logits, run_with_trace
 
 SMALL = dict(vocab_size=97, d_model=48, n_layers=2, n_heads=6, d_mlp=64, max_seq_len=40)
@@ -104,8 +107,8 @@ def test_hook_names_and_shapes(pos, kv):
         if pos == "rope":
             expect[f"{b}.attn.hook_rot_q"] = (T, nh, hd)
             expect[f"{b}.attn.hook_rot_k"] = (T, kv, hd)
-        expect[f"{b}.attn.hook_scores"] = expect[f"{b}.attn.hook_pattern"] = (nh, T, T)
-        for h in ("hook_gate", "hook_up", "hook_post"):
+        expect[f"{b}.attn.hook_attn_scores"] = expect[f"{b}.attn.hook_pattern"] = (nh, T, T)
+        for h in ("hook_pre", "hook_pre_linear", "hook_post"):
             expect[f"{b}.mlp.{h}"] = (T, c.d_mlp)
     assert {k: v.shape for k, v in tr.acts.items()} == expect
     assert sorted(m.hook_names()) == sorted(expect)
@@ -113,7 +116,7 @@ def test_hook_names_and_shapes(pos, kv):
     pat = tr["blocks.1.attn.hook_pattern"]
     np.testing.assert_allclose(pat.sum(-1), 1.0, atol=1e-5)
     assert np.all(np.triu(pat, 1) == 0)  # causal: nothing above the diagonal
-    assert np.all(np.isneginf(tr["blocks.0.attn.hook_scores"][:, 0, 1:]))  # masked scores are -inf
+    assert np.all(np.isneginf(tr["blocks.0.attn.hook_attn_scores"][:, 0, 1:]))  # masked scores are -inf
 
 
 def test_traced_logits_equal_untraced():
@@ -142,6 +145,66 @@ def test_name_filter_records_only_what_is_asked():
     assert tr.names() == ["blocks.0.attn.hook_pattern"]
     tr = run_with_trace(m, ids_of(5)[0], names=lambda n: n.endswith("hook_z"))
     assert tr.names() == ["blocks.0.attn.hook_z", "blocks.1.attn.hook_z"]
+
+
+def test_a_string_names_filter_is_that_one_hook_name():
+    """A plain string once was iterated by character (hook names one letter long: an empty trace, no error)."""
+    m = small()
+    full = run_with_trace(m, ids_of(5)[0])
+    tr = run_with_trace(m, ids_of(5)[0], names="blocks.1.attn.hook_pattern")
+    assert tr.names() == ["blocks.1.attn.hook_pattern"]
+    np.testing.assert_array_equal(tr["blocks.1.attn.hook_pattern"], full["blocks.1.attn.hook_pattern"])
+    assert run_with_trace(m, ids_of(5)[0], names=["hook_embed", "blocks.0.hook_resid_post"]).names() == [
+        "hook_embed", "blocks.0.hook_resid_post"]
+
+
+@pytest.mark.parametrize("names, error, words", [
+    ("blocks.0.attn.hook_scores", ValueError, "hook_scores"),  # the name before the TransformerLens rename
+    (["hook_embed", "blocks.9.hook_resid_post"], ValueError, "blocks.9.hook_resid_post"),
+    ("h", ValueError, "'h'"),
+    (b"hook_embed", TypeError, "bytes"),
+    (3, TypeError, "int"),
+    ([3], TypeError, "3"),
+])
+def test_a_names_filter_that_selects_nothing_real_is_an_error(names, error, words):
+    with pytest.raises(error, match=words):
+        run_with_trace(small(), ids_of(5)[0], names=names)
+
+
+def test_sinusoidal_input_is_the_scaled_embedding_plus_the_table():
+    """Block 0 reads tok_embed · √d_model + the sinusoidal table (Vaswani §3.4); hook_embed is the table row as
+    stored, hook_pos_embed the sin/cos rows — also for a decode step, whose position is the cache length."""
+    m = small(pos_encoding="sinusoidal")
+    d = m.cfg.d_model
+    assert m.embed_scale == math.sqrt(d) and small().embed_scale == 1.0
+    ids = ids_of(9)[0]
+    E = m.tok_embed.weight.detach().numpy()
+    # The table by its formula, written out here: PE[p, 2i] = sin(p / 10000^(2i/d)), PE[p, 2i+1] = cos(…).
+    pos, i = np.arange(9)[:, None], np.arange(0, d, 2)[None, :]
+    table = np.zeros((9, d), dtype=np.float32)
+    table[:, 0::2], table[:, 1::2] = np.sin(pos / 10000 ** (i / d)), np.cos(pos / 10000 ** (i / d))
+    np.testing.assert_allclose(sinusoidal_table(torch.arange(9), d).numpy(), table, atol=1e-5)
+    tr = run_with_trace(m, ids)
+    np.testing.assert_array_equal(tr["hook_embed"], E[ids.numpy()])
+    np.testing.assert_allclose(tr["hook_pos_embed"], table, atol=1e-5)
+    np.testing.assert_allclose(tr["blocks.0.hook_resid_pre"], E[ids.numpy()] * math.sqrt(d) + table, atol=1e-5)
+    # Without the scale the embedding would be a small fraction of the input (std 0.02 against unit sin/cos).
+    assert np.abs(E[ids.numpy()]).mean() < 0.1 * np.abs(table).mean()
+    cache = KVCache.for_model(m.cfg)
+    run_with_trace(m, ids[:8], cache=cache)
+    step = run_with_trace(m, ids[8:], cache=cache)
+    np.testing.assert_allclose(step["blocks.0.hook_resid_pre"][0], E[ids[8]] * math.sqrt(d) + table[8], atol=1e-5)
+
+
+@pytest.mark.parametrize("pos", ["rope", "learned", "alibi", "none"])
+def test_other_variants_add_no_scale(pos):
+    m = small(pos_encoding=pos)
+    ids = ids_of(7)[0]
+    tr = run_with_trace(m, ids)
+    E = m.tok_embed.weight.detach().numpy()[ids.numpy()]
+    np.testing.assert_array_equal(tr["hook_embed"], E)
+    extra = m.pos_embed.weight.detach().numpy()[:7] if pos == "learned" else 0.0
+    np.testing.assert_allclose(tr["blocks.0.hook_resid_pre"], E + extra, atol=1e-6)
 
 
 def test_tracing_from_threads_keeps_captures_apart_and_leaves_the_model_alone():
@@ -174,8 +237,17 @@ def test_tracing_from_threads_keeps_captures_apart_and_leaves_the_model_alone():
     assert len(results) == 8
     for k, v in m.state_dict().items():
         assert torch.equal(v, before[k]), k
-    # and an untraced call after all that records nothing anywhere
-    assert all(not hasattr(h, "acts") for h in m.modules())
+    # and nothing is left behind: no recorder in this context, no torch hook on any module …
+    assert _RECORDER.get() is None
+    assert not any(h._forward_hooks or h._forward_pre_hooks or h._backward_hooks for h in m.modules())
+    # … and a recorder belongs to its context: one set in another context sees that context's calls only.
+    calls = []
+    other = contextvars.copy_context()
+    other.run(_RECORDER.set, lambda name, t: calls.append(name))
+    forward_logits(m, prompts[1])
+    assert calls == []
+    other.run(forward_logits, m, prompts[1])
+    assert sorted(calls) == sorted(m.hook_names())
 
 
 def test_rope_relative_position_property():

@@ -1,16 +1,20 @@
 """The compare page under AppTest (both tabs, asserted on the figures' data), and its figure builders."""
 
 import json
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from model.net.checkpoints import VARIANTS
+from model.net.checkpoints import COMPARED_VARIANTS, available_variants, variant_dir
 from model.evaluation.evaluate import RESULTS_PATH
 from viz.compare import (attention_side_by_side, kv_sharing_compare, last_token_attention, loss_by_position_figure,
                          next_token_bars, smooth)
+from viz.compare_text import read_attention_variants, read_positions
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 HOSTILE = "<img src=x onerror=alert(1)>&"
@@ -44,14 +48,13 @@ def test_both_tabs_draw_their_charts(page):
     got = charts(page)
     for key in ("cmp_kv", "cmp_layer_attn_fig", "cmp_signals", "cmp_layer_pos_fig", "cmp_next", "cmp_last_attn"):
         assert key in got, key
-    if RESULTS_PATH.is_file():
-        for key in ("cmp_bars_attn", "cmp_by_pos", "cmp_dist"):
-            assert key in got, key
+    assert RESULTS_PATH.is_file(), "results/evaluation.json is committed"
+    for key in ("cmp_bars_attn", "cmp_by_pos", "cmp_dist"):
+        assert key in got, key
 
 
 def test_loss_by_position_spans_four_contexts_with_the_training_length_marked(page):
-    if not RESULTS_PATH.is_file():
-        pytest.skip("no results/evaluation.json")
+    assert RESULTS_PATH.is_file(), "results/evaluation.json is committed"
     res = json.loads(RESULTS_PATH.read_text())
     fig = charts(page)["cmp_by_pos"]
     lines = {t["name"]: t for t in fig["data"] if t.get("mode") == "lines+markers"}
@@ -78,10 +81,9 @@ def test_kv_sharing_is_drawn_as_h_over_group_size(page):
     assert len(links) == 3 * 6
 
 
-def test_live_section_has_every_trained_variant(page):
-    from model.net.checkpoints import available_variants
-
-    expected = available_variants() or list(VARIANTS)
+def test_live_section_has_every_trained_variant(page, shipped_variants):
+    expected = [v for v in COMPARED_VARIANTS if v in available_variants()]
+    assert expected, "no compared variant's checkpoint in this checkout"
     bars = [t for t in charts(page)["cmp_next"]["data"] if t["type"] == "bar"]
     assert [t["name"] for t in bars] == expected
     for t in bars:
@@ -90,21 +92,20 @@ def test_live_section_has_every_trained_variant(page):
 
 def test_reading_and_downloads_present(page):
     md = " ".join(m.value for m in page.markdown)
-    if RESULTS_PATH.is_file():
-        assert "nats/token" in md and "seed" in md
-        labels = [b.proto.label for b in page.get("download_button")]
-        assert "Download the evaluation (JSON)" in labels and "Download loss by position (CSV)" in labels
+    assert RESULTS_PATH.is_file(), "results/evaluation.json is committed"
+    assert "nats/token" in md and "seed" in md
+    labels = [b.proto.label for b in page.get("download_button")]
+    assert "Download the evaluation (JSON)" in labels and "Download loss by position (CSV)" in labels
 
 
-def test_quick_rerun_replaces_the_shown_numbers_until_asked_back(page):
-    from model.net.checkpoints import available_variants
-
-    if not available_variants():
-        pytest.skip("the re-run needs a trained checkpoint")
+@pytest.mark.slow  # re-runs a quick evaluation
+def test_quick_rerun_replaces_the_shown_numbers_until_asked_back(page, shipped_variants):
+    compared = {v for v in COMPARED_VARIANTS if v in available_variants()}
+    assert compared, "the re-run needs a trained checkpoint"
     page.button(key="cmp_rerun").click().run()
     assert not page.exception, [e.value for e in page.exception]
     quick = page.session_state["cmp_quick"]
-    assert quick["quick"] and set(quick["variants"]) == set(available_variants())
+    assert quick["quick"] and set(quick["variants"]) == compared
     assert any("a **quick** run" in c.value for c in page.caption)
     page.button(key="cmp_back").click().run()
     assert "cmp_quick" not in page.session_state
@@ -151,8 +152,51 @@ def test_page_works_without_checkpoints(monkeypatch, tmp_path):
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     warning = " ".join(w.value for w in at.warning)
-    assert "No checkpoint in this checkout for" in warning and all(v in warning for v in VARIANTS)
+    assert "No checkpoint in this checkout for" in warning and all(v in warning for v in COMPARED_VARIANTS)
     got = charts(at)
-    assert "cmp_curves_attn" not in got and "cmp_kv" in got and "cmp_next" in got
-    if RESULTS_PATH.is_file():
-        assert "cmp_by_pos" in got
+    assert "cmp_curves_attn" not in got and "cmp_kv" in got
+    assert "cmp_next" not in got and "cmp_last_attn" not in got  # no model to run: no stand-in weights either
+    assert any("no model to run your prompt" in i.value for i in at.info)
+    assert RESULTS_PATH.is_file(), "results/evaluation.json is committed"
+    assert "cmp_by_pos" in got
+
+
+def test_a_corrupted_checkpoint_is_named_and_left_out(monkeypatch, tmp_path, shipped_variants):
+    """One compared checkpoint truncated: the page says which and why, and its live views leave it out rather
+    than show other weights under its name."""
+    good = ["mha-rope"]  # shipped, as gqa-rope is (the fixture asserts both are committed)
+    for v in ["gqa-rope", good[0]]:
+        shutil.copytree(variant_dir(v), tmp_path / v, ignore=shutil.ignore_patterns("train_state*"))
+    f = tmp_path / "gqa-rope" / "model.safetensors"
+    f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
+    monkeypatch.setattr("model.net.checkpoints.CHECKPOINT_DIR", tmp_path)
+    import app_shared
+
+    app_shared._trained_model.clear()  # nothing cached from the real checkpoints/ may answer for these
+    try:
+        at = AppTest.from_file(APP, default_timeout=90)
+        at.session_state["variant"] = good[0]
+        at.session_state["prompt"] = "ROMEO."
+        at.switch_page("pages/compare.py").run()
+        assert not at.exception, [e.value for e in at.exception]
+        errors = [e.value for e in at.error]
+        assert any("gqa" in e and "cannot be loaded" in e and "truncated or corrupted" in e for e in errors), errors
+        bars = [t["name"] for t in charts(at)["cmp_next"]["data"] if t["type"] == "bar"]
+        assert bars == [good[0]]
+    finally:
+        app_shared._trained_model.clear()
+
+
+def test_compare_text_is_pure():
+    """The page's sentences: a result dict in, sentences out; importing them loads neither streamlit nor torch."""
+    code = "import sys, viz.compare_text; print('torch' in sys.modules, 'streamlit' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=Path(APP).parent)
+    assert out.stdout.split() == ["False", "False"], out.stderr
+    assert read_attention_variants({"variants": {}}) == [
+        "Fewer than two of MHA / GQA / MQA are evaluated here, so there is nothing to compare yet."]
+    assert read_positions({"variants": {}}) == ["None of the positional-encoding variants is evaluated here yet."]
+    assert RESULTS_PATH.is_file(), "results/evaluation.json is committed"
+    res = json.loads(RESULTS_PATH.read_text())
+    lines = read_attention_variants(res) + read_positions(res)
+    assert lines and all(isinstance(l, str) and l for l in lines)

@@ -1,4 +1,8 @@
-"""Sampling: every distribution sums to 1, each filter keeps what it should, seeds repeat, greedy is argmax."""
+"""Sampling: every distribution sums to 1, each filter keeps what it should, draws follow the distribution they
+are drawn from (a chi-square test), only the given generator decides them, greedy is argmax."""
+
+import random
+from statistics import NormalDist
 
 import numpy as np
 import pytest
@@ -54,12 +58,65 @@ def test_greedy_is_the_argmax_and_labelled():
     assert r.greedy and r.token == 0 and r.rank == 0 and r.final[0] == 1.0
 
 
-def test_seeded_sampling_repeats():
-    a = [sample(LOGITS, SamplerConfig(1.0), np.random.default_rng(7)).token for _ in range(3)]
-    rng1, rng2 = np.random.default_rng(42), np.random.default_rng(42)
-    s1 = [sample(LOGITS, SamplerConfig(1.0), rng1).token for _ in range(30)]
-    s2 = [sample(LOGITS, SamplerConfig(1.0), rng2).token for _ in range(30)]
-    assert s1 == s2 and len(set(a)) == 1
+def chi2_critical(df: int, alpha: float) -> float:
+    """The chi-square distribution's upper-alpha point, by Wilson and Hilferty's (1931) approximation:
+    (X/df)^(1/3) is close to normal with mean 1 - 2/(9 df) and variance 2/(9 df). scipy is not a dependency;
+    for df >= 2 this is within 3 % of the exact value and errs high (a slightly more lenient test).
+    df=4, alpha=0.001 -> 18.72 (exact 18.47)."""
+    z = NormalDist().inv_cdf(1 - alpha)
+    h = 2 / (9 * df)
+    return df * (1 - h + z * h**0.5) ** 3
+
+
+def test_chi2_critical_matches_the_tables():
+    exact = {(2, 0.001): 13.816, (4, 0.001): 18.467, (7, 0.001): 24.322, (10, 0.001): 29.588, (4, 0.01): 13.277}
+    for (df, alpha), x in exact.items():
+        assert x <= chi2_critical(df, alpha) <= 1.03 * x, (df, alpha)
+
+
+WIDE = np.log(np.array([0.3, 0.2, 0.15, 0.1, 0.1, 0.08, 0.05, 0.02]))
+DRAWS = 6000  # per setting: every expected count in the kept set is >= 5 (asserted), as the test requires
+
+
+@pytest.mark.parametrize("cfg", [
+    SamplerConfig(temperature=1.0), SamplerConfig(temperature=0.6, top_k=5),
+    SamplerConfig(temperature=1.4, top_p=0.8, min_p=0.2),
+], ids=["T=1", "T=0.6 top-k 5", "T=1.4 top-p 0.8 min-p 0.2"])
+def test_draws_follow_the_final_distribution(cfg):
+    """Pearson's chi-square over the kept tokens at alpha = 0.001 (a fixed seed, so the verdict is fixed too);
+    tokens outside the kept set are never drawn. The same counts reject a distribution the filters did not
+    produce, so the test could fail."""
+    rng = np.random.default_rng(2024)
+    final = sample(WIDE, cfg, rng).final
+    counts = np.bincount([sample(WIDE, cfg, rng).token for _ in range(DRAWS)], minlength=len(WIDE))
+    kept = final > 0
+    assert counts[~kept].sum() == 0
+
+    def chi2(p):
+        expected = DRAWS * p[kept] / p[kept].sum()
+        assert expected.min() >= 5
+        return float(((counts[kept] - expected) ** 2 / expected).sum())
+
+    critical = chi2_critical(int(kept.sum()) - 1, 0.001)
+    assert chi2(final) < critical
+    # What a sampler that skipped the temperature (or, at T = 1, that drew uniformly) would have drawn from.
+    wrong = softmax(WIDE) if cfg.temperature != 1 else np.ones(len(WIDE))
+    assert chi2(wrong) > critical
+
+
+def test_draws_depend_on_the_given_generator_and_nothing_else():
+    def run(seed: int, global_seed: int) -> list[int]:
+        np.random.seed(global_seed)  # the global generators must not matter …
+        random.seed(global_seed)
+        torch.manual_seed(global_seed)
+        rng = np.random.default_rng(seed)
+        return [sample(LOGITS, SamplerConfig(1.0), rng).token for _ in range(40)]
+
+    first = run(42, 0)
+    assert run(42, 1) == first
+    assert run(43, 0) != first  # … the given one does
+    with pytest.raises(ValueError, match="random generator"):
+        sample(LOGITS, SamplerConfig(1.0))
 
 
 @pytest.mark.parametrize("kw", [dict(temperature=-1), dict(top_k=-2), dict(top_p=0), dict(top_p=1.5), dict(min_p=2)])
@@ -71,9 +128,15 @@ def test_bad_sampler_settings_are_named(kw):
 def test_generation_is_reproducible_and_uses_the_cache_correctly():
     torch.manual_seed(0)
     m = Transformer(ModelConfig(vocab_size=50, d_model=32, n_layers=2, n_heads=4, n_kv_heads=2, d_mlp=64, max_seq_len=24)).eval()
-    g1 = generate(m, [1, 2, 3], 10, SamplerConfig(0.9), seed=5)
-    g2 = generate(m, [1, 2, 3], 10, SamplerConfig(0.9), seed=5)
-    assert g1.generated_ids == g2.generated_ids and len(g1.generated_ids) == 10
+    # sampled via the cache == sampled by recomputing the full sequence every step, from the same generator
+    sampler = SamplerConfig(0.9)
+    g = generate(m, [1, 2, 3], 10, sampler, seed=5)
+    ids, rng = [1, 2, 3], np.random.default_rng(5)
+    for _ in range(10):
+        with torch.no_grad():
+            ids.append(sample(m(torch.tensor([ids]))[0, -1].numpy(), sampler, rng).token)
+    assert g.generated_ids == ids[3:]
+    assert generate(m, [1, 2, 3], 10, sampler, seed=6).generated_ids != g.generated_ids  # the seed is used
     greedy = generate(m, [1, 2, 3], 8, SamplerConfig(0))
     # greedy via the cache == greedy by recomputing the full sequence every step
     ids = [1, 2, 3]
@@ -86,3 +149,18 @@ def test_generation_is_reproducible_and_uses_the_cache_correctly():
     assert len(long.generated_ids) == 5 and "context" in long.stopped
     with pytest.raises(ValueError, match="empty"):
         generate(m, [], 3, SamplerConfig(0))
+
+
+def test_a_sliding_window_has_no_context_limit():
+    """context_room is None — no limit — with a sliding window (not a big number standing in for one)."""
+    from model.decoding.generate import context_room
+
+    cfg = ModelConfig(vocab_size=50, d_model=32, n_layers=2, n_heads=4, n_kv_heads=2, d_mlp=64, max_seq_len=8,
+                      sliding_window=4)
+    assert context_room(cfg, 1000) is None
+    assert context_room(ModelConfig(**{**cfg.to_dict(), "sliding_window": None}), 5) == 3
+    assert context_room(ModelConfig(**{**cfg.to_dict(), "pos_encoding": "learned"}), 10) == 0  # its table ends
+    torch.manual_seed(0)
+    m = Transformer(cfg).eval()
+    g = generate(m, list(range(12)), 10, SamplerConfig(0))  # a prompt past max_seq_len, and on
+    assert len(g.generated_ids) == 10 and g.stopped == ""

@@ -8,6 +8,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from model.net.config import ModelConfig
 from model.net.transformer import Transformer
+from model.decoding.generate import generate
 from model.decoding.sampling import SamplerConfig
 from model.decoding.stepper import Stepper, kv_bytes_by_attention
 from model.net.trace import forward_logits
@@ -79,9 +80,11 @@ def test_back_never_undoes_the_prefill(model):
     assert s.cache.length == len(PROMPT) and len(s.records) == 1
 
 
-def test_seeded_runs_repeat_and_seeds_differ(model):
-    a, b = stepped(model, 8, seed=3), stepped(model, 8, seed=3)
-    assert a.generated_ids == b.generated_ids
+def test_steps_draw_what_generate_draws_and_seeds_differ(model):
+    """The stepper (a traced call per click, generator state stored and replayed) chooses the tokens that
+    `generate` (one plain cached loop, one generator) chooses from the same seed."""
+    a = stepped(model, 8, seed=3)
+    assert a.generated_ids == generate(model, PROMPT, 9, T1, seed=3).generated_ids
     others = [stepped(model, 8, seed=k).generated_ids for k in (4, 5, 6)]
     assert any(o != a.generated_ids for o in others)
 
@@ -141,6 +144,7 @@ def test_a_sliding_window_slides_and_back_rebuilds_the_cache():
     m = Transformer(cfg).eval().requires_grad_(False)
     s = stepped(m, 30, cfg=cfg)  # past max_seq_len: the window slides
     assert s.message == "" and s.cache.length == len(PROMPT) + 30 and s.cache.n_cached == 4
+    assert s.room is None  # no limit (None, not a large number)
     assert s.records[-1].attn[0].shape == (cfg.n_heads, 4)
     full = forward_logits(m, s.token_ids()[: s.cache.length])
     np.testing.assert_allclose(s.records[-1].logits, full[-1], atol=1e-5)

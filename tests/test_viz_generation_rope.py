@@ -15,16 +15,17 @@ from model.analysis.heads import kv_head_of
 from model.analysis.rope import angle_table, decay_bound, inv_freq, rotate, scores_at, wavelengths
 from model.decoding.sampling import SamplerConfig, sample
 from model.net.trace import run_with_trace
-from viz.generation import (attention_rows_figure, cache_bytes_figure, cache_figure, distribution_figure, esc,
+from viz.generation import (attention_rows_figure, cache_bytes_figure, cache_figure, distribution_figure,
                             history_figure, kv_kinds_figure, top_slice)
 from viz.rope import (alibi_figure, angle_table_figure, distance_figure, pair_arrows_figure, position_table_figure,
                       shift_figure, similarity_figure, wavelength_figure)
+from viz.tokens import plotly_text
 
 HOSTILE = "<b>&amp;</b>"
 
 
-def test_esc_and_top_slice_worked_examples():
-    assert esc("<b>&") == "&lt;b&gt;&amp;"
+def test_plotly_text_and_top_slice_worked_examples():
+    assert plotly_text("<b>&") == "&lt;b&gt;&amp;"
     assert top_slice(np.array([0.1, 0.5, 0.2, 0.2]), 2, 0).tolist() == [1, 2, 0]
     assert top_slice(np.array([0.1, 0.5, 0.2, 0.2]), 2, 2).tolist() == [1, 2]
 
@@ -56,7 +57,7 @@ def test_distribution_bars_sum_to_at_most_one_and_respect_the_kept_set(cfg):
     if cfg.top_k:
         assert kept[0].sum() <= cfg.top_k
     ticks = fig.layout.xaxis2.ticktext
-    assert ticks[0] in (esc(HOSTILE), f"<b>{esc(HOSTILE)}</b>")  # the hostile label is escaped
+    assert ticks[0] in (plotly_text(HOSTILE), f"<b>{plotly_text(HOSTILE)}</b>")  # the hostile label is escaped
     assert any(t.startswith("<b>") for t in ticks)  # the chosen token, bold
     assert fig.layout.annotations[-1].text == "chosen"
 
@@ -65,7 +66,7 @@ def test_history_strip_one_box_per_token_selected_outlined():
     labels = ["·the", HOSTILE, "\\n", "x" * 90]
     fig = history_figure(labels, np.array([0.9, 0.1, 0.5, 0.01]), selected=1)
     bar = fig.data[0]
-    assert len(bar.x) == 4 and list(bar.text)[1] == esc(HOSTILE)
+    assert len(bar.x) == 4 and list(bar.text)[1] == plotly_text(HOSTILE)
     assert bar.marker.line.width[1] == 3 and bar.marker.line.width[0] < 3
     assert max(bar.y) >= 1  # the long label wrapped to its own row
 
@@ -75,7 +76,7 @@ def test_cache_figure_has_one_row_per_position():
     fig = cache_figure(K, V, np.arange(7), [HOSTILE] + ["a"] * 6, 4, 8, new_from=6)
     hm = [t for t in fig.data if t.type == "heatmap"]
     assert [len(t.z) for t in hm] == [7, 7] and [y.split()[0] for y in hm[0].y] == [str(p) for p in range(7)]
-    assert hm[0].y[0] == "0 " + esc(HOSTILE)
+    assert hm[0].y[0] == "0 " + plotly_text(HOSTILE)
     assert cache_figure(K[:0], V[:0], np.arange(0), [], 4, 8, 0).data  # an empty cache draws, not raises
 
 
@@ -109,7 +110,7 @@ def test_scores_match_the_models_own_scores_and_depend_on_m_minus_n_only():
     torch.manual_seed(0)
     model = Transformer(cfg).eval()
     tr = run_with_trace(model, list(range(3, 15)))
-    q, k, s = tr["blocks.0.attn.hook_q"], tr["blocks.0.attn.hook_k"], tr["blocks.0.attn.hook_scores"]
+    q, k, s = tr["blocks.0.attn.hook_q"], tr["blocks.0.attn.hook_k"], tr["blocks.0.attn.hook_attn_scores"]
     for head, m, n in [(0, 5, 2), (3, 11, 0), (2, 7, 7)]:
         kvh = kv_head_of(head, 4, 2)
         assert scores_at(q[m, head], k[n, kvh], m, n, cfg.rope_theta)[0] == pytest.approx(s[head, m, n], abs=1e-5)
@@ -135,7 +136,7 @@ def test_sinusoidal_similarity_depends_on_distance_only():
 def test_rope_figures():
     idx = np.arange(4)
     fig = pair_arrows_figure(np.ones((4, 2)), np.ones((4, 2)), idx, ["a", HOSTILE, "c", "d"], idx * 1.0, "q")
-    assert len(fig.layout.annotations) >= 8 and esc(HOSTILE) in list(fig.data[0].text)
+    assert len(fig.layout.annotations) >= 8 and plotly_text(HOSTILE) in list(fig.data[0].text)
     ang = angle_table(10, 8, 1e4)
     fig = angle_table_figure(ang, wavelengths(8, 1e4), 5)
     assert np.array(fig.data[0].z).max() < 2 * math.pi and np.array(fig.data[0].z).shape == (10, 4)
@@ -145,5 +146,9 @@ def test_rope_figures():
     assert list(fig.data[0].y) == [1, 1, 1]
     assert len(distance_figure(np.arange(10), np.zeros(10), np.ones(10), 5).data) == 2
     assert len(alibi_figure(np.array([0.25, 0.0625, 0.0156]), 6).data) == 3
-    assert position_table_figure(np.zeros((5, 4)), "t", 3).data[0].z is not None
+    table = np.arange(20.0).reshape(5, 4) - 10
+    fig = position_table_figure(table, "t", 3)
+    np.testing.assert_array_equal(np.array(fig.data[0].z), table)  # row m = position m, as given
+    assert fig.data[0].zmin == -10 and fig.data[0].zmax == 10  # symmetric about 0
+    assert [s.y0 for s in fig.layout.shapes] == [2.5]  # the end of the 3-token prompt
     assert similarity_figure(np.eye(3), "s").data[0].type == "heatmap"

@@ -15,7 +15,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from viz.tokens import plotly_text
+from viz.attention import MASK_GREY
+from viz.tokens import axis_labels, plotly_text
 
 VARIANT_COLOURS = {
     "gqa-rope": "#4C6FFF",
@@ -27,7 +28,6 @@ VARIANT_COLOURS = {
     "gqa-none": "#7F7F7F",
 }
 _FALLBACK = ["#8C564B", "#BCBD22", "#E377C2", "#1F77B4"]
-MASK_GREY = "#B4B4B4"
 _CLEAR = dict(paper_bgcolor="rgba(0,0,0,0)")
 
 
@@ -253,8 +253,8 @@ def position_signals_figure(rope_angles: np.ndarray, sinusoidal: np.ndarray, lea
 
 
 def _hover_pairs(labels: Sequence[str]) -> np.ndarray:
-    esc = [f"{i} {plotly_text(l)}" for i, l in enumerate(labels)]
-    return np.array([[f"{q} → {k}" for k in esc] for q in esc], dtype=object)  # (T, T)
+    names = axis_labels(list(labels))  # "index label", escaped
+    return np.array([[f"{q} → {k}" for k in names] for q in names], dtype=object)  # (T, T)
 
 
 def attention_side_by_side(patterns: dict[str, np.ndarray], labels: Sequence[str], layer: int) -> go.Figure:
@@ -315,7 +315,7 @@ def last_token_attention(rows: dict[str, np.ndarray], key_labels: Sequence[str],
     names = list(rows)
     fig = make_subplots(rows=1, cols=len(names), horizontal_spacing=0.015,
                         subplot_titles=[plotly_text(n) for n in names])
-    keys = [f"{i} {plotly_text(l)}" for i, l in enumerate(key_labels)]
+    keys = axis_labels(list(key_labels))
     for c, name in enumerate(names):
         a = np.asarray(rows[name])
         H = a.shape[0] // n_layers

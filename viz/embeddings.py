@@ -61,7 +61,7 @@ def vocab_map(
     fig.add_trace(go.Scattergl(
         x=coords[:, 0], y=coords[:, 1], mode="markers", name="vocabulary",
         marker=dict(size=4, color="rgba(136,136,136,0.45)"),
-        hovertext=[f"{i} {plotly_text(l)}" for i, l in enumerate(vocab_labels)], hoverinfo="text",
+        hovertext=axis_labels(vocab_labels), hoverinfo="text",
     ))
     uniq = list(dict.fromkeys(marked))  # each prompt token once
     lab = dict(zip(marked, marked_labels))

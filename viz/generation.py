@@ -2,7 +2,7 @@
 attention. Arrays and labels in, a `go.Figure` out; no streamlit, no torch.
 
 Token labels are user-controlled text (a prompt can contain `<b>`), and Plotly renders a few HTML tags in
-text, so every label goes through `esc` before it reaches a figure.
+text, so every label goes through `viz.tokens.plotly_text` before it reaches a figure.
 """
 
 from __future__ import annotations
@@ -11,14 +11,11 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from viz.tokens import plotly_text
+
 RAW, TEMPERED, FINAL = "#9AA3B2", "#4C6FFF", "#E4572E"
 KEPT_SCALE = [[0.0, "#EEEEEE"], [0.5, "#EEEEEE"], [0.5, "#29A36A"], [1.0, "#29A36A"]]
 PROB_SCALE = [[0.0, "#F28E79"], [0.5, "#F7E08B"], [1.0, "#8FD19E"]]  # low → surprising, high → expected
-
-
-def esc(s: str) -> str:
-    """Escape what Plotly would read as markup: '<b>&' -> '&lt;b&gt;&amp;'."""
-    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def top_slice(p: np.ndarray, n: int, must: int) -> np.ndarray:
@@ -51,8 +48,8 @@ def distribution_figure(
     `chosen`: index of the chosen token among the shown ones. `ranks`: each shown token's rank in `raw`."""
     n = len(labels)
     x = np.arange(n)
-    ticks = [f"<b>{esc(l)}</b>" if i == chosen else esc(l) for i, l in enumerate(labels)]
-    hover = [f"{esc(l)} (rank {r + 1})" for l, r in zip(labels, ranks)]
+    ticks = [f"<b>{plotly_text(l)}</b>" if i == chosen else plotly_text(l) for i, l in enumerate(labels)]
+    hover = [f"{plotly_text(l)} (rank {r + 1})" for l, r in zip(labels, ranks)]
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.76, 0.24], vertical_spacing=0.03)
     bars = [("raw softmax (T = 1)", raw, RAW)]
     if greedy:
@@ -103,7 +100,7 @@ def history_figure(labels: list[str], probs: np.ndarray, selected: int, chars_pe
     n_rows = row + 1
     fig = go.Figure(go.Bar(
         orientation="h", y=rows, x=widths, base=starts, width=0.82,
-        text=[esc(l) for l in labels], textposition="inside", insidetextanchor="middle", textangle=0,
+        text=[plotly_text(l) for l in labels], textposition="inside", insidetextanchor="middle", textangle=0,
         textfont=dict(family="monospace", size=13, color="#111"),
         marker=dict(color=probs, colorscale=PROB_SCALE, cmin=0, cmax=1,
                     line=dict(width=[3 if i == selected else 0.5 for i in range(len(labels))],
@@ -127,7 +124,7 @@ def history_figure(labels: list[str], probs: np.ndarray, selected: int, chars_pe
 
 def position_labels(positions: np.ndarray, labels: list[str]) -> list[str]:
     """Axis categories that name each position and its token, unique because the position leads: '12 ·the'."""
-    return [f"{p} {esc(l)}" for p, l in zip(positions, labels)]
+    return [f"{p} {plotly_text(l)}" for p, l in zip(positions, labels)]
 
 
 def cache_figure(K: np.ndarray, V: np.ndarray, positions: np.ndarray, labels: list[str], n_kv_heads: int,

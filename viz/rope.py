@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
-from viz.generation import esc
+from viz.tokens import plotly_text
 
 POS_SCALE = "Viridis"
 
@@ -35,7 +35,7 @@ def pair_arrows_figure(before: np.ndarray, after: np.ndarray, positions: np.ndar
             marker=dict(size=7, color=positions, colorscale=POS_SCALE, showscale=j == 1,
                         colorbar=dict(title="position m", thickness=10)),
             customdata=np.stack([positions, angles, np.degrees(angles) % 360], -1) if n else None,
-            text=[esc(l) for l in labels], name="before" if j == 0 else "after",
+            text=[plotly_text(l) for l in labels], name="before" if j == 0 else "after",
             hovertemplate="m = %{customdata[0]} %{text}<br>(%{x:.3f}, %{y:.3f})<br>"
                           "m·θᵢ = %{customdata[1]:.3f} rad (%{customdata[2]:.0f}° mod 360)<extra></extra>",
         ), row=1, col=j + 1)

@@ -3,6 +3,7 @@
 Plotly renders a subset of HTML in every text it draws (titles, tick labels, hover text, bar text:
 `<b>`, `<br>`, `<a href>`…) and decodes entities like `&lt;`. A token or a prompt is user data, so every
 such string goes through `plotly_text` first: `<img src=x>` then shows as those characters, never as markup.
+It is the one Plotly escaper: every figure module in viz/ uses it.
 
 `token_boxes` lays tokens out left to right like text, wrapping at a line width (and after a newline), one
 box per token, its width the length of its label. One Bar trace holds every box, so a test can read the

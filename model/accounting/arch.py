@@ -1,5 +1,6 @@
 """The architecture an accounting is made from: `Arch`, one dataclass that describes our model and the
-Llama / Mistral / Qwen2 / Gemma / GPT-2 families, with its validation.
+Llama / Mistral / Qwen2 / Gemma / GPT-2 families, with its validation (the field checks are
+`model.net.config`'s, shared with our own ModelConfig).
 
 `hf_configs.py` reads Hugging Face configs into it; `counts.py` counts parameters, FLOPs and memory from it.
 Plain Python (no torch, no NumPy), so the page and the CLI read configs without loading a model.
@@ -10,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Optional
 
-from model.net.config import POS_ENCODINGS
+from model.net.config import POS_ENCODINGS, check_bool, check_choice, check_int, short  # noqa: F401  (re-exported)
 
 # --------------------------------------------------------------------------------------------------------
 # The architecture
@@ -19,7 +20,9 @@ from model.net.config import POS_ENCODINGS
 MLP_KINDS = ("gated", "plain")  # gated: SwiGLU / GeGLU, 3 matrices (gate, up, down); plain: GELU, 2 (up, down)
 NORM_KINDS = ("rmsnorm", "layernorm")  # rmsnorm: weight only (Llama); layernorm: weight + bias (GPT-2)
 POSITIONS = POS_ENCODINGS  # the same list our model takes; only "learned" has parameters
-DTYPE_BITS = {"fp32": 32, "bf16": 16, "fp16": 16, "int8": 8, "int4": 4}  # int4 = half a byte per number
+# Plain float types. Quantized formats (int8 / int4 codes with their scales) are model/quantize/formats.py's,
+# counted in counts.py: a flat "int4 = 4 bits" would leave out the scales (Q4_0 is 4.5 bits per weight).
+DTYPE_BITS = {"fp32": 32, "bf16": 16, "fp16": 16}
 
 # Upper bounds that only nonsense exceeds (the largest public dense models are well inside them). They turn a
 # typo like hidden_size = 40960000000 into a named error instead of a silly answer.
@@ -78,23 +81,6 @@ class Arch:
         return self.n_layers if self.window_layers is None else self.window_layers
 
 
-def short(v, n: int = 40) -> str:
-    """repr(v), cut to n characters: error messages echo what they were given without echoing a novel."""
-    r = repr(v)
-    return r if len(r) <= n else r[: n - 1] + "…"
-
-
-def check_int(name: str, v, lo: int = 1, hi: Optional[int] = None) -> int:
-    """v as an int in [lo, hi], or ValueError naming `name`. Bools and floats (even 4096.0) are refused."""
-    if not isinstance(v, int) or isinstance(v, bool):
-        raise ValueError(f"{name} must be an integer, got {short(v)}")
-    if v < lo:
-        raise ValueError(f"{name} must be {'positive' if lo == 1 else f'>= {lo}'}, got {v}")
-    if hi is not None and v > hi:
-        raise ValueError(f"{name} = {v} is implausibly large (limit {hi})")
-    return v
-
-
 def validate(a: Arch) -> None:
     """Raise ValueError naming the field when `a` cannot describe a working model."""
     for f in ("vocab_size", "d_model", "n_layers", "n_heads", "n_kv_heads", "head_dim", "d_mlp", "max_seq_len"):
@@ -102,12 +88,10 @@ def validate(a: Arch) -> None:
     if a.n_kv_heads > a.n_heads or a.n_heads % a.n_kv_heads:
         raise ValueError(f"n_kv_heads ({a.n_kv_heads}) must divide n_heads ({a.n_heads})")
     for f, kinds in (("mlp", MLP_KINDS), ("norm", NORM_KINDS), ("positions", POSITIONS)):
-        if getattr(a, f) not in kinds:
-            raise ValueError(f"{f} must be one of {', '.join(kinds)}; got {short(getattr(a, f))}")
+        check_choice(f, getattr(a, f), kinds)
     check_int("norms_per_layer", a.norms_per_layer, 0, 16)
     for f in ("final_norm", "qkv_bias", "o_bias", "mlp_bias", "tie_embeddings"):
-        if not isinstance(getattr(a, f), bool):
-            raise ValueError(f"{f} must be true or false, got {short(getattr(a, f))}")
+        check_bool(f, getattr(a, f))
     check_int("n_positions", a.n_positions, 1 if a.positions == "learned" else 0, LIMITS["n_positions"])
     if a.sliding_window is not None:
         check_int("sliding_window", a.sliding_window, 1, LIMITS["sliding_window"])
@@ -122,6 +106,8 @@ def arch_from_model_config(cfg, name: str = "our model") -> Arch:
         n_kv_heads=cfg.n_kv_heads, head_dim=cfg.head_dim, d_mlp=cfg.d_mlp, mlp="gated", norm="rmsnorm",
         positions=cfg.pos_encoding, n_positions=cfg.max_seq_len if cfg.pos_encoding == "learned" else 0,
         tie_embeddings=cfg.tie_embeddings, sliding_window=cfg.sliding_window, max_seq_len=cfg.max_seq_len,
+        qkv_bias=cfg.qkv_bias,  # an imported Qwen2 (model/net/hf_import.py)
+        window_layers=None if cfg.sliding_layers is None else len(cfg.sliding_layers),
     )
 
 

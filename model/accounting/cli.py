@@ -1,4 +1,4 @@
-"""`python -m model.accounting CONFIG.json [--seq-len N] [--batch B] [--dtype D] [--json]`
+"""`python -m model.accounting CONFIG.json|MODEL_DIR [--seq-len N] [--batch B] [--dtype D] [--json]`
 
     python -m model.accounting checkpoints/gqa-rope/config.json --seq-len 256 --json
     python -m model.accounting llama2_7b_config.json --seq-len 4096 --dtype fp16
@@ -11,8 +11,7 @@ import json
 import sys
 from typing import Optional
 
-from model.accounting.arch import DTYPE_BITS
-from model.accounting.counts import gib_text, report
+from model.accounting.counts import KV_FORMATS, gib_text, report
 from model.accounting.hf_configs import arch_from_json_file
 
 # --------------------------------------------------------------------------------------------------------
@@ -36,7 +35,7 @@ def _table(r: dict) -> str:
     lines += [
         f"  {'total':<22}{r['forward_flops']:>26,}",
         f"  {'causal-aware total':<22}{r['forward_flops_causal']:>26,}",
-        f"  {'seeds formula':<22}{r['seeds_forward_flops']:>26,}",
+        f"  {'Megatron formula':<22}{r['megatron_forward_flops']:>26,}",
         f"  {'decode step, cached':<22}{r['decode_step_flops_cached']:>26,}   (context {r['seq_len']})",
         f"  {'decode, recompute':<22}{r['decode_step_flops_recompute']:>26,}",
         f"  {'training step (3×)':<22}{r['training_step_flops']:>26,}",
@@ -55,10 +54,11 @@ def _table(r: dict) -> str:
 def main(argv: Optional[list[str]] = None) -> int:
     p = argparse.ArgumentParser(description="Exact parameters, FLOPs and memory of a decoder-only transformer.")
     p.add_argument("config", help="a Hugging Face config.json (llama, mistral, qwen2, gemma, gemma2, gpt2) "
-                                  "or one of our ModelConfig JSONs (checkpoints/<variant>/config.json)")
+                                  "or one of our ModelConfig JSONs (checkpoints/<variant>/config.json), "
+                                  "or a model folder holding a config.json")
     p.add_argument("--seq-len", type=int, default=None, help="tokens in the prefill (default: the model's context)")
     p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--dtype", default="bf16", choices=list(DTYPE_BITS), help="for the KV cache figures")
+    p.add_argument("--dtype", default="bf16", choices=list(KV_FORMATS), help="for the KV cache figures")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args(argv)
     try:

@@ -14,8 +14,9 @@ our model computes it — the full s×c score matrix, masked afterwards — and,
 only the (query, key) pairs the causal mask and the window allow. Tests check the first against
 FlopCounterMode on a real forward, and the parameter count against `sum(p.numel())`.
 
-What is out: mixture-of-experts, encoder-decoders, multimodal towers, quantisation overheads (int4/int8
-weights are counted as exactly 4/8 bits per parameter, no scales or zero points), activation memory, and
+Quantized weights and KV caches are counted with their scales (the formats of `model/quantize/formats.py`).
+What is out: mixture-of-experts, encoder-decoders, multimodal towers, zero points and k-quants' nested
+scales (no format here has them), activation memory, and
 kernel-level details (FlashAttention skips masked tiles; the causal count is the lower bound it approaches).
 """
 
@@ -27,6 +28,7 @@ from fractions import Fraction
 from typing import Optional
 
 from model.accounting.arch import DTYPE_BITS, Arch, arch_from_model_config, attention_variants, check_int, short  # noqa: F401
+from model.quantize.formats import FORMATS as QUANT_FORMATS, matrix_bytes
 
 # --------------------------------------------------------------------------------------------------------
 # A breakdown: named terms, each with its formula
@@ -111,8 +113,8 @@ def count_params(a: Arch) -> Breakdown:
     return Breakdown(tuple(t))
 
 
-def seeds_param_formula(a: Arch) -> int:
-    """The seeds' GPT-2 count `Vd + L(12d² + 13d)`: MHA, a 4d two-matrix MLP, LayerNorm and biases everywhere,
+def gpt2_param_formula(a: Arch) -> int:
+    """GPT-2's parameter count `Vd + L(12d² + 13d)` (per layer: attention 4d² + 4d, MLP 8d² + 5d, two LayerNorms 4d): MHA, a 4d two-matrix MLP, LayerNorm and biases everywhere,
     tied head — and no position table and no final norm (which is why GPT-2 small's true total is 787,968
     higher: 1024·768 + 2·768)."""
     V, d, L = a.vocab_size, a.d_model, a.n_layers
@@ -215,26 +217,26 @@ def training_flops(a: Arch, batch: int, seq_len: int) -> int:
     return 3 * prefill_flops(a, batch, seq_len).total
 
 
-def seeds_forward_flops(a: Arch, batch: int, seq_len: int) -> int:
-    """The seeds' `(24bsd² + 4bds²)L + 2bsdV`. Assumes MHA with nh·hd = d (q, k, v, o: 8bsd²), a plain
+def megatron_forward_flops(a: Arch, batch: int, seq_len: int) -> int:
+    """The forward FLOPs of Narayanan et al. (2021, Megatron-LM §5.1), `(24bsd² + 4bs²d)L + 2bsdV`. Assumes MHA with nh·hd = d (q, k, v, o: 8bsd²), a plain
     two-matrix MLP of width 4d (16bsd²), and attention over all s×s positions (4bds²)."""
     b, s = check_run("batch", batch), check_run("seq_len", seq_len)
     d, L, V = a.d_model, a.n_layers, a.vocab_size
     return (24 * b * s * d * d + 4 * b * d * s * s) * L + 2 * b * s * d * V
 
 
-def seeds_comparison(a: Arch, batch: int, seq_len: int) -> list[dict]:
-    """The seeds' formula term by term beside ours (FlopCounterMode convention), and why each differs."""
+def megatron_comparison(a: Arch, batch: int, seq_len: int) -> list[dict]:
+    """Narayanan et al.'s formula term by term beside ours (FlopCounterMode convention), and why each differs."""
     b, s, d, L = batch, seq_len, a.d_model, a.n_layers
     ours = prefill_flops(a, b, s).by_group()
     why_proj = "equal" if a.n_kv_heads == a.n_heads and a.n_heads * a.head_dim == d else (
-        f"seeds assume MHA with nh·hd = d; here nkv = {a.n_kv_heads} of nh = {a.n_heads}, nh·hd = {a.n_heads * a.head_dim}"
+        f"the formula assumes MHA with nh·hd = d; here nkv = {a.n_kv_heads} of nh = {a.n_heads}, nh·hd = {a.n_heads * a.head_dim}"
     )
     n_mat = 3 if a.mlp == "gated" else 2
     why_mlp = "equal" if (n_mat == 2 and a.d_mlp == 4 * d) else (
-        f"seeds assume 2 matrices of width 4d = {4 * d}; here {n_mat} matrices of width {a.d_mlp}"
+        f"the formula assumes 2 matrices of width 4d = {4 * d}; here {n_mat} matrices of width {a.d_mlp}"
     )
-    why_attn = "equal" if a.n_heads * a.head_dim == d else f"seeds use d = {d}; the scores use nh·hd = {a.n_heads * a.head_dim}"
+    why_attn = "equal" if a.n_heads * a.head_dim == d else f"the formula uses d = {d}; the scores use nh·hd = {a.n_heads * a.head_dim}"
     rows = [
         ("q, k, v, o projections", 8 * b * s * d * d * L, ours["attention projections"], why_proj),
         ("MLP", 16 * b * s * d * d * L, ours["mlp"], why_mlp),
@@ -242,9 +244,9 @@ def seeds_comparison(a: Arch, batch: int, seq_len: int) -> list[dict]:
          why_attn + " (both count all s×s pairs; the causal mask needs only s(s+1)/2)"),
         ("unembedding", 2 * b * s * d * a.vocab_size, ours["unembedding"], "equal (every position)"),
     ]
-    out = [{"term": n, "seeds": x, "ours": y, "difference": y - x, "why": w} for n, x, y, w in rows]
-    out.append({"term": "total", "seeds": seeds_forward_flops(a, b, s), "ours": prefill_flops(a, b, s).total,
-                "difference": prefill_flops(a, b, s).total - seeds_forward_flops(a, b, s), "why": ""})
+    out = [{"term": n, "formula": x, "ours": y, "difference": y - x, "why": w} for n, x, y, w in rows]
+    out.append({"term": "total", "formula": megatron_forward_flops(a, b, s), "ours": prefill_flops(a, b, s).total,
+                "difference": prefill_flops(a, b, s).total - megatron_forward_flops(a, b, s), "why": ""})
     return out
 
 
@@ -266,21 +268,82 @@ def attention_crossover_seq_len(a: Arch) -> Fraction:
 # --------------------------------------------------------------------------------------------------------
 
 
+# Numbers are stored as a plain float type (DTYPE_BITS) or in one of the quantized formats of
+# model/quantize/formats.py: 8- or 4-bit codes plus an fp16 scale per output row or per block of G weights,
+# counted with their scales (Q8_0 = 8.5 bits per weight, Q4_0 = 4.5). Quantized weights: the block matrices
+# (attention and MLP) only; the embedding, the unembedding, norms, biases and position tables stay at fp16, as
+# bitsandbytes, GPTQ and AWQ checkpoints keep them. llama.cpp's own files differ: Q4_0 quantizes the token
+# embedding as well and stores the output matrix at Q6_K (6.5625 bits). The KV cache formats are llama.cpp's
+# --cache-type-k q8_0 / q4_0: blocks of 32 along head_dim, one fp16 scale each.
+WEIGHT_FORMATS = (*DTYPE_BITS, *QUANT_FORMATS)
+KV_FORMATS = (*DTYPE_BITS, "Q8_0", "Q4_0")
+_KV_QUANT = {"Q8_0": QUANT_FORMATS["Q8_0"], "Q4_0": QUANT_FORMATS["Q4_0 (G=32)"]}
+
+
 def dtype_bits(dtype: str) -> int:
+    """Bits of a plain float type (fp32, bf16, fp16)."""
     if dtype not in DTYPE_BITS:
         raise ValueError(f"dtype must be one of {', '.join(DTYPE_BITS)}; got {short(dtype)}")
     return DTYPE_BITS[dtype]
 
 
-def weight_bytes(a: Arch, dtype: str) -> int:
-    """Parameters × bits / 8, rounded up (int4 packs two per byte). Llama-2-7B at fp32: 26,953,662,464 B
-    = 25.1 GiB (the seeds' "25.1 G" is GiB; in GB, 10⁹ bytes, it is 27.0)."""
-    return -(-count_params(a).total * dtype_bits(dtype) // 8)
+def block_matrices(a: Arch) -> list[tuple[str, int, int]]:
+    """(name, n_out, n_in) of each weight matrix in one block: what a quantized format quantizes, L times."""
+    d, nh, nkv, hd, m = a.d_model, a.n_heads, a.n_kv_heads, a.head_dim, a.d_mlp
+    out = [("attn.W_q", nh * hd, d), ("attn.W_k", nkv * hd, d), ("attn.W_v", nkv * hd, d), ("attn.W_o", d, nh * hd)]
+    if a.mlp == "gated":
+        out.append(("mlp.W_gate", m, d))
+    return out + [("mlp.W_up", m, d), ("mlp.W_down", d, m)]
+
+
+def weight_memory(a: Arch, fmt: str) -> dict[str, int]:
+    """Bytes of all weights in `fmt`: codes, scales, and the tensors a quantized format keeps at fp16.
+
+    Llama-2-7B at Q4_0 (G=32): 6,476,005,376 block weights × 4.5 bits = 3,642,753,024 B, plus the embedding,
+    the unembedding and the norms at fp16 (262,410,240 × 2 B) = 4,167,573,504 B. (llama.cpp's
+    llama-2-7b.Q4_0.gguf is 3.83 GB: its embedding is Q4_0 too and its output matrix Q6_K.)
+    """
+    total = count_params(a).total
+    if fmt in DTYPE_BITS:
+        codes = -(-total * DTYPE_BITS[fmt] // 8)
+        return {"codes": codes, "scales": 0, "kept": 0, "total": codes}
+    if fmt not in QUANT_FORMATS:
+        raise ValueError(f"weight format must be one of {', '.join(WEIGHT_FORMATS)}; got {short(fmt)}")
+    f = QUANT_FORMATS[fmt]
+    codes = scales = quantized = 0
+    for _, n_out, n_in in block_matrices(a):
+        b = matrix_bytes(f, n_out, n_in)
+        codes, scales, quantized = codes + a.n_layers * b["codes"], scales + a.n_layers * b["scales"], \
+            quantized + a.n_layers * n_out * n_in
+    kept = 2 * (total - quantized)  # fp16
+    return {"codes": codes, "scales": scales, "kept": kept, "total": codes + scales + kept}
+
+
+def weight_bytes(a: Arch, fmt: str) -> int:
+    """All weights in `fmt` (a float type or a quantized format), bytes. Llama-2-7B at fp32: 26,953,662,464 B
+    = 25.1 GiB (often quoted as "25.1 G", which is GiB; in GB, 10⁹ bytes, it is 27.0)."""
+    return weight_memory(a, fmt)["total"]
+
+
+def bits_per_param(a: Arch, fmt: str) -> float:
+    """Bytes × 8 / parameters, everything counted: 16 at fp16; Llama-2-7B at Q4_0 (G=32) 4.95."""
+    return 8 * weight_bytes(a, fmt) / count_params(a).total
+
+
+def _kv_vector_bytes(a: Arch, dtype: str) -> int:
+    """One K or V head vector (head_dim numbers) in `dtype`: hd·bits/8, plus a scale per block if quantized."""
+    if dtype in _KV_QUANT:
+        b = matrix_bytes(_KV_QUANT[dtype], 1, a.head_dim)
+        return b["codes"] + b["scales"]
+    if dtype not in DTYPE_BITS:
+        raise ValueError(f"KV cache dtype must be one of {', '.join(KV_FORMATS)}; got {short(dtype)}")
+    return a.head_dim * DTYPE_BITS[dtype] // 8
 
 
 def kv_cache_bytes_per_token(a: Arch, dtype: str) -> int:
-    """K and V, every layer, n_kv_heads × head_dim each: 2·L·nkv·hd·bytes. Llama-2-7B fp16: 524,288 B."""
-    return 2 * a.n_layers * a.n_kv_heads * a.head_dim * dtype_bits(dtype) // 8
+    """K and V, every layer, n_kv_heads vectors of head_dim each: 2·L·nkv·hd·bytes. Llama-2-7B fp16: 524,288 B;
+    at Q8_0 (34 bytes per 32 numbers) 278,528 B."""
+    return 2 * a.n_layers * a.n_kv_heads * _kv_vector_bytes(a, dtype)
 
 
 def kv_cache_bytes(a: Arch, context: int, batch: int, dtype: str) -> int:
@@ -289,7 +352,7 @@ def kv_cache_bytes(a: Arch, context: int, batch: int, dtype: str) -> int:
     c, b = check_run("context", context, 0), check_run("batch", batch)
     Lw = a.n_window_layers
     positions = (a.n_layers - Lw) * c + Lw * min(c, a.sliding_window or c)  # Σ over layers of what each holds
-    return 2 * a.n_kv_heads * a.head_dim * dtype_bits(dtype) * positions * b // 8
+    return 2 * a.n_kv_heads * _kv_vector_bytes(a, dtype) * positions * b
 
 
 def gib(n_bytes: int) -> float:
@@ -325,7 +388,7 @@ class Hardware:
 
 
 HARDWARE = {
-    # The seeds' "memory-bound below batch ≈ 200" is this card: 312 / 1.555 = 201 FLOP/byte.
+    # The often-quoted "memory-bound below a batch of ≈ 200" is this card: 312 / 1.555 = 201 FLOP/byte.
     "A100 40GB": Hardware("A100 40GB", 312e12, 1.555e12),
     "A100 80GB": Hardware("A100 80GB", 312e12, 2.039e12),  # ridge 153
     "H100 SXM": Hardware("H100 SXM", 989e12, 3.35e12),  # ridge 295
@@ -364,7 +427,7 @@ def decode_compute_bound_batch(a: Arch, hw: Hardware, context: int, weight_dtype
     FLOPs = b·F₁ and bytes = W + b·K₁ (F₁, K₁: one sequence's FLOPs and cache bytes), so
     b·F₁ ≥ R·(W + b·K₁) ⇔ b ≥ R·W / (F₁ − R·K₁). Long contexts make K₁ large: when F₁ ≤ R·K₁ the
     cache traffic alone keeps decode memory-bound at any batch. Llama-2-7B bf16, short context:
-    ≈ 204 on the A100 40GB (the seeds' ≈ 200), ≈ 156 on the A100 80GB.
+    ≈ 207 on the A100 40GB (the often-quoted ≈ 200), ≈ 158 on the A100 80GB.
     """
     R = Fraction(hw.peak_flops) / Fraction(hw.mem_bandwidth)
     F1 = decode_step_flops(a, 1, context).total
@@ -383,7 +446,7 @@ def decode_compute_bound_batch(a: Arch, hw: Hardware, context: int, weight_dtype
 def report(a: Arch, seq_len: int, batch: int = 1, dtype: str = "bf16") -> dict:
     """All the numbers for one (arch, s, b, dtype), as plain JSON-able Python (ints stay exact)."""
     s, b = check_run("seq_len", seq_len), check_run("batch", batch)
-    dtype_bits(dtype)
+    _kv_vector_bytes(a, dtype)  # a named error for an unknown dtype
     params = count_params(a)
     fwd, fwd_causal = prefill_flops(a, b, s), prefill_flops(a, b, s, causal=True)
     return {
@@ -394,14 +457,14 @@ def report(a: Arch, seq_len: int, batch: int = 1, dtype: str = "bf16") -> dict:
         "params": params.as_dict(),
         "kv_cache_bytes_per_token": kv_cache_bytes_per_token(a, dtype),
         "kv_cache_bytes": kv_cache_bytes(a, s, b, dtype),
-        "weight_bytes": {k: weight_bytes(a, k) for k in DTYPE_BITS},
+        "weight_bytes": {k: weight_bytes(a, k) for k in WEIGHT_FORMATS},
         "forward_flops": fwd.total,
         "forward_flops_breakdown": fwd.as_dict(),
         "forward_flops_causal": fwd_causal.total,
         "decode_step_flops_cached": decode_step_flops(a, b, s, cached=True).total,
         "decode_step_flops_recompute": decode_step_flops(a, b, s, cached=False).total,
         "training_step_flops": training_flops(a, b, s),
-        "seeds_forward_flops": seeds_forward_flops(a, b, s),
+        "megatron_forward_flops": megatron_forward_flops(a, b, s),
     }
 
 

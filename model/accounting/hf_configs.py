@@ -5,12 +5,12 @@ does not say. What each reader honours (the defaults are those of the family's `
 
     llama    RMSNorm, SwiGLU, RoPE; untied unless tie_word_embeddings; head_dim if given (else d / nh);
              attention_bias → biases on q, k, v and o; mlp_bias → biases on the three MLP matrices
-    mistral  as llama, no biases; sliding_window (4096 in v0.1, null later) on every layer
+    mistral  as llama, no biases; sliding_window (4096 in v0.1, null later; 4096 when missing) on every layer
     qwen2    as llama with biases on q, k, v (never on o); a window only if use_sliding_window, and then only
-             on layers >= max_window_layers
+             on layers >= max_window_layers (28 when missing)
     gemma    as llama, GeGLU, tied by default, head_dim (256 in every released Gemma; 16 × 256 ≠ 3072 for 7B)
     gemma2   as gemma, plus a post-norm after attention and after the MLP (4 norms per block), and the window
-             on every other layer (even indices)
+             on every other layer (even indices; sliding_window 4096 when missing, null = none)
     (any)    `layer_types` (newer transformers), when present, says which layers slide and overrides the rule
     gpt2     LayerNorm with bias, learned positions (n_positions rows), biases on every matrix, a plain GELU MLP
              of width n_inner (4·n_embd when null), tied, MHA
@@ -26,7 +26,7 @@ import json
 from pathlib import Path
 from typing import Optional
 
-from model.accounting.arch import LIMITS, Arch, arch_from_model_config, check_int, short
+from model.accounting.arch import LIMITS, Arch, arch_from_model_config, check_bool, check_int, short
 
 _MISSING = object()
 LAYER_TYPES = ("full_attention", "sliding_attention")
@@ -43,11 +43,7 @@ def _int(c: dict, key: str, default=_MISSING, lo: int = 1, limit: str = "") -> i
 
 def _bool(c: dict, key: str, default: bool) -> bool:
     v = c.get(key, default)
-    if v is None:
-        return default
-    if not isinstance(v, bool):
-        raise ValueError(f"{key} must be true or false, got {short(v)}")
-    return v
+    return default if v is None else check_bool(key, v)
 
 
 def _heads(c: dict, d: int, nh_key: str, nkv_key: Optional[str], hd_default: Optional[int]) -> tuple[int, int, int]:
@@ -65,29 +61,64 @@ def _heads(c: dict, d: int, nh_key: str, nkv_key: Optional[str], hd_default: Opt
     return nh, nkv, hd
 
 
+# What transformers' config classes assume when a config.json leaves a window field out.
+HF_SLIDING_WINDOW = 4096  # MistralConfig, Qwen2Config, Gemma2Config: sliding_window
+HF_QWEN2_MAX_WINDOW_LAYERS = 28  # Qwen2Config: max_window_layers
+
+
+def sliding_layers(c: dict, mt: str, L: int) -> tuple[Optional[int], list[bool]]:
+    """The window and, for each of the L layers, whether it slides — the rule of the family's transformers
+    classes (tests/test_accounting.py checks it against their `layer_types`):
+
+        mistral  every layer; sliding_window missing = 4096, null = no window
+        qwen2    only with use_sliding_window, and then layers >= max_window_layers (28 when missing)
+        gemma2   the even layers 0, 2, 4, …; sliding_window missing = 4096, null = no window
+        (any)    layer_types, when present, names each layer's kind and overrides the rule
+                 (qwen2 still slides nothing without use_sliding_window: its window is then None)
+
+    qwen2, 4 layers, use_sliding_window, sliding_window 8, max_window_layers 2 -> (8, [False, False, True, True]).
+    """
+
+    def window_or(default: Optional[int]) -> Optional[int]:
+        if "sliding_window" not in c:
+            return default
+        return _int(c, "sliding_window", None, limit="sliding_window")  # null: no window
+
+    if mt in ("mistral", "gemma2"):
+        window = window_or(HF_SLIDING_WINDOW)
+    elif mt == "qwen2":
+        window = window_or(HF_SLIDING_WINDOW) if _bool(c, "use_sliding_window", False) else None
+    else:
+        window = None
+    types = c.get("layer_types")
+    if types is not None:  # newer configs list each layer's attention; it overrides the family's rule
+        if not isinstance(types, list) or len(types) != L or any(t not in LAYER_TYPES for t in types):
+            raise ValueError(f"layer_types must list {L} entries (num_hidden_layers), each one of {', '.join(LAYER_TYPES)}")
+        slides = [t == "sliding_attention" for t in types]
+        if mt not in ("mistral", "qwen2", "gemma2") and any(slides):
+            window = _int(c, "sliding_window", limit="sliding_window")  # no family default to fall back on
+    elif mt == "mistral":
+        slides = [True] * L
+    elif mt == "qwen2":
+        first = _int(c, "max_window_layers", HF_QWEN2_MAX_WINDOW_LAYERS, lo=0, limit="n_layers")
+        slides = [i >= first for i in range(L)]
+    elif mt == "gemma2":
+        slides = [i % 2 == 0 for i in range(L)]
+    else:
+        slides = [False] * L
+    if window is None:
+        return None, [False] * L
+    return window, slides
+
+
 def _llama_like(c: dict, mt: str, name: str) -> Arch:
     d = _int(c, "hidden_size")
     L = _int(c, "num_hidden_layers", limit="n_layers")
     gemma = mt in ("gemma", "gemma2")
     nh, nkv, hd = _heads(c, d, "num_attention_heads", "num_key_value_heads", 256 if gemma else None)
     attn_bias = _bool(c, "attention_bias", False) if mt in ("llama", "gemma", "gemma2") else False
-    window, window_layers = None, None
-    types = c.get("layer_types")
-    if types is not None:  # newer configs list each layer's attention; it overrides the family's rule
-        if not isinstance(types, list) or len(types) != L or any(t not in LAYER_TYPES for t in types):
-            raise ValueError(f"layer_types must list {L} entries (num_hidden_layers), each one of {', '.join(LAYER_TYPES)}")
-        n_sliding = types.count("sliding_attention")
-        if n_sliding:
-            window, window_layers = _int(c, "sliding_window", limit="sliding_window"), n_sliding
-    elif mt == "mistral":
-        window = _int(c, "sliding_window", None, limit="sliding_window")
-    elif mt == "qwen2" and _bool(c, "use_sliding_window", False):
-        window = _int(c, "sliding_window", limit="sliding_window")
-        first = _int(c, "max_window_layers", L, lo=0, limit="n_layers")
-        window_layers = max(0, L - first)
-    elif mt == "gemma2":
-        window = _int(c, "sliding_window", None, limit="sliding_window")
-        window_layers = (L + 1) // 2 if window else None  # layers 0, 2, 4, … slide
+    window, slides = sliding_layers(c, mt, L)
+    window_layers = None if all(slides) else sum(slides)  # None = every layer
     return Arch(
         name=name,
         vocab_size=_int(c, "vocab_size", limit="vocab_size"),
@@ -164,7 +195,10 @@ def arch_from_json_text(text: str, name: Optional[str] = None) -> Arch:
 
 
 def arch_from_json_file(path) -> Arch:
+    """A config.json, or a model folder holding one (its name names the model)."""
     p = Path(path)
+    if p.is_dir():
+        p = p / "config.json"
     try:
         text = p.read_text()
     except (OSError, UnicodeDecodeError) as e:

@@ -1,8 +1,9 @@
 """Head roles from attention patterns, and which query heads share a K/V head: plain NumPy in and out.
 
 Role scores from patterns [head, query, key]: previous-token, first-token (sink), self, and induction (on a
-sequence made of one random block repeated twice). The GQA mapping (`kv_head_of`, `kv_groups`) is here once:
-the model's own `repeat_interleave` is the reference it is tested against.
+sequence made of one random block repeated twice). Attention statistics per head — mean attended distance,
+entropy, first-token share — for `model.evaluation` and the Compare page. The GQA mapping (`kv_head_of`,
+`kv_groups`) is here once: the model's own `repeat_interleave` is the reference it is tested against.
 
 Non-goals: running the model (pages do that through `model.net.trace.run_with_trace`, cached) and drawing (`viz/`).
 No torch, no streamlit.
@@ -38,12 +39,42 @@ def previous_token_score(pattern: np.ndarray) -> np.ndarray:
     return pattern[:, q, q - 1].mean(axis=1)  # (H,)
 
 
+def _readable_rows(pattern: np.ndarray) -> np.ndarray | None:
+    """pattern [..., head, q, k] as float64 (B, H, T-1, T): queries 1 … T-1 with any leading axes flattened into
+    B. None when T < 2 (query 0 can only read key 0, so it says nothing about a head)."""
+    p = np.asarray(pattern, dtype=np.float64)
+    p = p.reshape(-1, *p.shape[-3:])  # (B, H, T, T)
+    return p[:, :, 1:, :] if p.shape[-1] >= 2 else None
+
+
 def first_token_score(pattern: np.ndarray) -> np.ndarray:
-    """Mean of pattern[h, q, 0] over q = 1 .. T-1 (query 0 can only read key 0, so it says nothing)."""
-    H, T, _ = pattern.shape
-    if T < 2:
-        return np.full(H, np.nan)
-    return pattern[:, 1:, 0].mean(axis=1)  # (H,)
+    """Mean of pattern[h, q, 0] over q = 1 .. T-1 and any leading (batch) axes: the share parked on the first
+    token — an attention "sink" when large. (H,)"""
+    rows = _readable_rows(pattern)
+    if rows is None:
+        return np.full(pattern.shape[-3], np.nan)
+    return rows[..., 0].mean(axis=(0, 2))  # (H,)
+
+
+def mean_distance_score(pattern: np.ndarray) -> np.ndarray:
+    """Mean attended distance Σ_k pattern[h, q, k]·(q − k), over q = 1 .. T-1 and any leading axes: how far
+    back the head looks. A previous-token head scores 1; attention spread evenly, `uniform_reference`. (H,)"""
+    rows = _readable_rows(pattern)
+    if rows is None:
+        return np.full(pattern.shape[-3], np.nan)
+    T = rows.shape[-1]
+    dist = np.clip(np.arange(1, T)[:, None] - np.arange(T)[None, :], 0, None)  # (T-1, T) q − k where readable
+    return (rows * dist).sum(-1).mean(axis=(0, 2))  # (H,)
+
+
+def entropy_score(pattern: np.ndarray) -> np.ndarray:
+    """Mean entropy −Σ_k p log p of each query's row, in nats, over q = 1 .. T-1 and any leading axes:
+    0 = one key only, log(q + 1) = spread evenly over all a query may read. (H,)"""
+    rows = _readable_rows(pattern)
+    if rows is None:
+        return np.full(pattern.shape[-3], np.nan)
+    plogp = np.where(rows > 0, rows * np.log(np.where(rows > 0, rows, 1.0)), 0.0)
+    return (-plogp.sum(-1)).mean(axis=(0, 2))  # (H,)
 
 
 def self_score(pattern: np.ndarray) -> np.ndarray:
@@ -94,6 +125,32 @@ def role_scores(patterns: list[np.ndarray], induction_patterns: list[np.ndarray]
     else:
         out["induction"] = np.full_like(out["self"], np.nan)
     return out  # role -> (L, H)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Attention statistics: how far back, how spread out, how much on the first token (the Compare page's numbers)
+# --------------------------------------------------------------------------------------------------------
+
+
+def attention_stats(pattern: np.ndarray) -> dict[str, np.ndarray]:
+    """mean_distance, entropy and first_token per head of pattern [..., head, query, key], averaged over
+    queries 1 … T−1 and any leading batch axes. A head that always reads the previous token has mean_distance
+    1, entropy 0 and first_token 1/(T−1) (at query 1, key 0 *is* the previous token)."""
+    return {"mean_distance": mean_distance_score(pattern), "entropy": entropy_score(pattern),
+            "first_token": first_token_score(pattern)}
+
+
+def uniform_reference(T: int) -> dict[str, float]:
+    """The same statistics for attention spread evenly over every readable key (queries 1 … T−1):
+    mean distance q/2, entropy log(q + 1), first-token share 1/(q + 1). T=256 -> distance 64.0."""
+    q = np.arange(1, T)
+    return {"mean_distance": float((q / 2).mean()), "entropy": float(np.log(q + 1).mean()),
+            "first_token": float((1 / (q + 1)).mean())}
+
+
+# --------------------------------------------------------------------------------------------------------
+# Grouped-query attention: which K/V head each query head reads
+# --------------------------------------------------------------------------------------------------------
 
 
 def kv_head_of(head: int, n_heads: int, n_kv_heads: int) -> int:

@@ -50,7 +50,7 @@ def rotate(x: np.ndarray, positions: np.ndarray, theta: float) -> np.ndarray:
 
 def scores_at(q: np.ndarray, k: np.ndarray, m, n, theta: float) -> np.ndarray:
     """The scaled score (R(m)q)·(R(n)k)/√hd of one unrotated q (hd,) and k (hd,) placed at positions m and n
-    (equal-length arrays, or scalars). Scaled as the model's `hook_scores` is, before any mask."""
+    (equal-length arrays, or scalars). Scaled as the model's `hook_attn_scores` is, before any mask."""
     m, n = np.atleast_1d(np.asarray(m)), np.atleast_1d(np.asarray(n))
     m, n = np.broadcast_arrays(m, n)
     hd = q.shape[-1]
@@ -69,12 +69,17 @@ def decay_bound(head_dim: int, theta: float, distances: np.ndarray) -> np.ndarra
     return np.abs(S).mean(axis=1)  # (R,)
 
 
+def sinusoidal_position_table(cfg) -> np.ndarray:
+    """The sinusoidal table (max_seq_len, d_model) for a config's sizes: a formula, so no weights are needed."""
+    return sinusoidal_table(torch.arange(cfg.max_seq_len), cfg.d_model).numpy()
+
+
 def absolute_position_table(model) -> np.ndarray:
     """The (max_seq_len, d_model) table an absolute-position variant adds to the token embeddings: the
     sinusoidal formula, or a copy of the learned `pos_embed` (read, never written). Empty for the others."""
     cfg = model.cfg
     if cfg.pos_encoding == "sinusoidal":
-        return sinusoidal_table(torch.arange(cfg.max_seq_len), cfg.d_model).numpy()
+        return sinusoidal_position_table(cfg)
     if cfg.pos_encoding == "learned":
         return model.pos_embed.weight.detach().numpy().copy()
     return np.zeros((0, cfg.d_model), dtype=np.float32)

@@ -69,7 +69,12 @@ class SampleResult:
     @property
     def rank(self) -> int:
         """0-based rank of the chosen token in the raw distribution."""
-        return int((self.raw > self.raw[self.token]).sum())
+        return self.rank_of(self.token)
+
+    def rank_of(self, token: int) -> int:
+        """0-based rank of any token in the raw distribution: how many tokens are strictly more likely
+        (tied tokens share a rank). raw=[.1, .5, .2, .2]: token 1 -> 0, tokens 2 and 3 -> 1, token 0 -> 3."""
+        return int((self.raw > self.raw[token]).sum())
 
 
 def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:

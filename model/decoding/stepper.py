@@ -26,7 +26,6 @@ What it does not do: batches, beam search, stop tokens (our models have none; ge
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -138,8 +137,8 @@ class Stepper:
         return max(0, len(self.records) - 1)
 
     @property
-    def room(self) -> int:
-        """Decode steps still possible before the context is full (sys.maxsize with a sliding window)."""
+    def room(self) -> Optional[int]:
+        """Decode steps still possible before the context is full; None = no limit (a sliding window)."""
         return context_room(self.cfg, self.cache.length)
 
     def can_back(self) -> bool:
@@ -153,7 +152,7 @@ class Stepper:
         P = len(self.prompt_ids)
         if P == 0:
             self.message = "The prompt is empty: type something in the sidebar for the model to continue."
-        elif P > self.cfg.max_seq_len and context_room(self.cfg, 0) != sys.maxsize:
+        elif P > self.cfg.max_seq_len and context_room(self.cfg, 0) is not None:
             self.message = (f"The prompt has {P} tokens; this model's context is {self.cfg.max_seq_len}. "
                             "Shorten it to generate.")
         else:
@@ -261,7 +260,7 @@ class Stepper:
         if k is None:
             empty = np.zeros((0, self.cfg.n_kv_heads * self.cfg.head_dim), dtype=np.float32)
             return empty, empty, np.arange(0)
-        positions = np.arange(self.cache.start, self.cache.length)  # (n_cached,)
+        positions = np.arange(self.cache.layer_start(layer), self.cache.length)  # (n_cached,) of this layer
         K = k[0].permute(1, 0, 2).reshape(k.shape[2], -1).numpy()  # (n_cached, nkv·hd)
         V = v[0].permute(1, 0, 2).reshape(v.shape[2], -1).numpy()  # (n_cached, nkv·hd)
         if upto is not None:

@@ -28,11 +28,16 @@ DEFAULT_VARIANT = "gqa-rope"
 VARIANTS: dict[str, dict] = {
     "gqa-rope": dict(),  # the default: 6 query heads share 2 K/V heads, RoPE (≈ 1.97 M params)
     "mha-rope": dict(n_kv_heads=6),  # every query head has its own K/V head (3× the KV cache of GQA)
-    "mqa-rope": dict(n_kv_heads=1),  # one K/V head for all six (1/3 of GQA's cache)
+    "mqa-rope": dict(n_kv_heads=1),  # one K/V head for all six (half of GQA's cache, a sixth of MHA's)
     "gqa-sinusoidal": dict(pos_encoding="sinusoidal"),  # Vaswani's fixed sin/cos table added to the input
     "gqa-learned": dict(pos_encoding="learned"),  # a trained table of max_seq_len vectors (GPT-2 style)
     "gqa-alibi": dict(pos_encoding="alibi"),  # per-head linear distance penalty on the scores
     "gqa-none": dict(pos_encoding="none"),  # no position signal at all; only the causal mask
+    "gqa-window": dict(sliding_window=64),  # the default with each query seeing only its last 64 keys (Mistral)
+    # The speculative-decoding draft: same tokenizer, data and recipe, a quarter of the width-by-depth
+    # (2 layers of d_model 96, 3 query heads sharing 1 K/V head): a fifth of the parameters and FLOPs.
+    # Whether drafting pays depends on the machine's per-step overhead; the Decoding page measures it.
+    "draft": dict(d_model=96, n_layers=2, n_heads=3, n_kv_heads=1, d_mlp=256),
 }
 
 VARIANT_BLURBS = {
@@ -43,6 +48,8 @@ VARIANT_BLURBS = {
     "gqa-learned": "GQA + learned positions",
     "gqa-alibi": "GQA + ALiBi",
     "gqa-none": "GQA + no positional encoding",
+    "gqa-window": "GQA + RoPE, sliding window of 64",
+    "draft": "Draft: 2 layers × 96 wide (for speculative decoding)",
 }
 
 
@@ -50,6 +57,25 @@ def variant_config(name: str) -> ModelConfig:
     if name not in VARIANTS:
         raise ValueError(f"unknown variant {name!r}; choose one of {', '.join(VARIANTS)}")
     return ModelConfig(**VARIANTS[name])
+
+
+def variants_differing_in(field: str) -> list[str]:
+    """The variants whose config equals the default's in every field but `field` (the default included), in
+    VARIANTS order: the models of one comparison. "pos_encoding" -> gqa-rope, gqa-sinusoidal, gqa-learned,
+    gqa-alibi, gqa-none; a variant that changes anything else (the draft's size) is in no comparison."""
+    def others(name: str) -> dict:
+        d = variant_config(name).to_dict()
+        del d[field]
+        return d
+
+    base = others(DEFAULT_VARIANT)
+    return [n for n in VARIANTS if others(n) == base]
+
+
+# The Compare page's two comparisons, derived from VARIANTS rather than listed again.
+ATTENTION_VARIANTS = sorted(variants_differing_in("n_kv_heads"), key=lambda n: -variant_config(n).n_kv_heads)  # MHA → MQA
+POSITION_VARIANTS = variants_differing_in("pos_encoding")  # RoPE, sinusoidal, learned, ALiBi, none
+COMPARED_VARIANTS = [n for n in VARIANTS if n in ATTENTION_VARIANTS or n in POSITION_VARIANTS]  # both, once each
 
 
 def variant_dir(name: str) -> Path:
@@ -118,5 +144,6 @@ def load_variant(name: str):
 
 
 def load_train_log(name: str) -> Optional[dict]:
+    """The variant's train_log.json (loss curve, held-out losses, timings, command), or None if absent."""
     p = variant_dir(name) / "train_log.json"
     return json.loads(p.read_text()) if p.is_file() else None

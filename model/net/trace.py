@@ -22,9 +22,9 @@ import torch
 
 from model.net.kv_cache import KVCache
 from model.net.transformer import Transformer
-from model.net.hooks import recording
+from model.net.hooks import HookPoint, recording
 
-NameFilter = Union[None, Iterable[str], Callable[[str], bool]]
+NameFilter = Union[None, str, Iterable[str], Callable[[str], bool]]
 
 
 @dataclass
@@ -45,12 +45,31 @@ class Trace:
         return list(self.acts)
 
 
-def _filter(names: NameFilter) -> Callable[[str], bool]:
+def _filter(names: NameFilter, known: Iterable[str]) -> Callable[[str], bool]:
+    """`names` as a predicate on hook names: None = every hook point, a callable is used as is, one string is
+    that one hook name, any other iterable is a set of hook names.
+
+    A string is not read as an iterable (that would select hook names one character long: an empty trace, no
+    error), and a listed name the model does not have is an error, not a silently empty array — a typo, or a
+    hook renamed since (`hook_scores` is now `hook_attn_scores`).
+    """
     if names is None:
         return lambda n: True
     if callable(names):
         return names
+    if isinstance(names, str):
+        names = [names]
+    elif isinstance(names, (bytes, bytearray)) or not isinstance(names, Iterable):
+        raise TypeError(f"names must be None, a hook name, an iterable of hook names or a predicate; "
+                        f"got {type(names).__name__}")
     wanted = set(names)
+    not_str = [n for n in wanted if not isinstance(n, str)]
+    if not_str:
+        raise TypeError(f"hook names are strings; got {not_str[0]!r}")
+    unknown = sorted(wanted - set(known))
+    if unknown:
+        raise ValueError(f"no hook point named {', '.join(map(repr, unknown))} in this model "
+                         "(Transformer.hook_names() lists them)")
     return lambda n: n in wanted
 
 
@@ -62,12 +81,13 @@ def run_with_trace(
     names: NameFilter = None,
     tokens: Optional[list[str]] = None,
 ) -> Trace:
-    """Run `ids` (one sequence) through the model, recording the hook points `names` selects (all by default).
+    """Run `ids` (one sequence) through the model, recording the hook points `names` selects (all by default):
+    a hook name, several, or a predicate on the name (see `_filter`).
 
     With a cache, `ids` continue it (a decode step when len(ids) == 1) and the cache is updated.
     """
     ids_t = torch.as_tensor(np.asarray(ids, dtype=np.int64)).view(1, -1)  # (1, T)
-    keep = _filter(names)
+    keep = _filter(names, [m.name for m in model.modules() if isinstance(m, HookPoint)])  # the names it records
     acts: dict[str, np.ndarray] = {}
 
     def record(name: str, t: torch.Tensor) -> None:

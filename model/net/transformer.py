@@ -13,6 +13,7 @@ numbers. Hook names follow TransformerLens (`blocks.0.attn.hook_pattern`, `hook_
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Optional
 
 import torch
@@ -30,7 +31,8 @@ from model.net.positions import alibi_slopes, apply_rope, rope_angles, sinusoida
 
 
 class RMSNorm(nn.Module):
-    """x / rms(x) * weight. No mean subtraction, no bias (Llama)."""
+    """x / rms(x) * weight. No mean subtraction, no bias (Llama). Gemma's norm multiplies by (1 + w): its
+    import stores 1 + w here (model/net/hf_import.py), the very fp32 sum transformers forms on every call."""
 
     def __init__(self, d: int, eps: float) -> None:
         super().__init__()
@@ -66,10 +68,11 @@ class Attention(nn.Module):
         super().__init__()
         self.cfg, self.layer = cfg, layer
         nh, nkv, hd, d = cfg.n_heads, cfg.n_kv_heads, cfg.head_dim, cfg.d_model
-        self.W_q = nn.Linear(d, nh * hd, bias=False)
-        self.W_k = nn.Linear(d, nkv * hd, bias=False)
-        self.W_v = nn.Linear(d, nkv * hd, bias=False)
+        self.W_q = nn.Linear(d, nh * hd, bias=cfg.qkv_bias)  # biases only in imported Qwen2 models
+        self.W_k = nn.Linear(d, nkv * hd, bias=cfg.qkv_bias)
+        self.W_v = nn.Linear(d, nkv * hd, bias=cfg.qkv_bias)
         self.W_o = nn.Linear(nh * hd, d, bias=False)
+        self.window = cfg.layer_window(layer)  # None = full causal attention in this layer
         self.hook_q = HookPoint()  # [pos, head, d_head] before rotation
         self.hook_k = HookPoint()  # [pos, kv_head, d_head] before rotation
         self.hook_v = HookPoint()  # [pos, kv_head, d_head]
@@ -78,7 +81,7 @@ class Attention(nn.Module):
             self.hook_rot_k = HookPoint()  # [pos, kv_head, d_head] after RoPE
         if cfg.pos_encoding == "alibi":
             self.register_buffer("slopes", alibi_slopes(nh), persistent=False)  # (nh,)
-        self.hook_scores = HookPoint()  # [head, query_pos, key_pos] scaled, + ALiBi bias, masked (-inf)
+        self.hook_attn_scores = HookPoint()  # [head, query_pos, key_pos] scaled, + ALiBi bias, masked (-inf)
         self.hook_pattern = HookPoint()  # [head, query_pos, key_pos] softmax of the scores; rows sum to 1
         self.hook_z = HookPoint()  # [pos, head, d_head] pattern-weighted values, before W_o
 
@@ -96,7 +99,7 @@ class Attention(nn.Module):
         k = self.hook_k(self.W_k(x).view(B, T, nkv, hd))  # (B, T, nkv, hd)
         v = self.hook_v(self.W_v(x).view(B, T, nkv, hd))  # (B, T, nkv, hd)
         if cfg.pos_encoding == "rope":
-            angles = rope_angles(positions, hd, cfg.rope_theta)  # (T, hd/2)
+            angles = rope_angles(positions, hd, cfg.rope_theta, cfg.rope_scaling)  # (T, hd/2)
             q = self.hook_rot_q(apply_rope(q, angles))  # (B, T, nh, hd)
             k = self.hook_rot_k(apply_rope(k, angles))  # (B, T, nkv, hd)
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, heads, T, hd)
@@ -111,7 +114,7 @@ class Attention(nn.Module):
         k = k.repeat_interleave(g, dim=1) if g > 1 else k  # (B, nh, Tk, hd)
         v = v.repeat_interleave(g, dim=1) if g > 1 else v  # (B, nh, Tk, hd)
 
-        allowed = attention_mask(positions, k_pos, cfg.sliding_window)  # (T, Tk)
+        allowed = attention_mask(positions, k_pos, self.window)  # (T, Tk)
         bias = None
         if cfg.pos_encoding == "alibi":
             dist = (positions[:, None] - k_pos[None, :]).to(x.dtype)  # (T, Tk) how far back each key is
@@ -124,7 +127,7 @@ class Attention(nn.Module):
             scores = q @ k.transpose(-2, -1) / math.sqrt(hd)  # (B, nh, T, Tk)
             if bias is not None:
                 scores = scores + bias
-            scores = self.hook_scores(scores.masked_fill(~allowed, float("-inf")))  # (B, nh, T, Tk)
+            scores = self.hook_attn_scores(scores.masked_fill(~allowed, float("-inf")))  # (B, nh, T, Tk)
             pattern = self.hook_pattern(F.softmax(scores, dim=-1))  # (B, nh, T, Tk)
             z = pattern @ v  # (B, nh, T, hd)
         z = self.hook_z(z.transpose(1, 2))  # (B, T, nh, hd)
@@ -132,21 +135,23 @@ class Attention(nn.Module):
 
 
 class MLP(nn.Module):
-    """SwiGLU: W_down(silu(W_gate x) * W_up x) — three matrices, not two."""
+    """SwiGLU: W_down(silu(W_gate x) * W_up x) — three matrices, not two. Gemma's GeGLU is the same with the
+    tanh approximation of GELU in place of SiLU (cfg.mlp_act)."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
+        self.act = F.silu if cfg.mlp_act == "silu" else partial(F.gelu, approximate="tanh")
         self.W_gate = nn.Linear(cfg.d_model, cfg.d_mlp, bias=False)
         self.W_up = nn.Linear(cfg.d_model, cfg.d_mlp, bias=False)
         self.W_down = nn.Linear(cfg.d_mlp, cfg.d_model, bias=False)
-        self.hook_gate = HookPoint()  # [pos, d_mlp] before SiLU
-        self.hook_up = HookPoint()  # [pos, d_mlp]
-        self.hook_post = HookPoint()  # [pos, d_mlp] silu(gate) * up
+        self.hook_pre = HookPoint()  # [pos, d_mlp] W_gate x, before SiLU (TransformerLens: hook_pre)
+        self.hook_pre_linear = HookPoint()  # [pos, d_mlp] W_up x (TransformerLens: hook_pre_linear)
+        self.hook_post = HookPoint()  # [pos, d_mlp] act(gate) * up
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate = self.hook_gate(self.W_gate(x))  # (B, T, d_mlp)
-        up = self.hook_up(self.W_up(x))  # (B, T, d_mlp)
-        post = self.hook_post(F.silu(gate) * up)  # (B, T, d_mlp)
+        gate = self.hook_pre(self.W_gate(x))  # (B, T, d_mlp)
+        up = self.hook_pre_linear(self.W_up(x))  # (B, T, d_mlp)
+        post = self.hook_post(self.act(gate) * up)  # (B, T, d_mlp)
         return self.W_down(post)  # (B, T, d)
 
 
@@ -214,9 +219,21 @@ class Transformer(nn.Module):
         for name, p in self.named_parameters():
             if name.endswith("ln1.weight") or name.endswith("ln2.weight") or name == "ln_final.weight":
                 continue
+            if name.endswith(".bias"):  # Qwen2's q/k/v biases (none in our variants, so their draws are unchanged)
+                with torch.no_grad():
+                    p.zero_()
+                continue
             std = 0.02 / math.sqrt(2 * self.cfg.n_layers) if name.endswith(("W_o.weight", "W_down.weight")) else 0.02
             with torch.no_grad():
                 p.copy_(torch.randn(p.shape, generator=g) * std)
+
+    @property
+    def embed_scale(self) -> float:
+        """What the token embedding is multiplied by before positions are added: cfg.embed_scale when set
+        (Gemma's √d_model), else √d_model for the sinusoidal variant (Vaswani et al. §3.4) and 1 for every other."""
+        if self.cfg.embed_scale is not None:
+            return self.cfg.embed_scale
+        return math.sqrt(self.cfg.d_model) if self.cfg.pos_encoding == "sinusoidal" else 1.0
 
     @property
     def W_U(self) -> torch.Tensor:
@@ -236,13 +253,14 @@ class Transformer(nn.Module):
                 f"position {start + T - 1} is past the learned position table (max_seq_len={cfg.max_seq_len})"
             )
         positions = torch.arange(start, start + T, device=ids.device)  # (T,)
-        x = self.tok_embed(ids)  # (B, T, d)
-        if cfg.pos_encoding == "sinusoidal":
+        x = self.hook_embed(self.tok_embed(ids))  # (B, T, d) the rows of the embedding table, as stored
+        if self.embed_scale != 1.0:
             # Vaswani et al. (§3.4) multiply the embeddings by √d: the fixed table has unit amplitude (norm
             # ≈ √(d/2)), and without the scale it drowns token embeddings initialised at std 0.02 — we trained
-            # it that way once and the model never got past 5.1 nats/token.
-            x = x * math.sqrt(cfg.d_model)
-        x = self.hook_embed(x)  # (B, T, d)
+            # it that way once and the model never got past 5.1 nats/token. Gemma does the same without any
+            # table. After the hook, so hook_embed is always the table's own row (TransformerLens's meaning)
+            # and pages show the scale as a step.
+            x = x * self.embed_scale  # (B, T, d)
         if cfg.pos_encoding == "learned":
             x = x + self.hook_pos_embed(self.pos_embed(positions)[None])  # (B, T, d) + (1, T, d)
         elif cfg.pos_encoding == "sinusoidal":

@@ -4,7 +4,8 @@ The ranks are tiktoken's "mergeable ranks": a dict from token bytes to id, where
 bytes and every merge learned in training gets the next id. A lower rank means the merge was learned earlier,
 so encoding a word is "start from its bytes, keep merging the adjacent pair whose concatenation has the lowest
 rank". tiktoken (Rust) does exactly that and is what the app uses; `bpe_encode` here is the slow plain-Python
-reference that the tests hold tiktoken to, and `replay_merges` shows the same process one step at a time.
+reference that the tests hold tiktoken to, and `replay_merges` shows the same process one step at a time
+(`merge_positions` says where in the word each step merged).
 
 Before any merging, text is cut into pieces with GPT-4's (cl100k) regex, `PAT_STR`: words with their leading
 space, runs of 1-3 digits, punctuation, whitespace. Merges never cross a piece boundary, so " thee" can become
@@ -147,6 +148,15 @@ def replay_merges(ranks: dict[bytes, int], piece: bytes) -> list[list[bytes]]:
     while len(steps[-1]) > 1 and (parts := _merge_lowest(ranks, steps[-1])) is not None:
         steps.append(parts)
     return steps
+
+
+def merge_positions(steps: list[list[bytes]]) -> list[int | None]:
+    """Where each state of `replay_merges` came from: the index i of the pair (i, i + 1) of the previous state
+    that was merged into one part — None for the first state (the bytes, nothing merged yet).
+
+    The example above: [[a, a, a, b], [aa, a, b], [aa, ab], [aaab]] -> [None, 0, 1, 0].
+    """
+    return [None] + [next(i for i, (a, b) in enumerate(zip(prev, cur)) if a != b) for prev, cur in zip(steps, steps[1:])]
 
 
 def bpe_encode(ranks: dict[bytes, int], text: str, pat_str: str = PAT_STR) -> list[int]:

@@ -41,12 +41,19 @@ def make_encoding(ranks: dict[bytes, int], name: str = "shakespeare_bpe") -> tik
 
 
 @functools.lru_cache(maxsize=1)
-def load_tokenizer() -> tiktoken.Encoding:
-    """The shipped tokenizer, from the repo's data/tokenizer.tiktoken (read once per process)."""
+def shipped_ranks() -> dict[bytes, int]:
+    """The shipped merge ranks {token bytes: id}, read once per process from data/tokenizer.tiktoken. Shared:
+    treat as read-only (the merge replay reads it; `load_tokenizer` builds the encoder from it)."""
     ranks = load_ranks(RANKS_PATH)
     if len(ranks) != EOT_ID:
         raise ValueError(f"{RANKS_PATH} has {len(ranks)} ranks; expected {EOT_ID} (rebuild: --train)")
-    return make_encoding(ranks)
+    return ranks
+
+
+@functools.lru_cache(maxsize=1)
+def load_tokenizer() -> tiktoken.Encoding:
+    """The shipped tokenizer, from the repo's data/tokenizer.tiktoken (read once per process)."""
+    return make_encoding(shipped_ranks())
 
 
 def sanitise(text: str) -> str:
@@ -63,7 +70,7 @@ def sanitise(text: str) -> str:
 
 
 def encode(text: str) -> list[int]:
-    """User text -> ids, as plain text: a typed "<|endoftext|>" is 7 ordinary tokens, never id 2047."""
+    """User text -> ids, as plain text: a typed "<|endoftext|>" is ordinary tokens (9 of them), never id 2047."""
     return load_tokenizer().encode(sanitise(text), disallowed_special=())
 
 
@@ -152,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     took = f"{time.perf_counter() - t0:.1f} s ({time.process_time() - c0:.1f} s CPU)"  # CPU: wall is load-dependent
     assert ranks == {t: r for t, r in big.items() if r < EOT_ID}, "training is not prefix-consistent"
     save_ranks(ranks, RANKS_PATH)
+    shipped_ranks.cache_clear()
     load_tokenizer.cache_clear()
     enc = load_tokenizer()
     print(f"shipped: {VOCAB_SIZE} tokens ({len(ranks) - 256:,} merges) in {took} -> {RANKS_PATH}")

@@ -8,7 +8,8 @@ writes `OUT_DIR/config.json` + `OUT_DIR/model.safetensors`, which `transformers.
 The one subtle part is RoPE's pairing. We rotate interleaved pairs (x0, x1), (x2, x3), … as llama2.c and the
 RoPE paper write it; Hugging Face's Llama rotates halves (x_j, x_{j + d/2}). Permuting the rows of W_q and
 W_k within each head — evens first, then odds — turns one layout into the other: q and k get the same
-permutation, so every q·k, and so every output, is unchanged. (Meta's conversion script does the inverse.)
+permutation, so every q·k, and so every output, is unchanged. (transformers' `convert_llama_weights_to_hf.py`
+applies this same permutation to Meta's interleaved checkpoints.)
 
 Variants that Llama cannot express — sinusoidal, learned or no positions, ALiBi — are refused with a message;
 so is a sliding window (LlamaConfig has none).
@@ -25,11 +26,8 @@ import torch
 from safetensors.torch import save_file
 
 from model.net.checkpoints import VARIANTS, load_variant
-
-
-def rope_permutation(head_dim: int) -> torch.Tensor:
-    """Row order that maps interleaved pairs to halves: head_dim=6 -> [0, 2, 4, 1, 3, 5]."""
-    return torch.cat((torch.arange(0, head_dim, 2), torch.arange(1, head_dim, 2)))
+from model.net.config import IMPORT_FIELDS
+from model.net.positions import rope_permutation  # interleaved pairs -> halves; hf_import applies its inverse
 
 
 def _permute_heads(w: torch.Tensor, n_heads: int, head_dim: int) -> torch.Tensor:
@@ -87,6 +85,9 @@ def check_exportable(cfg) -> None:
         )
     if cfg.sliding_window is not None:
         raise ValueError("LlamaConfig has no sliding window: a model that uses one cannot be exported as Llama")
+    extra = sorted(set(cfg.to_dict()) & set(IMPORT_FIELDS) - {"head_dim_override"})  # head_dim is written
+    if extra:  # an imported Qwen2 or Gemma: Llama's config has no place for these
+        raise ValueError(f"the Llama export writes our own architecture; this model also sets {', '.join(extra)}")
 
 
 def export_hf(model, out_dir: Path) -> Path:

@@ -6,8 +6,9 @@ same number of steps, from the same seed: only what the variant compares differs
 `--device cuda` if one is there. Training goes through the same explicit attention path the app draws.
 
 Resumable: every `--eval-every` steps the full training state (weights, AdamW moments, step, the states of
-the data and dropout generators) is written to `checkpoints/<name>/train_state/` as safetensors + JSON;
-`--resume` picks it up. The shipped result is `model.safetensors` (fp16) + `config.json` + `train_log.json`.
+the data and dropout generators, and the settings of the run) is written to `checkpoints/<name>/train_state/` as
+safetensors + JSON; `--resume` picks it up, and refuses it if any setting differs (`--steps` among them: the
+cosine schedule is laid out over the step count). The shipped result is `model.safetensors` (fp16) + `config.json` + `train_log.json`.
 
 Why 4,000 steps with dropout 0.1 (README, "How the recipe was chosen"): without dropout the held-out loss
 barely moves after step 2,250 (of 4,000) while the training loss keeps falling — a 2 M-parameter model
@@ -25,7 +26,7 @@ import math
 import shlex
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +37,7 @@ from model.net.checkpoints import VARIANTS, load_checkpoint, save_checkpoint, va
 from model.net.config import ModelConfig
 from model.evaluation.evaluate import heldout_loss, metrics
 from model.text.batches import encoded_split, val_windows
-from model.training.state import load_state, save_state
+from model.training.state import check_settings, load_state, save_state, saved_settings
 from model.net.transformer import Transformer
 
 
@@ -56,6 +57,12 @@ class TrainConfig:
     init_seed: int = 0  # the weights' initial draw (Transformer(init_seed=…)); the shipped variants use 0
     eval_every: int = 250  # held-out loss + a resumable state every this many steps
     eval_batches: int = 16  # held-out windows per intermediate eval (the final eval uses all of them)
+
+
+def run_settings(cfg: ModelConfig, tc: TrainConfig) -> dict:
+    """What a resumable state records and a resume must match: the model and every training setting, as JSON
+    gives them back (tuples become lists) so a saved copy compares equal to a fresh one."""
+    return json.loads(json.dumps({"model": cfg.to_dict(), "train": asdict(tc)}))
 
 
 def lr_at(step: int, tc: TrainConfig) -> float:
@@ -82,9 +89,16 @@ def train(
     """Train a model and save it to out_dir. `data` = (train_ids, val_ids, val_chars) overrides the corpus.
 
     `stop_after` ends the run early (after that step's resumable state is saved), as an interruption would.
+    `resume` continues from out_dir/train_state when there is one, and raises ValueError if it was saved under
+    other settings (model or TrainConfig): continuing it would follow neither run's schedule.
     """
     from tqdm import tqdm
 
+    state_dir = out_dir / "train_state"
+    settings = run_settings(cfg, tc)
+    resuming = resume and (state_dir / "state.json").is_file()
+    if resuming:  # first of all: a resume under other settings is refused before any work is done
+        check_settings(saved_settings(state_dir), settings, state_dir)
     torch.manual_seed(tc.seed)
     train_ids, val_ids, val_chars = data if data is not None else (*encoded_split("train")[:1], *encoded_split("val"))
     windows = val_windows(val_ids, tc.seq_len)
@@ -98,11 +112,10 @@ def train(
         betas=tc.betas,
     )
     rng = np.random.default_rng(tc.seed)
-    state_dir = out_dir / "train_state"
     log = {"train_loss": [], "val": [], "elapsed_s": 0.0}
     step = 0
-    if resume and (state_dir / "state.json").is_file():
-        step, log = load_state(state_dir, model, opt, rng)
+    if resuming:
+        step, log = load_state(state_dir, model, opt, rng, settings)
         print(f"resumed at step {step}", file=sys.stderr)
 
     autocast = device == "cpu" or device.startswith("cuda")
@@ -130,9 +143,9 @@ def train(
             log["val"].append({"step": done, "loss": round(v, 4)})
             log["elapsed_s"] = round(time.time() - t0, 1)
             bar.write(f"step {done}: train {loss.item():.3f}  held-out {v:.3f} nats/token")
-            save_state(state_dir, model, opt, done, rng, log)
+            save_state(state_dir, model, opt, done, rng, log, settings)
         if stop_after is not None and done >= stop_after:
-            save_state(state_dir, model, opt, done, rng, log)
+            save_state(state_dir, model, opt, done, rng, log, settings)
             return {"stopped_at": done, **log}
 
     # What ships is the fp16 file: evaluate that, reloaded, over the whole held-out split in fp32.
@@ -140,7 +153,7 @@ def train(
     final = {
         "variant": out_dir.name,
         "config": cfg.to_dict(),
-        "train": {k: (list(v) if isinstance(v, tuple) else v) for k, v in tc.__dict__.items()},
+        "train": settings["train"],
         "command": command,
         "device": device,
         "torch": torch.__version__,
@@ -156,7 +169,7 @@ def train(
     return final
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--variant", default="gqa-rope", choices=list(VARIANTS))
     p.add_argument("--steps", type=int, default=TrainConfig.steps)
@@ -175,8 +188,14 @@ def main(argv=None) -> None:
     tc = TrainConfig(steps=a.steps, batch_size=a.batch_size, seed=a.seed, init_seed=a.init_seed, dropout=a.dropout)
     out = a.out or variant_dir(a.variant)
     cmd = "python -m model.training.train " + " ".join(shlex.quote(x) for x in (argv if argv is not None else sys.argv[1:]))
-    train(variant_config(a.variant), tc, out, device=a.device, resume=a.resume, command=cmd, stop_after=a.stop_after)
+    try:
+        train(variant_config(a.variant), tc, out, device=a.device, resume=a.resume, command=cmd,
+              stop_after=a.stop_after)
+    except ValueError as e:  # a resume under other settings: a message, not a traceback
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""Seed statistics (model/evaluation/seeds.py) against hand-computed values, and the committed seed results."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from model.evaluation.seeds import SEEDS_PATH, by_variant, in_and_past, paired_seed_difference, run_identity, summarise, t95
+
+
+def test_summarise_matches_the_docstring_example():
+    s = summarise([3.81, 3.83, 3.80])
+    assert s["n"] == 3 and s["mean"] == pytest.approx(3.813333, abs=1e-6)
+    assert s["sd"] == pytest.approx(0.0152753, abs=1e-6) and s["se"] == pytest.approx(0.0152753 / math.sqrt(3), abs=1e-7)
+    one = summarise([3.9])
+    assert one["sd"] is None and one["se"] is None and one["mean"] == 3.9
+
+
+def test_paired_difference_uses_only_shared_seeds_and_student_t():
+    a = {0: 3.85, 1: 3.86, 2: 3.87, 3: 9.0}
+    b = {0: 3.80, 1: 3.83, 2: 3.83}
+    d = paired_seed_difference(a, b)
+    assert d["seeds"] == [0, 1, 2] and d["mean"] == pytest.approx(0.04)
+    assert d["se"] == pytest.approx(0.01 / math.sqrt(3))
+    assert d["ci95"][0] == pytest.approx(0.04 - 4.303 * 0.01 / math.sqrt(3))
+    assert d["excludes_zero"] is True
+    # The same mean with a wide spread no longer excludes zero.
+    wide = paired_seed_difference({0: 1.0, 1: 1.2, 2: 0.92}, {0: 1.0, 1: 1.0, 2: 1.0})
+    assert wide["mean"] == pytest.approx(0.04) and wide["excludes_zero"] is False
+    assert paired_seed_difference({0: 1.0}, {0: 2.0}) is None
+
+
+def test_t_table():
+    assert t95(2) == 4.303 and t95(1) == 12.706 and t95(100) == 1.96
+    with pytest.raises(ValueError):
+        t95(0)
+
+
+def test_run_identity_checks_the_logged_seeds(tmp_path):
+    d = tmp_path / "mha-rope-s2"
+    assert run_identity(d, {"train": {"seed": 1339, "init_seed": 2}}) == ("mha-rope", 2)
+    with pytest.raises(ValueError, match="--seed 1339 --init-seed 2"):
+        run_identity(d, {"train": {"seed": 1337, "init_seed": 0}})
+    with pytest.raises(ValueError, match="<variant>-s<k>"):
+        run_identity(tmp_path / "mha-rope", {})
+
+
+def test_in_and_past_context_split():
+    run = {"loss_by_position": {"mean": [3.0, 4.0, 5.0, 7.0]}}
+    assert in_and_past(run, 2) == (3.5, 6.0)
+    assert in_and_past(run, 4) == (4.75, None)
+
+
+@pytest.mark.skipif(not SEEDS_PATH.is_file(), reason="the extra seed runs are still training; results/seeds.json lands with them")
+def test_committed_seed_results_are_consistent():
+    res = json.loads(SEEDS_PATH.read_text())
+    runs = res["runs"]
+    per = by_variant(runs)
+    for v in ("gqa-rope", "mha-rope", "mqa-rope", "gqa-alibi"):
+        assert 0 in per[v], f"{v}: the shipped run is seed 0"
+        assert len(per[v]) >= 2, f"{v}: at least one extra seed"
+    for r in runs:
+        assert r["train_seed"] == 1337 + r["seed"] and r["init_seed"] == r["seed"]
+        assert 3.0 < r["heldout"]["nats_per_token"] < 5.0
+        assert np.isfinite(r["loss_by_position"]["bucket_mean"]).all()
