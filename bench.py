@@ -4,6 +4,8 @@
     python -m bench --json           # one JSON object (the keys below, and the figures behind them)
     python -m bench --repeats 9 --first-chart-runs 5
     python -m bench --no-browser     # without Chromium: no first-chart figure
+    python -m bench --classroom-only [--students 10,25,50,100,150] [--soak-minutes 10] [--replicas 2]
+                                     # a lecture hall: capacity sweep and soak (--classroom: both parts)
 
 What it measures (the app's own code paths; the default model `gqa-rope`, or seeded random weights of the same
 shape when its checkpoint is not in this checkout):
@@ -19,6 +21,12 @@ shape when its checkpoint is not in this checkout):
                                     ideal speedup (`model.decoding.speculative.measure_speed`)
     peak_rss_all_variants_mib       the last server's peak resident memory after every variant has been
                                     loaded (each opened once through the home page)
+    classroom (--classroom)         simulated students (scripts/student.py: real websockets, the browser's
+                                    messages) following a lecture-paced lesson against fresh servers, at each
+                                    class size: p50/p95 latency per interaction, the servers' CPU and resident
+                                    memory per student, tracebacks, busy notices, leaks between students, and
+                                    `students_p95_under_1s`; then a soak (classes coming and going for minutes)
+                                    with the resident memory's slope after warm-up
 
 Timings are wall-clock, so they depend on what else the machine is doing: they come with the CPU seconds spent
 (`*_cpu_s`: this process for forwards and reruns; the server's and Chromium's processes for the first chart)
@@ -30,6 +38,7 @@ What it does not do: assert anything (tests never time), or touch checkpoints/.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import socket
@@ -373,6 +382,201 @@ def bench_memory_in_process() -> dict:
 
 
 # --------------------------------------------------------------------------------------------------------
+# A lecture hall: simulated students over real websockets (scripts/student.py), capacity and soak
+# --------------------------------------------------------------------------------------------------------
+
+P95_GOAL_S = 1.0  # "the number of students one process serves with p95 under 1 s"
+
+
+def _proc_sample(pid: int) -> tuple[float, float]:
+    """(resident MiB, CPU seconds so far) of one process, from /proc (Linux)."""
+    rss = 0.0
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            rss = int(line.split()[1]) / 1024
+    f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return rss, (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class _Sampler:
+    """Samples the servers' summed RSS and CPU, and the load average, on every tick."""
+
+    def __init__(self, pids: list[int]) -> None:
+        self.pids, self.t0 = pids, time.perf_counter()
+        self.rows: list[tuple[float, float, float, float]] = []  # (t, rss MiB, cpu s, load1)
+        self.tick()
+
+    def tick(self) -> None:
+        try:
+            s = [_proc_sample(p) for p in self.pids]
+        except OSError:
+            return
+        self.rows.append((time.perf_counter() - self.t0, sum(r for r, _ in s), sum(c for _, c in s),
+                          os.getloadavg()[0]))
+
+    def rss(self) -> float:
+        return self.rows[-1][1]
+
+    def cpu(self) -> float:
+        return self.rows[-1][2]
+
+
+@contextmanager
+def _target(replicas: int, log_dir: Path, env: dict):
+    """One app server (replicas = 1) or `replicas` behind nginx; yields (url students open, server pids)."""
+    from scripts.replicas import app_server, cluster
+
+    if replicas <= 1:
+        with app_server(log_dir / "server.log", env=env) as s:
+            yield s.url, [s.pid]
+    else:
+        with cluster(replicas, workdir=log_dir, env=env) as c:
+            yield c.url, [r.pid for r in c.replicas]
+
+
+def _warm_up(url: str) -> dict:
+    """One student through the whole lesson, back to back: torch imported, the model loaded, every page of the
+    lesson compiled and the shared caches filled for the default prompt — what the first minute of a lecture
+    pays once, not per student."""
+    from scripts.student import run_class, summarize
+
+    studs = asyncio.run(run_class(url, 1, period=0.0, spread=0.0, first=999))
+    return summarize(studs)
+
+
+def bench_class(levels: list[int], period: float, spread: float, rounds: int, replicas: int, slots: Optional[int],
+                log_dir: Path, seed: int = 0) -> dict:
+    """For each class size N: a fresh server (or cluster), warmed up by one student; then N students follow
+    the lesson, lecture-paced. Latency per interaction, the servers' CPU and memory per student, failures."""
+    from scripts.student import run_class, summarize
+
+    env = {} if slots is None else {"APP_MAX_CONCURRENT_RUNS": str(slots)}
+    out = []
+    for n in levels:
+        d = log_dir / f"class{n}"
+        d.mkdir(parents=True, exist_ok=True)
+        with _target(replicas, d, env) as (url, pids):
+            warm = _warm_up(url)
+            time.sleep(2)
+            sampler = _Sampler(pids)
+            base_rss, base_cpu, load0 = sampler.rss(), sampler.cpu(), os.getloadavg()
+            client0, t0 = time.process_time(), time.perf_counter()
+            studs = asyncio.run(run_class(url, n, period=period, spread=spread, rounds=rounds, seed=seed,
+                                          on_tick=sampler.tick))
+            sampler.tick()
+            wall, client_cpu = time.perf_counter() - t0, time.process_time() - client0
+        s = summarize(studs)
+        server_cpu = sampler.cpu() - base_cpu
+        peak = max(r[1] for r in sampler.rows)
+        out.append({
+            "students": n, "replicas": replicas, "load_average_at_start": list(load0),
+            "load_average_max": max(r[3] for r in sampler.rows), "wall_s": wall,
+            "warm_up_ok": warm["ok"] == warm["interactions"],
+            **{k: s[k] for k in ("interactions", "ok", "p50_s", "p95_s", "max_s", "tracebacks", "error_alerts",
+                                 "busy_notices", "overloaded_notices", "timeouts", "leaks", "n_failures",
+                                 "failures", "by_kind")},
+            "server_cpu_s": server_cpu, "server_cpu_s_per_student": server_cpu / n,
+            "server_cores_busy": server_cpu / wall,
+            "client_cpu_s": client_cpu,
+            "rss_after_warm_up_mib": base_rss, "rss_peak_mib": peak,
+            "rss_per_student_mib": (peak - base_rss) / n,
+            "rss_timeline": [(round(t, 1), round(r, 1)) for t, r, _, _ in sampler.rows[:: max(1, len(sampler.rows) // 60)]],
+        })
+    served = [r["students"] for r in out if r["p95_s"] is not None and r["p95_s"] < P95_GOAL_S
+              and r["n_failures"] == 0 and not r["leaks"]]
+    return {"class_levels": out, "students_p95_under_1s": max(served) if served else 0,
+            "class_settings": {"period_s": period, "spread_s": spread, "rounds": rounds, "replicas": replicas,
+                               "max_concurrent_runs": slots or "app default", "seed": seed}}
+
+
+def bench_soak(minutes: float, class_size: int, period: float, spread: float, slots: Optional[int],
+               log_dir: Path) -> dict:
+    """Many sessions over minutes on one server: classes of `class_size` new students (new prompts, so new
+    traces) follow the lesson once and leave, one class after another. Resident memory is sampled throughout;
+    after the first third (warm-up) it should stay flat — the caches are bounded in bytes, and a closed session's
+    state is freed once Streamlit drops it (server.disconnectedSessionTTL, 120 s by default)."""
+    from scripts.student import run_class, summarize
+
+    env = {} if slots is None else {"APP_MAX_CONCURRENT_RUNS": str(slots)}
+    d = log_dir / "soak"
+    d.mkdir(parents=True, exist_ok=True)
+    waves, all_students = [], []
+    with _target(1, d, env) as (url, pids):
+        _warm_up(url)
+        sampler = _Sampler(pids)
+        load0, t_end, k = os.getloadavg(), time.perf_counter() + minutes * 60, 0
+        while time.perf_counter() < t_end:
+            studs = asyncio.run(run_class(url, class_size, period=period, spread=spread, seed=k,
+                                          first=k * class_size % 900, on_tick=sampler.tick))
+            sampler.tick()
+            sm = summarize(studs)
+            waves.append({"wave": k, "t_s": round(sampler.rows[-1][0], 1), "rss_mib": round(sampler.rss(), 1),
+                          "ok": sm["ok"], "interactions": sm["interactions"], "p95_s": sm["p95_s"]})
+            all_students += studs
+            k += 1
+    rows = sampler.rows
+    t_total = rows[-1][0]
+    after = [(t, r) for t, r, _, _ in rows if t >= t_total / 3]
+    slope = None
+    if len(after) >= 3:
+        import numpy as np
+
+        slope = float(np.polyfit([t / 60 for t, _ in after], [r for _, r in after], 1)[0])
+    s = summarize(all_students)
+    return {"soak": {
+        "minutes": t_total / 60, "sessions": len(all_students), "class_size": class_size, "waves": waves,
+        "load_average_at_start": list(load0), "interactions": s["interactions"], "ok": s["ok"],
+        "p95_s": s["p95_s"], "tracebacks": s["tracebacks"], "leaks": s["leaks"], "n_failures": s["n_failures"],
+        "rss_start_mib": rows[0][1], "rss_after_warm_up_mib": after[0][1] if after else None,
+        "rss_end_mib": rows[-1][1], "rss_max_mib": max(r for _, r, _, _ in rows),
+        "rss_max_after_warm_up_mib": max((r for _, r in after), default=None),
+        "rss_slope_after_warm_up_mib_per_min": slope,
+        "rss_timeline": [(round(t, 1), round(r, 1)) for t, r, _, _ in rows[:: max(1, len(rows) // 60)]],
+    }}
+
+
+def run_classroom(a) -> dict:
+    levels = [int(x) for x in a.students.split(",") if x.strip()]
+    out: dict = {"load_average_at_start": list(os.getloadavg()), "cpu_count": os.cpu_count()}
+    with tempfile.TemporaryDirectory(prefix="bench-class-") as d:
+        out.update(bench_class(levels, a.period, a.spread, a.rounds, a.replicas, a.slots, Path(d)))
+        if a.soak_minutes > 0:
+            out.update(bench_soak(a.soak_minutes, a.soak_class, a.soak_period, a.soak_spread, a.slots, Path(d)))
+    out["load_average_at_end"] = list(os.getloadavg())
+    return out
+
+
+def _f(x, fmt="{:.2f}") -> str:
+    return "n/a" if x is None else fmt.format(x)
+
+
+def print_classroom(r: dict) -> None:
+    cs = r["class_settings"]
+    print(f"classroom: {cs['replicas']} replica(s), lesson step every {cs['period_s']:g} s, reaction times uniform "
+          f"in [0, {cs['spread_s']:g}) s, {cs['rounds']} round(s); max concurrent runs {cs['max_concurrent_runs']}; "
+          f"load average {r['load_average_at_start'][0]:.1f} at start, {r['load_average_at_end'][0]:.1f} at end")
+    print(f"  {'students':>8} {'p50 s':>7} {'p95 s':>7} {'max s':>7} {'ok':>9} {'busy':>5} {'tb':>3} {'leaks':>5} "
+          f"{'CPU s/student':>13} {'cores':>6} {'MiB/student':>11} {'RSS MiB':>8} {'load max':>8}")
+    for x in r["class_levels"]:
+        print(f"  {x['students']:>8} {_f(x['p50_s']):>7} {_f(x['p95_s']):>7} {_f(x['max_s']):>7} "
+              f"{x['ok']:>4}/{x['interactions']:<4} {x['busy_notices']:>5} {x['tracebacks']:>3} {len(x['leaks']):>5} "
+              f"{x['server_cpu_s_per_student']:>13.2f} {x['server_cores_busy']:>6.2f} {x['rss_per_student_mib']:>11.2f} "
+              f"{x['rss_peak_mib']:>8.0f} {x['load_average_max']:>8.1f}")
+    print(f"  students served with p95 < {P95_GOAL_S:g} s and no failure: {r['students_p95_under_1s']}")
+    last = r["class_levels"][-1]
+    print(f"  per interaction at {last['students']} students (p50 / p95 s):")
+    for k, v in last["by_kind"].items():
+        print(f"    {k:<22} {_f(v['p50_s']):>6} / {_f(v['p95_s']):>6}   ({v['ok']}/{v['n']} ok, {_f(v['mean_kib'], '{:.0f}')} KiB)")
+    if "soak" in r:
+        s = r["soak"]
+        print(f"soak: {s['sessions']} sessions in {s['minutes']:.1f} min ({s['ok']}/{s['interactions']} interactions ok, "
+              f"p95 {_f(s['p95_s'])} s, {s['tracebacks']} tracebacks, {len(s['leaks'])} leaks): RSS "
+              f"{s['rss_start_mib']:.0f} MiB after warm-up of the server, {_f(s['rss_after_warm_up_mib'], '{:.0f}')} "
+              f"after the first third, {s['rss_end_mib']:.0f} at the end (max {s['rss_max_mib']:.0f}); slope after "
+              f"the first third {_f(s['rss_slope_after_warm_up_mib_per_min'], '{:+.1f}')} MiB/min")
+
+
+# --------------------------------------------------------------------------------------------------------
 
 
 def run(repeats: int, browser: bool, first_chart_runs: int) -> dict:
@@ -457,14 +661,34 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--repeats", type=int, default=5, help="repeats per figure (medians are reported)")
     ap.add_argument("--no-browser", action="store_true", help="skip the Chromium first-chart measurement")
     ap.add_argument("--first-chart-runs", type=int, default=3, help="fresh servers timed (the median is reported)")
+    c = ap.add_argument_group("classroom", "simulated students over websockets (scripts/student.py)")
+    c.add_argument("--classroom", action="store_true", help="also run the capacity sweep and the soak (the long run)")
+    c.add_argument("--classroom-only", action="store_true", help="only the capacity sweep and the soak")
+    c.add_argument("--students", default="10,25,50,100,150", help="class sizes, comma-separated")
+    c.add_argument("--period", type=float, default=20.0, help="seconds between lesson steps")
+    c.add_argument("--spread", type=float, default=10.0, help="students' reaction times: uniform in [0, spread) s")
+    c.add_argument("--rounds", type=int, default=1, help="passes through the lesson (later ones with a new prompt)")
+    c.add_argument("--replicas", type=int, default=1, help="app processes behind nginx (1: no proxy)")
+    c.add_argument("--slots", type=int, default=None, help="APP_MAX_CONCURRENT_RUNS for the servers")
+    c.add_argument("--soak-minutes", type=float, default=10.0, help="0: no soak")
+    c.add_argument("--soak-class", type=int, default=20, help="students per class in the soak")
+    c.add_argument("--soak-period", type=float, default=3.0)
+    c.add_argument("--soak-spread", type=float, default=2.0)
     a = ap.parse_args(argv)
     if a.repeats < 1 or a.first_chart_runs < 1:
         ap.error("--repeats and --first-chart-runs must be >= 1")
-    r = run(a.repeats, browser=not a.no_browser, first_chart_runs=a.first_chart_runs)
+    r: dict = {}
+    if not a.classroom_only:
+        r = run(a.repeats, browser=not a.no_browser, first_chart_runs=a.first_chart_runs)
+    if a.classroom or a.classroom_only:
+        r["classroom"] = run_classroom(a)
     if a.json:
-        print(json.dumps(r, indent=1))
+        print(json.dumps(r, indent=1, default=str))
     else:
-        print_table(r)
+        if not a.classroom_only:
+            print_table(r)
+        if "classroom" in r:
+            print_classroom(r["classroom"])
     return 0
 
 

@@ -14,7 +14,8 @@ from model.accounting import counts as acc
 from model.accounting.arch import arch_from_model_config, attention_variants
 from model.net.checkpoints import variant_config
 from model.accounting.hf_configs import FAMILIES, PRESETS, arch_from_json_text, preset_arch
-from viz.accounting import flops_vs_seq_len, kv_cache_vs_context, param_bars
+from viz.accounting import (crossover_caption, flops_vs_seq_len, kv_cache_vs_context, param_bars, ridge_caption,
+                            weights_caption)
 
 require_shell()  # first, before any widget: see app_shared.require_shell
 
@@ -35,7 +36,7 @@ st.title("Parameters, FLOPs and memory")
 st.markdown(
     "Exact counts for a decoder-only transformer, term by term, each with its formula. FLOPs are matmul FLOPs "
     "in PyTorch's `FlopCounterMode` convention (2·m·n·k per matmul); memory is shown in bytes and in GiB "
-    "(2³⁰ bytes — a GB, 10⁹ bytes, is 7 % smaller)."
+    f"(2³⁰ bytes — a GB, 10⁹ bytes, is {1 - 1e9 / 2**30:.0%} smaller)."
 )
 
 # --- which model --------------------------------------------------------------------------------------------
@@ -97,12 +98,6 @@ tab_p, tab_f, tab_m, tab_g, tab_live = st.tabs(["Parameters", "FLOPs", "Memory",
 with tab_p:
     st.metric("Parameters", f"{params.total:,}")
     st.dataframe(params.rows(), hide_index=True, width="stretch")
-    gpt2 = acc.gpt2_param_formula(arch)
-    st.markdown(
-        f"GPT-2's parameter formula $Vd + L(12d^2 + 13d)$ gives **{gpt2:,}** ({gpt2 - params.total:+,}). It assumes "
-        "MHA, a two-matrix MLP of width 4d, LayerNorm and biases everywhere and a tied head, and leaves out the "
-        "position table and the final norm."
-    )
     others = st.multiselect("Compare with", [p for p in PRESETS if p != arch.name], key="acc_compare")
     percent = st.toggle("Show shares (%)", key="acc_percent", help="compare models of very different sizes")
     archs = [arch] + [preset_arch(p) for p in others]
@@ -110,6 +105,28 @@ with tab_p:
     per_model = [acc.count_params(a).by_group() for a in archs]
     st.plotly_chart(param_bars([a.name for a in archs], groups, [[g.get(k, 0) for g in per_model] for k in groups],
                                percent=percent), width="stretch")
+    st.subheader("Beside the closed-form counts", anchor=False)
+    gpt2 = acc.gpt2_param_formula(arch)
+    st.markdown("GPT-2's architecture (Radford et al. 2019) counted in closed form — per layer attention "
+                "4d² + 4d, MLP 8d² + 5d, two LayerNorms 4d, and a tied embedding:")
+    st.latex(r"N_\text{GPT-2} = Vd + L\,(12d^2 + 13d)")
+    st.markdown(
+        f"gives **{gpt2:,}** ({gpt2 - params.total:+,} from the exact count). It assumes MHA, a two-matrix MLP "
+        "of width 4d, LayerNorm and biases everywhere and a tied head, and leaves out the position table and "
+        "the final norm."
+    )
+    n_exact, n_kaplan, n_12 = acc.non_embedding_params(arch), acc.kaplan_params(arch), acc.twelve_d2_params(arch)
+    st.markdown("Kaplan et al. (2020, *Scaling Laws for Neural Language Models*, eq. 2.1) count only the "
+                "non-embedding parameters N; with their standard shape d_attn = d, d_ff = 4d this is the common "
+                "12·d² per layer:")
+    st.latex(r"N \approx 2\,d\,L\,(2\,d_\text{attn} + d_\text{ff}) \;=\; 12\,L\,d^2 "
+             r"\quad (d_\text{attn} = d,\; d_\text{ff} = 4d)")
+    st.markdown(
+        f"Here d_attn = nh·hd = {arch.n_heads * arch.head_dim:,} and d_ff = m = {arch.d_mlp:,}: "
+        f"2dL(2d_attn + d_ff) = **{n_kaplan:,}** and 12·L·d² = **{n_12:,}**, against an exact non-embedding "
+        f"count of **{n_exact:,}** ({n_kaplan - n_exact:+,} and {n_12 - n_exact:+,}). The formula takes K and V "
+        "as wide as Q (MHA) and a two-matrix MLP, and leaves out norms and biases."
+    )
 
 # --- FLOPs ------------------------------------------------------------------------------------------------
 with tab_f:
@@ -121,7 +138,8 @@ with tab_f:
             (f"forward, prefill of {seq_len:,} tokens × batch {batch} (FlopCounterMode)", fwd.total),
             ("forward, causal-aware", causal.total),
             (f"one decode step at context {seq_len:,}, with the KV cache", dec.total),
-            (f"one decode step at context {seq_len:,}, no cache (recompute all {seq_len:,} positions)", rec.total),
+            (f"one decode step at context {seq_len:,}, no cache (every layer at all {seq_len:,} positions, "
+             "logits at the last only)", rec.total),
             ("training step (forward + backward ≈ 3 × forward)", train),
         )],
         hide_index=True, width="stretch",
@@ -138,7 +156,7 @@ with tab_f:
         "Everything else (projections, MLP, unembedding at every position) is the same in both. Training ≈ 3× "
         "forward: each matmul's backward is two matmuls of its size."
     )
-    st.subheader("Beside Narayanan et al.'s formula")
+    st.subheader("Beside Narayanan et al.'s formula", anchor=False)
     st.markdown("The forward count of Narayanan et al. (2021, Megatron-LM), term by term against the exact count "
                 "(FlopCounterMode convention):")
     st.latex(r"\text{FLOPs}_\text{forward} = (24\,b s d^2 + 4\,b s^2 d)\,L + 2\,b s d V")
@@ -147,35 +165,40 @@ with tab_f:
          for r in acc.megatron_comparison(arch, batch, seq_len)],
         hide_index=True, width="stretch",
     )
+    st.subheader("Beside Kaplan et al.'s estimates", anchor=False)
+    st.markdown("Kaplan et al. (2020, eq. 2.2 and §2.1) count forward FLOPs per token from the non-embedding "
+                "parameters N and the context, and training as 6N per token:")
+    st.latex(r"C_\text{forward} \approx 2N + 2\,L\,n_\text{ctx}\,d_\text{attn} \qquad "
+             r"C_\text{train} \approx 6N")
+    st.dataframe(
+        [{**r, "formula": f"{r['formula']:,}", "ours": f"{r['ours']:,}", "difference": f"{r['difference']:+,}"}
+         for r in acc.kaplan_comparison(arch, batch, seq_len)],
+        hide_index=True, width="stretch",
+    )
+    st.caption(f"For b·s = {batch * seq_len:,} tokens with n_ctx = s = {seq_len:,} and N = "
+               f"{acc.non_embedding_params(arch):,}.")
     crossover = acc.attention_crossover_seq_len(arch)
     top = min(2**22, max(4 * int(crossover), 2 * seq_len, 1024))
     seq_lens = [2**k for k in range(4, top.bit_length())]
     st.plotly_chart(flops_vs_seq_len(seq_lens, acc.flops_by_group_vs_seq_len(arch, seq_lens, batch), float(crossover)),
                     width="stretch")
-    st.caption(
-        f"Per layer, attention scores cost 4·b·s²·nh·hd and the MLP {3 if arch.mlp == 'gated' else 2}·2·b·s·d·m: "
-        f"attention overtakes the MLP at s* = {float(crossover):,.0f} tokens."
-    )
+    st.caption(crossover_caption(float(crossover), arch.mlp == "gated"))
 
 # --- memory ---------------------------------------------------------------------------------------------
 with tab_m:
+    quantized_weights = arch.n_layers * sum(o * i for _, o, i in acc.block_matrices(arch))
+    mems = {k: acc.weight_memory(arch, k) for k in acc.WEIGHT_FORMATS}
+    per_q = {k: 8 * (m["codes"] + m["scales"]) / quantized_weights for k, m in mems.items()
+             if k not in acc.DTYPE_BITS}  # codes and scales per weight of the matrices a format quantizes
     st.dataframe(
         [{"weights": k, "bits / parameter": f"{acc.bits_per_param(arch, k):.3f}",
-          "bytes": f"{acc.weight_bytes(arch, k):,}", "of which scales": f"{acc.weight_memory(arch, k)['scales']:,}",
-          "GiB (2³⁰ B)": size_text(acc.gib(acc.weight_bytes(arch, k))),
-          "GB (10⁹ B)": size_text(acc.weight_bytes(arch, k) / 1e9)}
-         for k in acc.WEIGHT_FORMATS],
+          "bits / quantized weight": f"{per_q[k]:.3f}" if k in per_q else "",
+          "bytes": f"{m['total']:,}", "of which scales": f"{m['scales']:,}", "kept at fp16": f"{m['kept']:,}",
+          "GiB (2³⁰ B)": size_text(acc.gib(m["total"])), "GB (10⁹ B)": size_text(m["total"] / 1e9)}
+         for k, m in mems.items()],
         hide_index=True, width="stretch",
     )
-    st.caption(
-        "Bits per parameter count everything stored. Quantized formats hold an 8- or 4-bit code per weight plus "
-        "one fp16 scale per output row (int8 per-channel) or per block of G weights (Q8_0 and Q4_0: G = 32, "
-        "so 8.5 and 4.5 bits per quantized weight), and quantize only the attention and MLP matrices: the "
-        "embedding, the unembedding, norms and biases stay at fp16, as bitsandbytes, GPTQ and AWQ checkpoints "
-        "keep them — which puts a whole model's bits per parameter above its matrices' own. llama.cpp's own "
-        "files quantize the token embedding too and store the output matrix at Q6_K. The Quantization page "
-        "measures what these formats cost our model in loss."
-    )
+    st.caption(weights_caption(acc.kept_tensors(arch), params.total, per_q))
     per_tok, kv = acc.kv_cache_bytes_per_token(arch, kv_dtype), acc.kv_cache_bytes(arch, seq_len, batch, kv_dtype)
     m1, m2 = st.columns(2)
     m1.metric("KV cache per token", f"{per_tok:,} B", help=f"2 (K and V) · L · nkv · hd · bytes at {kv_dtype}")
@@ -214,12 +237,7 @@ with tab_g:
            f"; at context {seq_len:,} each sequence's KV cache read alone keeps it **memory-bound at any batch**.")
         if b_short else "Decode stays memory-bound at any batch on this GPU."
     )
-    st.caption(
-        "Bytes moved = every weight read once per step + the KV cache read (decode) or written (prefill); "
-        "activations are left out. A decode step does ~2 FLOPs per weight per sequence, so at bf16 its intensity "
-        "is ≈ the batch size: the often-quoted \"memory-bound below a batch of ≈ 200\" is the A100 40GB's ridge "
-        "(312 TFLOP/s ÷ 1.555 TB/s); the 80GB card's faster memory lowers it to ≈ 153."
-    )
+    st.caption(ridge_caption({k: (h.peak_flops, h.mem_bandwidth) for k, h in acc.HARDWARE.items()}))
 
 # --- live check -------------------------------------------------------------------------------------------
 with tab_live:

@@ -10,7 +10,7 @@ from app_shared import (
 )
 from model.analysis.heads import ROLE_HELP, ROLES, kv_groups, kv_head_of, repeated_random_ids, role_scores
 from model.net.checkpoints import variant_config
-from viz.attention import attention_grid, head_zoom, kv_sharing_figure, role_heatmap
+from viz.attention import attention_grid, head_zoom, kv_sharing_figure, role_heatmaps
 
 require_shell()  # first, before any widget: see app_shared.require_shell
 
@@ -56,10 +56,13 @@ cfg = variant_config(variant)
 prompt = current_prompt()
 
 st.title("Attention")
+reads = ("itself and every earlier token" if cfg.sliding_window is None else
+         f"itself and the earlier tokens inside its {cfg.sliding_window}-position window")
 st.markdown(
-    "Each head compares the current token's **query** with every earlier token's **key** (a dot product, "
-    "scaled by 1/√d), masks the future, and turns each row into weights with a softmax. The weights — the "
-    "*pattern* — say how much of each earlier token's **value** the head copies into this position."
+    f"Each head compares the current token's **query** with the **key** of {reads} (a dot product, scaled by "
+    f"1/√d_head = 1/√{cfg.head_dim}, the size of one head), masks the rest, and turns each row into weights "
+    "with a softmax. The weights — the *pattern* — say how much of each of those tokens' **value** the head copies "
+    "into this position."
 )
 require_model(variant)
 if not prompt_notices(prompt):
@@ -88,13 +91,18 @@ st.caption(f":material/help: **{role}**: {ROLE_HELP[role]}.")
 n_grid = min(T, GRID_MAX_TOKENS)
 st.plotly_chart(grid_figure(variant, prompt.ids, role, sort), width="stretch", key="att_grid")
 if n_grid < T:
-    st.caption(f"The overview shows the first {n_grid} of {T} tokens; the zoom below shows them all.")
-st.caption("Query position runs down, key position across; grey is the causal mask (a token cannot read "
-           "the future).")
+    # The panels are cut for legibility; the scores are not (a score over 48 tokens would disagree with the
+    # zoom and the table), so the caption says which is which.
+    st.caption(f"The overview draws the first {n_grid} of {T} tokens, but the scores in its titles and frames are "
+               f"measured on all {T}, as in the table below (induction: on its own repeated sequence). The zoom "
+               "below shows every token.")
+window_note = (f" and keys {cfg.sliding_window} or more positions back (the sliding window)"
+               if cfg.sliding_window is not None and cfg.sliding_window < n_grid else "")
+st.caption("Query position runs down, key position across; grey is the mask: the future (a token cannot read "
+           f"it){window_note}.")
 
-with st.expander("All four role scores", icon=":material/table:"):
-    st.plotly_chart(role_heatmap(roles[role], role, kv_of_head if shared_kv else None), width="stretch",
-                    key="att_roles")
+with st.expander(f"All {len(ROLES)} role scores", icon=":material/table:"):
+    st.plotly_chart(role_heatmaps(roles, kv_of_head if shared_kv else None), width="stretch", key="att_roles")
     st.caption(f"Induction is measured on {INDUCTION_PERIOD} random tokens repeated twice, not on your prompt: "
                "in the second copy, the next token can only be predicted by finding the earlier copy.")
     rows = [{"layer": l, "head": h, "kv_head": kv_of_head[h], **{r: float(roles[r][l, h]) for r in ROLES}}
@@ -119,8 +127,9 @@ pattern = tr[f"blocks.{layer}.attn.hook_pattern"][head]  # (T, T)
 scores = tr[f"blocks.{layer}.attn.hook_attn_scores"][head]  # (T, T), -inf where masked
 st.plotly_chart(head_zoom(pattern, scores, labels, f"layer {layer}, head {head}"), width="stretch", key="att_zoom")
 bias_note = " They already include ALiBi's distance penalty (−slope × distance)." if cfg.pos_encoding == "alibi" else ""
-st.caption("Scores are q·k/√d before the softmax; masked cells are −∞ there and exactly 0 after it, shown "
-           f"grey.{bias_note} " + "  ·  ".join(f"{r}: {roles[r][layer, head]:.2f}" for r in ROLES))
+st.caption(f"Scores are q·k/√d_head (d_head = {cfg.head_dim}) before the softmax; masked cells are −∞ there and "
+           f"exactly 0 after it, shown grey.{bias_note} "
+           + "  ·  ".join(f"{r}: {roles[r][layer, head]:.2f}" for r in ROLES))
 
 # ---- GQA / MQA sharing ------------------------------------------------------------------------------
 if shared_kv:

@@ -1,11 +1,13 @@
-"""Compare variants: MHA vs GQA vs MQA, and five positional encodings, on models trained alike.
+"""Compare variants: MHA vs GQA vs MQA, and the positional encodings, on models trained alike.
 
-Opens instantly from the committed `results/evaluation.json` (made by `python -m model.evaluation`); a button
-re-runs the quick evaluation here. Training curves come from each checkpoint's `train_log.json`. The live
-parts (attention side by side, every variant's next-token guess) run the sidebar's prompt through each
-compared variant whose checkpoint loads, via the shared cached traces; a missing or unreadable checkpoint is
-named and left out, never replaced by other weights. Thin: numbers from `model/evaluation/evaluate.py`, the
-sentences from `viz/compare_text.py`, figures from `viz/compare.py`.
+Opens instantly from the committed `results/evaluation.json` (made by `python -m model.evaluation`) and, once
+the extra training seeds are measured, `results/seeds.json` (`python -m model.evaluation.seeds`: then the table,
+the bars and the sentences carry the seed spread); a button re-runs the quick evaluation here. Training curves
+come from each checkpoint's `train_log.json`. The live parts (attention side by side, every variant's next-token
+guess) run the sidebar's prompt through each compared variant whose checkpoint loads, via the shared cached
+traces; a missing or unreadable checkpoint is named and left out, never replaced by other weights. Thin: numbers
+from `model/evaluation/` (evaluate, stats, seeds), the sentences from `viz/compare_text.py`, figures from
+`viz/compare.py`.
 """
 
 import dataclasses
@@ -22,13 +24,19 @@ from app_shared import (
 from model.analysis import rope as rope_probe
 from model.analysis.lens import top_k
 from model.decoding.sampling import softmax
+from model.evaluation import seeds as seed_runs
 from model.evaluation.evaluate import QUICK, RESULTS_PATH, evaluate_shipped
+from model.evaluation.stats import in_and_past_context
 from model.net.checkpoints import (ATTENTION_VARIANTS, COMPARED_VARIANTS, DEFAULT_VARIANT, POSITION_VARIANTS,
-                                   available_variants, load_train_log, variant_config, variant_dir)
+                                   VARIANT_BLURBS, VARIANTS, available_variants, load_train_log, variant_config,
+                                   variant_dir)
+from model.text.corpus import VAL_WORKS
 from model.text.tokenizer import token_label
 from viz.compare import (attended_distance_figure, attention_side_by_side, kv_sharing_compare, last_token_attention,
                          loss_bars, loss_by_position_figure, next_token_bars, position_signals_figure, training_curves)
-from viz.compare_text import read_attention_variants, read_positions
+from viz.compare_text import (attention_intro, by_position_caption, curves_caption, intro, kv_caption,
+                              last_token_caption, position_signals_caption, positions_intro, read_attention_variants,
+                              read_positions, seed_cell, seed_values)
 
 require_shell()  # first, before any widget: see app_shared.require_shell
 
@@ -36,6 +44,7 @@ ATTENTION = ATTENTION_VARIANTS  # MHA, GQA, MQA: the default's config but for n_
 POSITIONS = POSITION_VARIANTS  # RoPE, sinusoidal, learned, ALiBi, none: the default's config but for pos_encoding
 TABS = ["Attention variants", "Positional encodings"]
 GRID_MAX_TOKENS = 48  # attention grids side by side: past this many tokens a cell is under a pixel
+SMOOTH = 50  # training-loss moving average, in steps
 TOP_K = 8
 CONTEXT = variant_config(DEFAULT_VARIANT).max_seq_len
 PLOT_CONFIG = {"displaylogo": False}
@@ -57,12 +66,19 @@ def committed_results(path: str, mtime: float) -> dict | None:
 
 
 @st.cache_data(show_spinner=False)
+def committed_seeds(path: str, mtime: float) -> list[dict] | None:
+    """results/seeds.json's runs (the shipped seed 0 and the extra ones), or None before it exists."""
+    p = Path(path)
+    return json.loads(p.read_text())["runs"] if p.is_file() else None
+
+
+@st.cache_data(show_spinner=False)
 def train_curve(variant: str, mtime: float) -> dict | None:
     log = load_train_log(variant)
     if log is None:
         return None
     return {"train_loss": log.get("train_loss", []), "val": log.get("val", []), "heldout": log.get("heldout"),
-            "elapsed_s": log.get("elapsed_s"), "command": log.get("command", "")}
+            "elapsed_s": log.get("elapsed_s"), "command": log.get("command", ""), "train": log.get("train", {})}
 
 
 @st.cache_data(show_spinner=False)
@@ -90,13 +106,19 @@ def curves(names: list[str]) -> dict:
 # The page
 # --------------------------------------------------------------------------------------------------------
 
+committed = committed_results(str(RESULTS_PATH), _mtime(RESULTS_PATH))
+res = st.session_state.get("cmp_quick") or committed
+seeds_path = seed_runs.SEEDS_PATH  # read at run time: tests point it at a synthetic file
+seeds = committed_seeds(str(seeds_path), _mtime(seeds_path))
+
 st.title("Compare variants")
-st.markdown(
-    "Seven models trained alike — same Shakespeare text in the same order, same size budget, steps and seed — "
-    "that differ in one thing: how many **K/V heads** attention has (MHA / GQA / MQA), or how **position** "
-    "gets in (RoPE, sinusoidal, learned, ALiBi, none). Every number here was measured on held-out text "
-    "(three whole plays none of them trained on)."
-)
+st.markdown(intro(
+    COMPARED_VARIANTS, [variant_config(n).attention_kind for n in ATTENTION],
+    [variant_config(n).pos_encoding for n in POSITIONS],
+    {n: VARIANT_BLURBS.get(n, n) for n in VARIANTS if n not in COMPARED_VARIANTS},
+    {n: r["params"] for n, r in (res or {}).get("variants", {}).items()},
+    {n: c["train"] for n, c in curves(COMPARED_VARIANTS).items()}, len(VAL_WORKS),
+    (res or {}).get("data", {}).get("tokens")))
 
 trained = available_variants()
 missing = [v for v in COMPARED_VARIANTS if v not in trained]
@@ -108,9 +130,6 @@ broken = {v: p for v in COMPARED_VARIANTS if v in trained and (p := checkpoint_p
 for v, problem in broken.items():
     model_error(v, problem, "it is left out of the live views and the quick re-run")
 live = [v for v in COMPARED_VARIANTS if v in trained and v not in broken]  # only weights that really loaded
-
-committed = committed_results(str(RESULTS_PATH), _mtime(RESULTS_PATH))
-res = st.session_state.get("cmp_quick") or committed
 
 c1, c2 = st.columns([3, 1], vertical_alignment="center")
 with c2:
@@ -139,6 +158,7 @@ with c1:
 
 R = (res or {}).get("variants", {})
 baselines = (res or {}).get("baselines", {})
+seed_loss = seed_values(seeds)  # {variant: {seed: nats/token}}; empty before results/seeds.json exists
 prompt = current_prompt()
 has_prompt = prompt_notices(prompt)  # shown once, here; False when the prompt is empty
 
@@ -152,6 +172,7 @@ def summary_rows(names: list[str]) -> list[dict]:
         sp = r["decode"]["tokens_per_s"]
         rows.append({"variant": n, "attention": f"{r['attention_kind']} ({r['n_heads']}/{r['n_kv_heads']})",
                      "positions": r["pos_encoding"], "held-out nats/token": r["heldout"]["nats_per_token"],
+                     "over training seeds (nats/token)": seed_cell(seed_loss.get(n, {})),
                      "perplexity": r["heldout"]["perplexity"], "bits/char": r["heldout"]["bits_per_char"],
                      "KV bytes/token (fp32)": r["kv_bytes_per_token"], "parameters": r["params"],
                      "decode tok/s (median)": sp["median"],
@@ -172,10 +193,12 @@ def summary_table(names: list[str]) -> None:
     })
     b = ", ".join(f"{k} {v['nats_per_token']:.2f} nats/token ({v['bits_per_char']:.2f} bits/char, {v['smoothing']})"
                   for k, v in baselines.items())
-    st.caption("Speed: greedy cached decoding of "
-               f"{R[rows[0]['variant']]['decode']['new_tokens']} tokens after a "
-               f"{R[rows[0]['variant']]['decode']['prompt_tokens']}-token prompt, one thread, "
-               f"{len(R[rows[0]['variant']]['decode']['runs'])} runs; the CPU is shared, so treat small "
+    dec = R[rows[0]["variant"]]["decode"]
+    threads = res.get("settings", {}).get("threads", res.get("threads"))
+    st.caption("Held-out nats/token, perplexity and bits/char are the shipped run of each variant; the seed column "
+               "is every training run's held-out loss, mean ± sample sd. Speed: greedy cached decoding of "
+               f"{dec['new_tokens']} tokens after a {dec['prompt_tokens']}-token prompt, {threads} "
+               f"thread{'s' if threads != 1 else ''}, {len(dec['runs'])} runs; the CPU is shared, so treat small "
                f"differences as noise. Count-based baselines on the same text: {b}.")
 
 
@@ -183,7 +206,7 @@ def summary_table(names: list[str]) -> None:
 def curves_figure(names: tuple[str, ...], mtimes: tuple[float, ...]):
     """Shared and cached like app_shared.cached_figure, but keyed by the logs' mtimes: hashing the curves
     themselves (thousands of floats) costs more than drawing them."""
-    return training_curves(curves(list(names)))
+    return training_curves(curves(list(names)), SMOOTH)
 
 
 def training_section(names: list[str], key: str) -> None:
@@ -193,9 +216,8 @@ def training_section(names: list[str], key: str) -> None:
         return
     st.plotly_chart(curves_figure(tuple(cs), tuple(_mtime(variant_dir(n) / "train_log.json") for n in cs)),
                     key=key, config=PLOT_CONFIG)
-    st.caption("Lines: training loss, a 50-step moving average of each step's batch. Diamonds: held-out loss "
-               "at each evaluation (a 256-window sample during training; the final number in the table uses the "
-               "whole held-out split). Same data order and seed for every variant.")
+    st.caption(curves_caption({n: c["train"] for n, c in cs.items()}, SMOOTH,
+                              next(iter(R.values()))["heldout"].get("windows") if R else None))
 
 
 def grids_section(names: list[str], key: str) -> None:
@@ -227,60 +249,54 @@ tab_attn, tab_pos = st.tabs(TABS, key="cmp_tab", bind="query-params")
 
 # ---- Attention variants ------------------------------------------------------------------------------
 with tab_attn:
-    st.markdown(
-        "**Multi-head** attention gives each of the 6 query heads its own key and value head; **grouped-query** "
-        "(GQA) lets groups of query heads share one K/V head (here 3 per group, 2 K/V heads); **multi-query** "
-        "(MQA) shares a single K/V head among all six. Fewer K/V heads = a smaller KV cache per token. "
-        "All three use RoPE."
-    )
+    heads = {n: (variant_config(n).n_heads, variant_config(n).n_kv_heads) for n in ATTENTION}
+    st.markdown(attention_intro(heads, [variant_config(n).pos_encoding for n in ATTENTION]))
     st.subheader("Training curves", anchor=False)
     training_section(ATTENTION, "cmp_curves_attn")
     st.subheader("Quality, memory, size, speed", anchor=False)
     summary_table(ATTENTION)
     names = [n for n in ATTENTION if n in R]
     if names:
+        seed_bits = {n: list(s.values()) for n, s in seed_values(seeds, "bits").items()}
         st.plotly_chart(cached_figure(loss_bars, names, [R[n]["heldout"]["bits_per_char"] for n in names],
-                                      {k: v["bits_per_char"] for k, v in baselines.items()}),
+                                      {k: v["bits_per_char"] for k, v in baselines.items()}, seed_bits),
                         key="cmp_bars_attn", config=PLOT_CONFIG)
+        if any(len(seed_bits.get(n, [])) >= 2 for n in names):
+            st.caption("Bars: the shipped run. Dots: every training seed; whisker: their mean ± sample sd.")
+        else:
+            st.caption("Bars: the one shipped run of each variant; each was trained once, so the seed-to-seed "
+                       "spread is not drawn — it is not measured.")
     st.subheader("Which query heads read which K/V head", anchor=False)
-    st.plotly_chart(cached_figure(kv_sharing_compare, {n: (variant_config(n).n_heads, variant_config(n).n_kv_heads)
-                                                       for n in ATTENTION}), key="cmp_kv", config=PLOT_CONFIG)
-    st.caption("Query head h reads K/V head h // (n_heads / n_kv_heads) — Llama's `repeat_kv` order. The cache "
-               "stores only the K/V heads, so MHA's is 3× GQA's and 6× MQA's.")
+    st.plotly_chart(cached_figure(kv_sharing_compare, heads), key="cmp_kv", config=PLOT_CONFIG)
+    st.caption(kv_caption(heads))
     st.subheader("The same prompt, side by side", anchor=False)
     grids_section(ATTENTION, "cmp_layer_attn")
     st.subheader("What our numbers show", anchor=False)
     if R:
-        reading(read_attention_variants(res))
+        reading(read_attention_variants(res, seeds=seeds))
     else:
         st.info("Run the evaluation to fill this in.")
 
 # ---- Positional encodings ----------------------------------------------------------------------------
 with tab_pos:
-    st.markdown(
-        "Attention itself ignores order: shuffle the keys and each output stays the same. Position has to be put "
-        "in. **RoPE** rotates q and k by an angle proportional to the position; **sinusoidal** and **learned** "
-        "add a position vector to the input; **ALiBi** subtracts a per-head penalty proportional to distance from "
-        "the scores; **none** adds nothing — only the causal mask is left. All five use GQA."
-    )
+    st.markdown(positions_intro({n: variant_config(n).pos_encoding for n in POSITIONS},
+                                {n: (variant_config(n).n_heads, variant_config(n).n_kv_heads) for n in POSITIONS}))
     st.subheader("Training curves", anchor=False)
     training_section(POSITIONS, "cmp_curves_pos")
     st.subheader("Quality, memory, size, speed", anchor=False)
     summary_table(POSITIONS)
-    st.subheader(f"Loss by position, out to {4 * CONTEXT} tokens", anchor=False)
     series = {n: {"x": R[n]["loss_by_position"]["bucket_centre"], "y": R[n]["loss_by_position"]["bucket_mean"],
                   "end": R[n]["loss_by_position"]["evaluated"], "note": R[n]["loss_by_position"]["note"]}
               for n in POSITIONS if n in R}
+    x_max = max((R[n]["loss_by_position"]["requested"] for n in series), default=CONTEXT)
+    st.subheader(f"Loss by position, out to {x_max:,} tokens", anchor=False)
     if series:
-        x_max = max(R[n]["loss_by_position"]["requested"] for n in series)
         st.plotly_chart(cached_figure(loss_by_position_figure, series, CONTEXT, x_max), key="cmp_by_pos",
                         config=PLOT_CONFIG)
         any_r = R[next(iter(series))]["loss_by_position"]
-        st.caption(f"Each point: the mean loss over {any_r['bucket']} consecutive positions of {any_r['windows']} "
-                   f"held-out windows of {any_r['requested']} tokens. Every model was trained on windows of "
-                   f"{CONTEXT}: right of the dotted line, each one meets positions it never saw — the "
-                   "extrapolation test of the ALiBi paper (Press et al. 2022), on our own models. Early positions "
-                   "are high for all of them: with few tokens of context there is little to go on.")
+        inside = {n: {"y": s["y"], "inside": in_and_past_context(R[n]["loss_by_position"], CONTEXT)[0]}
+                  for n, s in series.items()}
+        st.caption(by_position_caption(inside, CONTEXT, any_r["bucket"], any_r["windows"], any_r["requested"]))
     st.subheader("How far back the heads look", anchor=False)
     stats = {n: np.array(R[n]["attention"]["mean_distance"]) for n in POSITIONS if n in R}
     if stats:
@@ -307,17 +323,13 @@ with tab_pos:
     sig = position_signals(next((v for v in live if variant_config(v).pos_encoding == "learned"), None))
     st.plotly_chart(cached_figure(position_signals_figure, sig["rope"], sig["sinusoidal"], sig["learned"], sig["alibi"]),
                     key="cmp_signals", config=PLOT_CONFIG)
-    st.caption(f"Positions 0–{CONTEXT - 1}. RoPE's fast pairs (left columns) wrap many times, its slow pairs barely "
-               "turn; the sinusoidal table uses the same kind of spectrum but is added to the input; the learned "
-               f"table is whatever training made of its {CONTEXT} rows (and has no row {CONTEXT}); ALiBi's bias "
-               "falls linearly with distance, steeply for some heads and gently for others (each panel on its own "
-               "colour scale: see the titles for how far each falls); 'none' adds nothing.")
+    st.caption(position_signals_caption(sig["rope"], CONTEXT, sig["learned"] is not None))
     st.page_link("pages/rope.py", label="RoPE's rotations on the model's own q and k", icon=":material/360:")
     st.subheader("The same prompt, side by side", anchor=False)
     grids_section(POSITIONS, "cmp_layer_pos")
     st.subheader("What our numbers show", anchor=False)
     if R:
-        reading(read_positions(res, CONTEXT))
+        reading(read_positions(res, CONTEXT, seeds=seeds))
     else:
         st.info("Run the evaluation to fill this in.")
 sync_url("cmp_layer_attn", "cmp_layer_pos")
@@ -340,11 +352,10 @@ elif has_prompt:
         rows_attn[v] = np.concatenate([tr[f"blocks.{l}.attn.hook_pattern"][:, -1, -n_keys:] for l in range(L)])
     st.plotly_chart(cached_figure(next_token_bars, dists), key="cmp_next", config=PLOT_CONFIG)
     st.caption(f"The {TOP_K} most likely next tokens after “{last}” for each variant (␣ = space, ↵ = newline).")
-    st.plotly_chart(cached_figure(last_token_attention, rows_attn, list(prompt.labels[-n_keys:]),
+    st.plotly_chart(cached_figure(last_token_attention, rows_attn, list(prompt.labels),
                                   variant_config(live[0]).n_layers),
                     key="cmp_last_attn", config=PLOT_CONFIG)
-    st.caption(f"What the last token attends to in every layer (rows, top to bottom) and head, over the last "
-               f"{n_keys} tokens (columns, oldest left). This is the row each variant's prediction is built from.")
+    st.caption(last_token_caption(rows_attn, len(prompt.ids), n_keys))
 
 # ---- Downloads ---------------------------------------------------------------------------------------
 if res is not None:

@@ -17,8 +17,8 @@ from app_shared import (
 from model.decoding.beam import greedy_on_tree, tree_columns
 from model.net.checkpoints import VARIANTS, variant_config
 from model.text.tokenizer import EOT_ID, decode, encode, token_label
-from viz.decoding import (acceptance_figure, beam_tree_figure, cache_reorder_figure, rounds_figure, speedup_figure,
-                          verdict_figure)
+from viz.decoding import (acceptance_caption, acceptance_figure, beam_tree_figure, cache_reorder_figure,
+                          comparison_caption, rounds_figure, speed_caption, speedup_figure, verdict_figure)
 
 require_shell()  # first, before any widget: see app_shared.require_shell
 
@@ -30,6 +30,7 @@ SAMPLE_T = 0.8  # the app's default temperature
 TEMPERATURES = [0.0, 0.2, 0.5, 0.8, 1.0, 1.2, 1.5]
 SWEEP_KS, SWEEP_TS, SWEEP_N = (1, 2, 4, 6, 8), (0.0, 0.5, 1.0), 32  # 15 seeded runs
 SPEED_KS = (1, 2, 3, 4, 6)
+SPEED_REPEATS = 3  # timed runs of each: the captions compare their spread, not only their medians
 PLOT_CONFIG = {"displaylogo": False}
 
 variant = current_variant()
@@ -40,8 +41,9 @@ st.title("Decoding strategies: beam search and speculative decoding")
 st.markdown(
     "Sampling picks one token at a time. **Beam search** keeps the B most probable partial continuations and "
     "grows all of them, step by step. **Speculative decoding** does not change *what* is generated — it makes "
-    "the same text (the same distribution, when sampling) cheaper: a small draft model guesses K tokens and "
-    "the model checks all K in one forward."
+    "the same text (the same distribution, when sampling) in fewer forwards of the model: a small draft model "
+    "guesses K tokens and the model checks all K in one forward. Whether that is faster depends on what the "
+    "draft and the checks cost on the machine; the last section measures it here."
 )
 require_model(variant)
 model = load_model(variant)
@@ -129,7 +131,7 @@ def speed(variant: str, draft: str, ids: tuple, temperature: float) -> dict:
     from model.decoding.speculative import measure_speed
 
     return measure_speed(load_model(variant), load_model(draft), list(ids), SWEEP_N, list(SPEED_KS),
-                         SamplerConfig(temperature=temperature), seed=0, repeats=3)
+                         SamplerConfig(temperature=temperature), seed=0, repeats=SPEED_REPEATS)
 
 
 def stepper(key: str, n: int, ident: tuple, unit: str) -> int:
@@ -280,29 +282,7 @@ with tab_beam:
                       for r in rows], hide_index=True, width="stretch", key="beam_compare",
                      column_config={"repeated 3-grams": st.column_config.ProgressColumn(
                          "repeated 3-grams", min_value=0.0, max_value=1.0, format="percent")})
-        g_row, b_row, s_rows = rows[0], rows[1], rows[2:]
-        rep = lambda r: f"{r['repeated 3-grams']:.0%}"  # noqa: E731
-        s_rep = " and ".join(rep(r) for r in s_rows)
-        lp_cmp = ("higher" if b_row["total log-prob"] > g_row["total log-prob"] else
-                  "lower" if b_row["total log-prob"] < g_row["total log-prob"] else "the same")
-        loops = [r["strategy"] for r in rows if r["repeated 3-grams"] >= 0.3]
-        d_tok = g_row["log-prob per token"] - float(np.mean([r["log-prob per token"] for r in s_rows]))
-        st.caption(
-            f"Total log-prob (under the model, temperature 1): beam {b_row['total log-prob']:.1f} vs greedy "
-            f"{g_row['total log-prob']:.1f} — {lp_cmp}"
-            + (f" over {b_row['tokens']} vs {g_row['tokens']} tokens" if b_row["tokens"] != g_row["tokens"] else "")
-            + f". Repeated 3-grams (the share of the text's 3-token runs that already occurred in it): greedy "
-            f"{rep(g_row)}, beam {rep(b_row)}, sampled {s_rep}. "
-            + (f"Looping (≥ 30 % repeated): {', '.join(loops)}. " if loops else
-               "None repeats ≥ 30 % of its 3-grams here. ")
-            + "Greedy and beam search both chase probability, and for a small model the most probable continuation "
-              "of a loop is more of the loop. "
-            + f"Sampling (both seeds' mean) scored {abs(d_tok):.2f} nats per token {'below' if d_tok > 0 else 'above'} "
-              "greedy"
-            + (" and repeated less than both: less likely per token, but it does not loop — why the app samples "
-               "by default." if max(r["repeated 3-grams"] for r in s_rows) <
-               min(g_row["repeated 3-grams"], b_row["repeated 3-grams"]) else ".")
-        )
+        st.caption(comparison_caption(rows))
         with st.expander("The continuations", icon=":material/notes:", expanded=True):
             cols = st.columns(2)
             for i, r in enumerate(rows):
@@ -434,25 +414,14 @@ with tab_spec:
                 same_n = sum(a == b for a, b in zip(spec.generated_ids, plain))
                 st.info(f"Temperature {T:g}: plain sampling with the same seed agrees on {same_n} of "
                         f"{len(plain)} positions — the random numbers are used differently — but the distribution of "
-                        "what comes out is the target's own (tests/test_decoding.py counts 1,000 runs).",
+                        "what comes out is the target's own (tests/test_decoding.py checks it by counting seeded runs).",
                         icon=":material/casino:")
 
             # --- acceptance and speed -------------------------------------------------------------------------
             st.subheader("Acceptance and tokens per target forward, as K and the temperature change", anchor=False)
             sw = sweep(variant, draft, ids)
             st.plotly_chart(cached_figure(acceptance_figure, sw), key="spec_sweep", config=PLOT_CONFIG)
-            by = {(r_["temperature"], r_["k"]): r_ for r_ in sw}
-            lo_t, hi_t = SWEEP_TS[0], SWEEP_TS[-1]
-            a1, a2 = by[(lo_t, 1)]["acceptance_rate"], by[(lo_t, SWEEP_KS[-1])]["acceptance_rate"]
-            best_k = max(SWEEP_KS, key=lambda kk: by[(lo_t, kk)]["tokens_per_target_forward"])
-            trend = "falls" if a2 < a1 else "rises" if a2 > a1 else "stays"
-            st.caption(
-                f"One run of {SWEEP_N} tokens per point, on this prompt. At T = {lo_t:g} the acceptance rate {trend} "
-                f"from {a1:.0%} at K = 1 to {a2:.0%} at K = {SWEEP_KS[-1]}: every guess counts as proposed, and the "
-                f"guesses after a rejection are thrown away unchecked, so long rounds waste more. Tokens per target "
-                f"forward are highest at K = {best_k} ({by[(lo_t, best_k)]['tokens_per_target_forward']:.2f}). At "
-                f"K = 4: " + ", ".join(f"T = {t:g} accepts {by[(t, 4)]['acceptance_rate']:.0%}" for t in SWEEP_TS)
-                + ".")
+            st.caption(acceptance_caption(sw, list(SWEEP_KS), list(SWEEP_TS), SWEEP_N, 4))
 
             st.subheader("Wall-clock speed on this CPU", anchor=False)
             st.markdown(f"**Ideal** (Leviathan et al.): tokens per target forward ÷ (1 + K·c), c = the draft's FLOPs "
@@ -460,7 +429,7 @@ with tab_spec:
                         f"one step. **Predicted**: the same bookkeeping with this CPU's measured costs of one draft "
                         f"step, one target step and one target forward of K + 1 tokens. **Measured**: plain "
                         f"decoding's time ÷ speculative decoding's, {SWEEP_N} tokens each at temperature {T:g}, "
-                        f"median of 3 runs.")
+                        f"median of {SPEED_REPEATS} runs.")
             if st.button("Measure now", key="spec_measure", icon=":material/timer:",
                          help=f"Times plain and speculative decoding for K = {', '.join(map(str, SPEED_KS))}: a few "
                               "seconds of CPU. Cached afterwards."):
@@ -472,24 +441,7 @@ with tab_spec:
                                                [r_["predicted_speedup"] for r_ in rows_k],
                                                [r_["measured_speedup"] for r_ in rows_k]),
                                 key="spec_speed", config=PLOT_CONFIG)
-                best = max(rows_k, key=lambda r_: r_["measured_speedup"])
-                co = sp["costs"]
-                verdict = ("faster than" if best["measured_speedup"] > 1.05 else
-                           "slower than" if best["measured_speedup"] < 0.95 else "about as fast as")
-                st.caption(
-                    f"By FLOPs the draft costs c = {sp['draft_over_target_flops']:.2f} of the target per step; "
-                    f"measured in CPU time it costs {sp['draft_over_target_cpu']:.2f} (a draft step "
-                    f"{co['draft_1_cpu_s'] * 1e3:.2f} ms, a target step {co['target_1_cpu_s'] * 1e3:.2f} ms, the "
-                    f"target on {SPEED_KS[-1] + 1} tokens at once {co[f'target_{SPEED_KS[-1] + 1}_cpu_s'] * 1e3:.2f} "
-                    + ("ms): a forward of these small models is largely PyTorch's fixed cost per layer and per "
-                       "call, which the draft's fewer, narrower layers shrink far less than its FLOPs. "
-                       if sp["draft_over_target_cpu"] > 1.3 * sp["draft_over_target_flops"] else
-                       "ms): close to what its FLOPs say. ")
-                    + f"Best measured: "
-                    f"{best['measured_speedup']:.2f}× at K = {best['k']} (ideal {best['ideal_speedup']:.2f}×, "
-                    f"predicted {best['predicted_speedup']:.2f}×; in CPU time {best['measured_speedup_cpu']:.2f}×) — "
-                    f"speculative decoding is {verdict} plain decoding here. Plain decoding took "
-                    f"{sp['plain_seconds']:.2f} s; timings move with whatever else this machine is running.")
+                st.caption(speed_caption(sp, SPEED_KS[-1]))
             download_json({"variant": variant, "draft": draft, "prompt_ids": list(ids), "k": k, "temperature": T,
                            "seed": seed, **spec.stats(), "generated_ids": spec.generated_ids,
                            "rounds": [{"proposals": [vars(x) for x in r_.proposals], "extra": r_.extra,

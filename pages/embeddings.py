@@ -11,11 +11,14 @@ from app_shared import (
     current_prompt, current_variant, download_csv, download_json, load_model, prompt_notices, require_model,
     require_shell, sync_url, trace_prompt, url_int,
 )
-from model.analysis.geometry import cosine_matrix, nearest_neighbours, pca
+from model.analysis.geometry import cosine_by_distance, cosine_matrix, nearest_neighbours, pca
 from model.analysis.rope import absolute_position_table
 from model.net.checkpoints import variant_config
 from model.text.tokenizer import token_label
-from viz.embeddings import embedding_heatmap, norms_bar, position_heatmap, similarity_heatmap, vocab_map
+from viz.embeddings import (
+    embedding_heatmap, norms_bar, norms_caption, position_heatmap, position_similarity_sentence,
+    position_table_sentence, scale_label, similarity_heatmap, vocab_map,
+)
 
 require_shell()  # first, before any widget: see app_shared.require_shell
 
@@ -42,11 +45,14 @@ cfg = variant_config(variant)
 prompt = current_prompt()
 
 st.title("Embeddings: tokens become vectors")
+scale = cfg.token_scale
+scaled = (f" This variant then multiplies the row by {scale_label(scale, cfg.d_model)} before anything else "
+          "happens; the charts below show the rows as stored in the table." if scale != 1 else "")
+tied = (" This model ties the table to its output: the same matrix, transposed, turns the last vector back into "
+        "scores over the vocabulary." if cfg.tie_embeddings else "")
 st.markdown(
     f"The first layer is a lookup table: row *id* of a {cfg.vocab_size} × {cfg.d_model} matrix is the vector "
-    "token *id* starts as. Training moves rows around so that tokens used alike end up close. "
-    "This model ties the table to its output: the same matrix, transposed, turns the last vector back into "
-    "scores over the vocabulary."
+    f"token *id* starts as.{scaled} Training moves rows around so that tokens used alike end up close.{tied}"
 )
 require_model(variant)
 if not prompt_notices(prompt):
@@ -55,14 +61,18 @@ if not prompt_notices(prompt):
 tr = trace_prompt(variant, prompt.ids)
 voc = vocabulary(variant)
 T, labels, ids = len(prompt.ids), list(prompt.labels), list(prompt.ids)
-E_prompt = tr["hook_embed"]  # (T, d)
+E_prompt = tr["hook_embed"]  # (T, d) the table's rows as stored: before any embedding scale
 
 st.subheader("The prompt's token vectors")
 st.plotly_chart(embedding_heatmap(E_prompt, labels), width="stretch", key="emb_heatmap")
 st.caption(f"One row per token, one column per dimension (d = {cfg.d_model}). Repeated tokens get identical rows: "
            "at this point the model knows nothing about context or order.")
-st.plotly_chart(norms_bar(np.linalg.norm(E_prompt, axis=1), labels, float(np.median(voc["norms"]))),
-                width="stretch", key="emb_norms")
+prompt_norms = np.linalg.norm(E_prompt, axis=1)  # (T,) like with like: the vocabulary's norms are of stored rows too
+st.plotly_chart(norms_bar(prompt_norms, labels, float(np.median(voc["norms"]))), width="stretch", key="emb_norms")
+has_table = cfg.pos_encoding in ("sinusoidal", "learned")
+P = position_table(variant) if has_table else None
+st.caption(norms_caption(prompt_norms, float(np.median(voc["norms"])), cfg.vocab_size, scale, cfg.d_model,
+                         float(np.median(np.linalg.norm(P, axis=1))) if has_table else None))
 
 st.subheader("The whole vocabulary, flattened to 2-D")
 url_int("emb_pos", 0, 0, T - 1)
@@ -85,14 +95,21 @@ with c2:
 
 st.subheader("Where does position come in?")
 pos_data = {}
-if cfg.pos_encoding in ("sinusoidal", "learned"):
-    P = position_table(variant)
-    what = ("a fixed formula — sines and cosines of geometrically spaced frequencies (Vaswani et al.)"
-            if cfg.pos_encoding == "sinusoidal" else "a trained table, one row per position (as in GPT-2)")
+if has_table:
+    N = P.shape[0]
+    what = (f"a fixed formula — sines and cosines of geometrically spaced frequencies (Vaswani et al.), defined "
+            f"at every position; drawn here for positions 0–{N - 1}, the context it was trained on"
+            if cfg.pos_encoding == "sinusoidal" else
+            f"a trained table (as in GPT-2) of {N} rows, one per position: there is no row for position {N}, so "
+            "the model cannot read past it")
+    # Not "without it attention could not tell word order": in a causal decoder the mask leaks order, and the
+    # gqa-none variant learns without any position signal. What is true is narrower, and said so.
     st.markdown(
-        f"This variant **adds a position vector** to each token vector before block 0: {what}. Without it, "
-        f"attention could not tell *the dog bit the man* from *the man bit the dog*. "
-        f"The table has {P.shape[0]} rows, one per position the model can read."
+        f"This variant **adds a position vector** to each token vector before block 0: {what}. Attention by "
+        "itself weighs the tokens it reads by content only; in the first block of a model with no position "
+        "signal, shuffling the earlier tokens would not change what a token reads. The causal mask still leaks "
+        "order (position m reads m + 1 tokens, and later blocks read what earlier ones made of that), which is "
+        "all the *none* variant has; the position vector states position outright."
     )
     c1, c2 = st.columns(2)
     with c1:
@@ -101,8 +118,9 @@ if cfg.pos_encoding in ("sinusoidal", "learned"):
         S = cosine_matrix(P)
         st.plotly_chart(similarity_heatmap(S, "cosine similarity between positions"), width="stretch",
                         key="emb_pos_sim")
-    st.caption("Nearby positions get similar vectors (the red band along the diagonal); that is what lets "
-               "attention learn 'the token just before me'.")
+    distances = [2**k for k in range(N.bit_length()) if 2**k < N]  # 1, 2, 4, … inside the table
+    st.caption(position_table_sentence(P) + " "
+               + position_similarity_sentence(distances, *cosine_by_distance(S, distances)))
     pos_data = {"position_vectors": P[:T], "position_similarity": S[:T, :T]}
 else:
     where = {
@@ -132,7 +150,7 @@ rows = [{"position": t, "token": labels[t], "id": ids[t], "norm": float(np.linal
          "pc1": float(voc["coords"][ids[t], 0]), "pc2": float(voc["coords"][ids[t], 1])} for t in range(T)]
 c1, c2 = st.columns(2)
 with c1:
-    download_json({"variant": variant, "tokens": labels, "ids": ids, "embeddings": E_prompt,
+    download_json({"variant": variant, "tokens": labels, "ids": ids, "embedding_rows": E_prompt, "embed_scale": scale,
                    "pca_explained_variance": voc["explained"], "neighbours_of": labels[pos],
                    "neighbours": neighbours, **pos_data}, f"embeddings_{variant}.json")
 with c2:

@@ -17,7 +17,7 @@ from model.decoding.stepper import Stepper, kv_bytes_by_attention
 from model.net.checkpoints import variant_config
 from model.text.tokenizer import decode, token_label
 from viz.generation import (attention_rows_figure, cache_bytes_figure, cache_figure, distribution_figure,
-                            history_figure, kv_kinds_figure, top_slice)
+                            history_figure, kv_kinds_figure, step_cost_text, top_slice)
 
 require_shell()  # first, before any widget: see app_shared.require_shell
 
@@ -215,14 +215,8 @@ with cr:
     st.caption(f"The same model with one K/V head per query head (MHA) or one shared by all (MQA): only the K/V "
                f"head count changes. This model is {cfg.attention_kind} ({cfg.n_heads} query heads, "
                f"{cfg.n_kv_heads} K/V heads).")
-    if r.is_prefill:
-        st.info(f"The prefill computed all {r.cache_len} prompt positions in one parallel pass: "
-                f"**{r.flops_cached:,} FLOPs**. Every later step reuses their keys and values.",
-                icon=":material/bolt:")
-    else:
-        st.info(f"This step with the cache: **{r.flops_cached:,} FLOPs** (one new position against "
-                f"{r.cache_len} keys). Recomputing all {r.cache_len} positions instead: **{r.flops_recompute:,}** "
-                f"— {r.flops_recompute / r.flops_cached:,.0f}× more.", icon=":material/bolt:")
+    st.info(step_cost_text(r.is_prefill, r.cache_len, len(r.key_positions), r.flops_cached, r.flops_recompute),
+            icon=":material/bolt:")
 steps = list(range(len(records)))
 by_kind_steps = {k: [kv_bytes_by_attention(cfg, x.cache_len)[k] for x in records] for k in by_kind_now}
 st.plotly_chart(cache_bytes_figure(steps, [x.cache_bytes for x in records], by_kind_steps, cfg.attention_kind),

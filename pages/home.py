@@ -11,6 +11,7 @@ from model.accounting.counts import count_params
 from model.decoding.sampling import softmax
 from model.net.checkpoints import variant_config
 from model.text.tokenizer import token_label
+from viz.embeddings import scale_label
 from viz.pipeline import Stage, pipeline_figure
 
 require_shell()  # first, before any widget: see app_shared.require_shell
@@ -22,7 +23,8 @@ prompt = current_prompt()
 st.title("What a language model does with your text")
 st.markdown(
     "A real, trained Llama-style model (trained here on Shakespeare) runs on your prompt. "
-    "Every arrow below is a computation you can open on its own page."
+    "Each box below is a step of its computation, with the tensor's shape for your prompt; the links beside it "
+    "open the steps' own pages."
 )
 notice = st.container()  # filled once the diagram is out: knowing whether the checkpoint loads means loading it
 
@@ -47,6 +49,8 @@ stages = [
     Stage("Tokens (BPE)", f"[{T}] ids", "io"),
     Stage("Token embedding", f"[{T}, {d}]", "embed"),
 ]
+if cfg.token_scale != 1:  # the sinusoidal variant's √d_model (Vaswani et al. §3.4): its own step, as in the model
+    stages.append(Stage(f"× {scale_label(cfg.token_scale, d)}", f"[{T}, {d}]", "embed"))
 if pos in ("sinusoidal", "learned"):
     stages.append(Stage(f"+ {pos} position vectors", f"[{T}, {d}]", "embed"))
 stages += [
@@ -56,7 +60,9 @@ stages += [
 if pos == "rope":
     stages.append(Stage("RoPE: rotate q and k", f"[{T}, {nh}, {hd}]", "attn", True))
 stages += [
-    Stage("scores q·k/√d" + (" + ALiBi bias" if pos == "alibi" else "") + ", causal mask", f"[{nh}, {T}, {T}]", "attn", True),
+    Stage(f"scores q·k/√{hd}" + (" + ALiBi bias" if pos == "alibi" else "") + ", causal mask"
+          + (f" (last {cfg.sliding_window} keys)" if cfg.sliding_window else ""), f"[{nh}, {T}, {T}]",
+          "attn", True),  # √d_head, not √d_model: the model divides by its head size
     Stage("softmax → attention pattern", f"[{nh}, {T}, {T}]", "attn", True),
     Stage("mix values, W_o, add to stream", f"[{T}, {d}]", "attn", True),
     Stage("RMSNorm", f"[{T}, {d}]", "norm", True),

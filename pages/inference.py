@@ -18,6 +18,7 @@ from model.accounting.counts import (decode_compute_bound_batch, decode_intensit
 from model.accounting.hf_configs import PRESETS, preset_arch
 from model.analysis.heads import kv_groups, kv_head_of
 from model.evaluation.evaluate import RESULTS_PATH
+from model.evaluation.stats import paired_difference
 from model.inference import flash, paging, roofline
 from model.inference.batched import receptive_field, rolling_generation, slot_of
 from model.net.checkpoints import variant_config
@@ -26,7 +27,7 @@ from viz.compare import loss_by_position_figure
 from viz.inference import (decode_batch_figure, decode_speed_figure, fit_figure, intensity_figure,
                            memory_layout_figure, memory_over_time_figure, receptive_field_figure,
                            rolling_buffer_figure, slot_timeline_figure, tile_state_figure, tiles_figure,
-                           traffic_figure)
+                           traffic_figure, window_cost_text)
 
 require_shell()  # first, before any widget: see app_shared.require_shell
 
@@ -330,16 +331,15 @@ if tab_kv.open:
                 parts.append(f"{n}: positions 1–{W} {m[:W].mean():.3f}, {W + 1}–{ctx} {m[W:ctx].mean():.3f}"
                              + (f", {ctx + 1}–{len(m)} {past:.3f}" if past is not None else "")
                              + f" (held-out {res['variants'][n]['heldout']['nats_per_token']:.3f})")
-            gap = (res["variants"][WINDOW_VARIANT]["heldout"]["nats_per_token"]
-                   - res["variants"]["gqa-rope"]["heldout"]["nats_per_token"]) if len(shown) == 2 else None
-            st.caption("Mean held-out loss (nats/token): " + "; ".join(parts) + ". "
-                       + (f"Inside the context the window costs {gap:+.3f} nats/token on the held-out windows; past "
-                          f"the training context of {ctx} the mean loss changes by " + ", ".join(
-                              f"{rise[n]:+.3f} ({n})" for n in shown if n in rise)
-                          + f" against positions 1–{ctx}: every query of the window variant sees at most {W} keys "
-                          "in every layer, at position 1,000 as at position 100, so nothing is new to it past "
-                          "the training length." if gap is not None and len(rise) == 2 else "")
-                       + " The dotted line is the training context.")
+            cost = ""
+            per_window = [res["variants"][n]["heldout"].get("window_losses") for n in (WINDOW_VARIANT, "gqa-rope")
+                          if n in shown]
+            if len(per_window) == 2 and all(per_window):  # the same held-out windows for both: paired
+                gap, gap_se = paired_difference(*per_window)
+                n_pos = len(res["variants"][WINDOW_VARIANT]["loss_by_position"]["mean"])
+                cost = window_cost_text(WINDOW_VARIANT, "gqa-rope", gap, gap_se, rise, W, ctx, n_pos) + " "
+            st.caption("Mean held-out loss (nats/token): " + "; ".join(parts) + ". " + cost
+                       + "The dotted line is the training context.")
 
         st.subheader("Paged KV cache: blocks instead of one slab per request", anchor=False)
         reqs_all = exchanges(cfg.max_seq_len)

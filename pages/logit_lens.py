@@ -12,7 +12,7 @@ from model.analysis.lens import lens_stages, logit_lens, next_token_probs, top_k
 from model.decoding.sampling import softmax
 from model.net.checkpoints import variant_config
 from model.text.tokenizer import token_label
-from viz.lens import lens_heatmap, next_token_heatmap, next_token_lines
+from viz.lens import embedding_row_sentence, lens_heatmap, next_token_heatmap, next_token_lines
 
 require_shell()  # first, before any widget: see app_shared.require_shell
 
@@ -68,9 +68,7 @@ st.plotly_chart(
     lens_heatmap(res["top_p"][:, sl, 0], [row[sl] for row in top_labels], stages, labels[sl], start),
     width="stretch", key="lens_top",
 )
-tied_note = (" The *embedding* row mostly \"predicts\" the input token itself: the unembedding is the "
-             "embedding matrix transposed, and a vector is most similar to itself — the blocks have to move it "
-             "away." if cfg.tie_embeddings else "")
+tied_note = embedding_row_sentence(res["top_idx"][0, :, 0], np.asarray(prompt.ids)) if cfg.tie_embeddings else ""
 st.caption("Each cell: the most likely next token if the model stopped at that row, coloured by its "
            "probability. The last row is the model's real output." + tied_note)
 

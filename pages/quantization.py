@@ -24,8 +24,9 @@ from model.net.checkpoints import variant_config
 from model.quantize.cli import RESULTS_PATH
 from model.quantize.formats import FORMATS, GROUP_SIZES, int4
 from model.text.tokenizer import token_label
-from viz.quantization import (drift_figure, histogram_with_grid, layer_error_figure, loss_vs_size_figure,
-                              memory_figure, next_token_figure, scope_error_figure, speed_figure)
+from viz.quantization import (drift_figure, histogram_with_grid, kept_text, layer_error_caption, layer_error_figure,
+                              loss_vs_size_figure, memory_figure, next_token_figure, outlier_note, scope_error_figure,
+                              speed_caption, speed_figure, speed_reading)
 
 require_shell()  # first, before any widget: see app_shared.require_shell
 
@@ -149,34 +150,6 @@ def speed_series(speed: dict) -> tuple[list[str], dict]:
     return cases, series
 
 
-def speed_reading(speed: dict) -> str:
-    """Which cases int8 wins and loses, from the numbers shown, and the likely reason."""
-    cases = speed["cases"]
-    win = [f"{c} ({v['speedup']:.2f}×)" for c, v in cases.items() if v["speedup"] >= 1.05]
-    lose = [f"{c} ({v['speedup']:.2f}×)" for c, v in cases.items() if v["speedup"] <= 0.95]
-    even = [c for c, v in cases.items() if 0.95 < v["speedup"] < 1.05]
-    parts = []
-    if win:
-        parts.append("int8 is faster for " + ", ".join(win))
-    if lose:
-        parts.append("slower for " + ", ".join(lose))
-    if even:
-        parts.append("about even for " + ", ".join(even))
-    return ("fp32 time ÷ int8 time: " + "; ".join(parts) + ". Our matrices are small (192 × 512 at most): with "
-            "many rows per call the int8 multiply pays off, while a decode step multiplies one row, where "
-            "quantizing the input and calling the kernel most likely cost as much as the arithmetic saves. Only the "
-            "Linear layers are int8; the unembedding and attention are not. What int8 always buys is memory: "
-            "each quantized matrix holds and reads a quarter of its fp32 bytes.")
-
-
-def speed_caption(speed: dict) -> str:
-    parts = [f"{c}: fp32 {v['fp32']['median_ms']:.2f} ms, int8 {v['int8']['median_ms']:.2f} ms "
-             f"(fp32/int8 = {v['speedup']:.2f}×)" for c, v in speed["cases"].items()]
-    load = speed.get("load_average_at_start")
-    return ("; ".join(parts) + f". Engine: {speed['engine']}, one thread, median of {speed['repeats']}"
-            + (f"; load average {load[0]:.1f} on this machine when it started." if load else "."))
-
-
 # --------------------------------------------------------------------------------------------------------
 # The page
 # --------------------------------------------------------------------------------------------------------
@@ -187,13 +160,14 @@ arch = arch_from_model_config(cfg, name=variant)
 prompt = current_prompt()
 n_quantized = cfg.n_layers * sum(o * i for _, o, i in acc.block_matrices(arch))
 share = n_quantized / acc.count_params(arch).total
+kept = kept_text(list(acc.kept_tensors(arch)), cfg.tie_embeddings)  # what every format leaves at fp16
 
 st.title("Quantization: the model at int8 and int4")
 st.markdown(
     "A quantized matrix stores each weight as a small integer **code** and, for each block of weights, one "
     "**scale**: the weight comes back as code × scale, the nearest point of an evenly spaced grid. Here the "
-    f"seven matrices of every block are quantized ({share:.0%} of the parameters); the embedding — tied to the "
-    "unembedding — and the norms stay at fp16. The quantized copy is the same model class with the "
+    f"{len(acc.block_matrices(arch))} matrices of every block are quantized ({share:.0%} of the parameters); the "
+    f"{kept} stay at fp16. The quantized copy is the same model class with the "
     "rounded weights, so every hook point below is the real thing; its arithmetic stays fp32 (PyTorch's "
     "own int8 kernels are timed in the last tab)."
 )
@@ -210,15 +184,19 @@ with tab_mem:
     bpw.update({n: 8 * (mem[n]["codes"] + mem[n]["scales"]) / n_quantized for n in FORMATS})
     st.plotly_chart(cached_figure(memory_figure, names, [mem[n]["codes"] for n in names],
                                   [mem[n]["scales"] for n in names], [mem[n]["kept"] for n in names],
-                                  [bpw[n] for n in names]), width="stretch", key="q_memory")
+                                  [bpw[n] for n in names], ", ".join(acc.kept_tensors(arch))),
+                    width="stretch", key="q_memory")
     q4 = "Q4_0 (G=32)"
     st.caption(
         f"What is counted: every code (4-bit codes two to a byte) and every fp16 scale of the quantized "
         f"matrices, plus the tensors kept at fp16. Q4_0's scales add {mem[q4]['scales'] / mem[q4]['codes']:.1%} "
         f"to its 4-bit codes ({bpw[q4]:.2f} bits per weight); the whole model shrinks from "
-        f"{mem['fp16']['total'] / 1e6:.2f} MB at fp16 to {mem[q4]['total'] / 1e6:.2f} MB, not to a quarter, "
-        f"because the fp16 embedding and norms ({mem[q4]['kept'] / 1e6:.2f} MB) are "
-        f"{mem[q4]['kept'] / mem[q4]['total']:.0%} of what is left. The same numbers are the accounting page's."
+        f"{mem['fp16']['total'] / 1e6:.2f} MB at fp16 to {mem[q4]['total'] / 1e6:.2f} MB "
+        f"({mem[q4]['total'] / mem['fp16']['total']:.0%} of it, where 4-bit codes alone would be "
+        f"{FORMATS[q4].bits / 16:.0%}), because the "
+        f"{kept} at fp16 ({mem[q4]['kept'] / 1e6:.2f} MB) are {mem[q4]['kept'] / mem[q4]['total']:.0%} of what is "
+        "left. No format here stores a zero point (all are symmetric: weight = code × scale). The same numbers are "
+        "the accounting page's."
     )
     rows = [{"format": n, "bytes": f"{mem[n]['total']:,}", "scales (B)": f"{mem[n]['scales']:,}",
              "bits per quantized weight": f"{bpw[n]:.3f}" if bpw[n] else "",
@@ -284,23 +262,17 @@ with tab_matrix:
                     width="stretch", key="q_scopes")
     if outlier != 1:
         t0 = scope_view(variant, name, int(bits), scope, int(group), int(row), 1.0)[0].total_errors
-        led = float(np.mean(v.row_argmax == col))
-        outlier_note = (
-            f" With input column {col} × {outlier}, it holds the largest weight of {led:.0%} of the rows; the "
-            "error, as trained → with the outlier: "
-            + ", ".join(f"{k} {t0[k]:.2%} → {t[k]:.2%} ({t[k] / t0[k]:.1f}×)" for k in SCOPE_NAMES)
-            + ". A column outlier sits in every row, so one scale per row cannot step around it; a group of "
-            f"{group} keeps it to one block of each row — why int4 formats use groups, and why LLM.int8() "
-            "pulls outlier columns out into fp16.")
+        note = outlier_note(col, outlier, float(np.mean(v.row_argmax == col)), {k: t0[k] for k in SCOPE_NAMES},
+                            {k: t[k] for k in SCOPE_NAMES}, int(group))
     else:
-        outlier_note = (f" Try an outlier: input column {col}, the one holding this matrix's largest weight, "
-                        "scaled up — as the outlier features of large models are.")
+        note = (f" Try an outlier: input column {col}, the one holding this matrix's largest weight, "
+                "scaled up — as the outlier features of large models are.")
     st.caption(
         f"Whole-matrix relative error at int{bits}: per tensor {t['per tensor']:.2%}, per channel "
         f"{t['per channel']:.2%}, per group of {group} {t['per group']:.2%}. A scale is set by the largest |w| "
         f"it covers: the matrix's is {v.row_max.max():.3f}, the median row's {np.median(v.row_max):.3f} — one "
         f"scale for the whole matrix gives the median row a {v.row_max.max() / np.median(v.row_max):.1f}× "
-        "coarser grid than its own would." + outlier_note
+        "coarser grid than its own would." + note
     )
 
 # --- error by layer ---------------------------------------------------------------------------------------
@@ -309,13 +281,7 @@ with tab_layers:
     labels = [f"L{l} {m.split('.')[1]}" for l in range(cfg.n_layers) for m in MATRICES]
     st.plotly_chart(cached_figure(layer_error_figure, labels, errs), width="stretch", key="q_layers")
     mean = {n: float(np.mean(e)) for n, e in errs.items()}
-    st.caption(
-        "‖W − Q(W)‖/‖W‖ of every quantized matrix. Mean over the matrices: "
-        + ", ".join(f"{n} {mean[n]:.2%}" for n in errs)
-        + f". Each bit halves the grid step, so 4 fewer bits should cost ≈ 2⁴ = 16× the error: int8 per "
-        f"channel → Q4_0 (G=32) measures {mean['Q4_0 (G=32)'] / mean[INT8]:.1f}× (Q4_0 uses 16 codes to int8's "
-        "255, and its blocks of 32 get finer scales than whole rows)."
-    )
+    st.caption(layer_error_caption(mean, INT8, "Q4_0 (G=32)"))
     st.subheader("Where the error reaches the residual stream", anchor=False)
     if prompt_notices(prompt):
         stages, d = drift(variant, prompt.ids)
@@ -359,8 +325,8 @@ with tab_loss:
                         width="stretch", key="q_loss_size")
         worst = max(results["formats"].items(), key=lambda kv: kv[1]["heldout"]["delta_nats"])
         st.caption(
-            f"**{rv}**, {'every' if h['all_windows'] else 'the first'} {h['windows']} held-out windows of 256 "
-            f"tokens ({h['tokens']:,} tokens), from results/quantization.json ({results['date'][:10]}). Δ is the "
+            f"**{rv}**, {'every' if h['all_windows'] else 'the first'} {h['windows']} held-out windows of "
+            f"{variant_config(rv).max_seq_len} tokens ({h['tokens']:,} tokens), from results/quantization.json ({results['date'][:10]}). Δ is the "
             "mean over the same windows of the quantized model's loss minus fp32's; ± one standard error of that "
             f"paired mean. The largest cost is {worst[0]}'s {worst[1]['heldout']['delta_nats']:+.4f} nats/token "
             f"(perplexity {f32['heldout']['perplexity']:.2f} → {worst[1]['heldout']['perplexity']:.2f}). "
@@ -373,8 +339,8 @@ with tab_loss:
     ql = quick_losses(variant)
     st.dataframe([{"model": n, "nats/token": f"{x:.4f}", "Δ vs fp32": f"{x - ql['fp32']:+.4f}",
                    "perplexity": f"{np.exp(x):.2f}"} for n, x in ql.items()], hide_index=True, width="stretch")
-    st.caption(f"{QUICK_WINDOWS * cfg.max_seq_len:,} tokens, computed now on this machine: a few windows "
-               "swing by hundredths of a nat, so read the differences from the full split above.")
+    st.caption(f"{QUICK_WINDOWS * cfg.max_seq_len:,} tokens, computed now on this machine, without standard "
+               "errors: a small sample, so read the differences from the full split above.")
 
     st.subheader("Next token and generated text", anchor=False)
     if prompt_notices(prompt):
@@ -416,8 +382,9 @@ with tab_speed:
         "The quantized copies above compute in fp32. PyTorch's own int8 path is "
         "`torch.ao.quantization.quantize_dynamic`: every `nn.Linear` gets int8 weights (one scale per output "
         "channel) and quantizes its input to int8 on each call, then runs an int8 matrix multiply (fbgemm / "
-        "oneDNN on x86). The unembedding (a plain matmul with the tied embedding) and attention's own products "
-        "stay fp32. Timed on one thread, fp32 and int8 taking turns."
+        "oneDNN on x86). The unembedding (a plain matmul"
+        + (" with the tied embedding" if cfg.tie_embeddings else "")
+        + ") and attention's own products stay fp32. Timed on one thread, fp32 and int8 taking turns."
     )
     if results is not None and results.get("speed", {}).get("cases"):
         cases, series = speed_series(results["speed"])
@@ -437,6 +404,9 @@ with tab_speed:
             st.caption(f"Measured just now ({mv}): " + speed_caption(sp))
         else:
             st.warning(sp.get("unavailable", "no measurement"), icon=":material/warning:")
-    shown = mine[1] if mine is not None and mine[1].get("cases") else (results or {}).get("speed")
-    if shown and shown.get("cases"):
-        st.caption(speed_reading(shown))
+    timed = (mine if mine is not None and mine[1].get("cases") else
+             (results["variant"], results.get("speed")) if results is not None else (variant, None))
+    if timed[1] and timed[1].get("cases"):
+        timed_arch = arch_from_model_config(variant_config(timed[0]))
+        biggest = max(((o, i) for _, o, i in acc.block_matrices(timed_arch)), key=lambda oi: oi[0] * oi[1])
+        st.caption(speed_reading(timed[1], biggest))

@@ -16,11 +16,13 @@ from app_shared import (
     sync_url, trace_prompt, url_choice, url_int,
 )
 from model.analysis import rope as rope_probe
-from model.analysis.geometry import cosine_matrix
+from model.analysis.geometry import cosine_by_distance, cosine_matrix
 from model.analysis.heads import kv_head_of
 from model.net.checkpoints import variant_config
-from viz.rope import (alibi_figure, angle_table_figure, distance_figure, pair_arrows_figure, position_table_figure,
-                      shift_figure, similarity_figure, wavelength_figure)
+from viz.embeddings import embed_scale_sentence, position_similarity_sentence, position_table_sentence
+from viz.rope import (alibi_figure, angle_table_figure, angle_table_sentence, decay_sentence, distance_figure,
+                      pair_arrows_figure, pair_turn_sentence, position_table_figure, shift_figure, similarity_figure,
+                      wavelength_figure, wavelength_sentence)
 
 require_shell()  # first, before any widget: see app_shared.require_shell
 
@@ -50,14 +52,19 @@ if cfg.pos_encoding != "rope":
     st.info(f"This variant (**{variant}**) does not use RoPE. Choose a `-rope` variant in the sidebar to see the "
             "rotations; below is what this one uses instead.", icon=":material/info:")
     if pe in ("sinusoidal", "learned"):
-        table = rope_probe.absolute_position_table(load_model(variant))  # (max_seq_len, d_model)
+        model = load_model(variant)
+        table = rope_probe.absolute_position_table(model)  # (max_seq_len, d_model)
         if pe == "sinusoidal":
+            token_median = float(np.median(np.linalg.norm(model.tok_embed.weight.detach().numpy(), axis=1)))
             st.markdown(
-                "**Sinusoidal positions** (Vaswani et al. 2017): a fixed table, "
-                "PE[m, 2i] = sin(m / 10000^(2i/d)), PE[m, 2i+1] = cos(m / 10000^(2i/d)), added to the token "
-                "embedding once, before the first block. Like RoPE it uses a spectrum of frequencies, but it is "
-                "added to the vector rather than rotating q and k, so relative position reaches attention only "
-                "indirectly."
+                "**Sinusoidal positions** (Vaswani et al. 2017): a fixed formula, "
+                f"PE[m, 2i] = sin(m / 10000^(2i/d_model)), PE[m, 2i+1] = cos(m / 10000^(2i/d_model)) with d_model = "
+                f"{cfg.d_model}, defined at every position m (drawn below for 0–{table.shape[0] - 1}, the training "
+                "context), added to the token embedding once, before the first block. "
+                + embed_scale_sentence(cfg.token_scale, cfg.d_model, token_median,
+                                       float(np.median(np.linalg.norm(table, axis=1))))
+                + " Like RoPE it uses a spectrum of frequencies, but it is added to the vector rather than rotating "
+                "q and k, so relative position reaches attention only indirectly."
             )
         else:
             st.markdown(
@@ -66,26 +73,32 @@ if cfg.pos_encoding != "rope":
                 f"take position {cfg.max_seq_len} at all."
             )
         c1, c2 = st.columns(2)
-        c1.plotly_chart(position_table_figure(table, f"{pe} table [{cfg.max_seq_len} positions × {cfg.d_model}]", T),
-                        key="rope_table", config=PLOT_CONFIG)
-        c2.plotly_chart(similarity_figure(cosine_matrix(table),
-                                          "cosine similarity between position vectors"),
+        N = table.shape[0]
+        what = (f"sinusoidal formula at positions 0–{N - 1} × {cfg.d_model}" if pe == "sinusoidal"
+                else f"learned table [{N} positions × {cfg.d_model}]")
+        sim = cosine_matrix(table)
+        c1.plotly_chart(position_table_figure(table, what, T), key="rope_table", config=PLOT_CONFIG)
+        c2.plotly_chart(similarity_figure(sim, "cosine similarity between position vectors"),
                         key="rope_similarity", config=PLOT_CONFIG)
-        st.caption("Right: how alike the vectors of two positions are. Sinusoidal: a function of the distance "
-                   "alone (a band along the diagonal). Learned: whatever training made of it.")
+        distances = [2**k for k in range(N.bit_length()) if 2**k < N]  # 1, 2, 4, … inside the table
+        st.caption("Left: " + position_table_sentence(table) + " Right: how alike the vectors of two positions "
+                   "are. " + position_similarity_sentence(distances, *cosine_by_distance(sim, distances)))
     elif pe == "alibi":
         slopes = rope_probe.alibi_head_slopes(cfg.n_heads)
         n = min(max(T, 2), 48)
+        if cfg.n_heads & (cfg.n_heads - 1) == 0:
+            rule = f"; here n = {cfg.n_heads}: "
+        else:
+            rule = (f"; for a head count that is not a power of two (here {cfg.n_heads}) the paper takes the series of "
+                    "the power of two below and fills in with every other slope of the next one: ")
         st.markdown(
             "**ALiBi** (Press et al. 2022): no position vector at all. Each head adds a fixed penalty to its "
             "attention scores, −slope × (how far back the key is), so distant tokens count less. For n heads the "
-            "slopes are the geometric series 2^(−8/n), 2^(−16/n), …; for a head count that is not a power of two "
-            f"(here {cfg.n_heads}) the paper takes the series of the power of two below and fills in with every "
-            "other slope of the next one: " + ", ".join(f"{s:.4g}" for s in slopes) + "."
+            "slopes are the geometric series 2^(−8/n), 2^(−16/n), …" + rule
+            + ", ".join(f"{s:.4g}" for s in slopes) + "."
         )
         st.plotly_chart(alibi_figure(slopes, n), key="rope_alibi", config=PLOT_CONFIG)
-        st.caption(f"The bias for the first {n} positions of the prompt (query down, key across); above the "
-                   "diagonal is masked.")
+        st.caption(f"The bias for positions 0–{n - 1} (query down, key across); above the diagonal is masked.")
     else:
         st.markdown(
             "**No positional encoding.** Nothing in this model says where a token is: no table, no rotation, no "
@@ -149,10 +162,7 @@ shared = " — a K/V head, shared by its group" if which == "k" and nkv < nh els
 st.plotly_chart(pair_arrows_figure(before, after, idx, [prompt.labels[i] for i in idx], angles,
                                    f"{which} (head {h_idx}{shared})"),
                 key="rope_arrows", config=PLOT_CONFIG)
-st.caption(f"θ_{pair} = {inv[pair]:.4g} rad per position: one full turn every {waves[pair]:,.1f} positions. "
-           f"Position m turns by m·θ_{pair} (hover an arrow tip). The lengths do not change: rotation keeps norms. "
-           + ("This pair turns fast: nearby positions differ a lot." if waves[pair] < T
-              else "This pair turns slowly: across the prompt it barely moves."))
+st.caption(pair_turn_sentence(pair, inv[pair], T, cfg.max_seq_len))
 
 # --- angles and wavelengths ----------------------------------------------------------------------------------
 st.subheader("The angle table and the wavelengths", anchor=False)
@@ -160,12 +170,9 @@ c1, c2 = st.columns([3, 2], gap="large")
 n_rows = max(T, min(cfg.max_seq_len, 64))
 c1.plotly_chart(angle_table_figure(rope_probe.angle_table(n_rows, hd, theta), waves, T), key="rope_angles",
                 config=PLOT_CONFIG)
-c1.caption("m·θᵢ for every position and pair, as a point on the circle (mod 2π); hover for the angle and the "
-           "pair's wavelength. Fast pairs (left) cycle through the colours many times; slow pairs barely change.")
+c1.caption(angle_table_sentence(inv, n_rows))
 c2.plotly_chart(wavelength_figure(waves, cfg.max_seq_len), key="rope_waves", config=PLOT_CONFIG)
-n_slow = int((waves >= cfg.max_seq_len).sum())
-c2.caption(f"{hd // 2 - n_slow} fast pairs (blue) turn at least once inside the {cfg.max_seq_len}-token context; "
-           f"{n_slow} slow pairs (red) never finish a turn, so they act almost like position-free dimensions.")
+c2.caption(wavelength_sentence(inv, cfg.max_seq_len))
 
 # --- the relative-position property --------------------------------------------------------------------------
 st.subheader("Only m − n matters", anchor=False)
@@ -201,9 +208,7 @@ dist = np.arange(0, MAX_SHIFT)
 scores = rope_probe.scores_at(q, k, dist, np.zeros_like(dist), theta)
 bound = rope_probe.decay_bound(hd, theta, dist)
 st.plotly_chart(distance_figure(dist, scores, bound, T), key="rope_distance", config=PLOT_CONFIG)
-st.caption("The bound (1/(d/2))·Σⱼ|Sⱼ|, Sⱼ = Σ_{k<j} e^{i(m−n)θₖ}, is about the rotation alone: it shrinks with "
-           "distance on average, which is why RoPE is said to favour nearby tokens. A particular q and k can still "
-           "score high far away — the model chooses q and k. The dotted line is the farthest the prompt reaches.")
+st.caption(decay_sentence(dist, bound))
 download_csv([{"distance": int(d), "score": float(s), "decay_bound": float(b)} for d, s, b in zip(dist, scores, bound)],
              "rope_score_vs_distance.csv")
 link_to_compare()

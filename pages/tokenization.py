@@ -59,11 +59,18 @@ cfg = variant_config(variant)  # the tokenizer and the context length: no weight
 prompt = current_prompt()
 
 st.title("Tokenization: text becomes ids")
+# Counted, not typed: each vocabulary is its 256 single bytes plus one token per learned merge.
+n_merges_ours = len(shipped_ranks()) - 256
+n_merges_gpt4 = len(cl100k()._mergeable_ranks) - 256  # tiktoken keeps the ranks only under this name
+# Its n_vocab (100,277) is the largest id + 1: ids 100,256 and 100,261–100,275 are unused. Count the tokens.
+n_tokens_gpt4 = len(cl100k()._mergeable_ranks) + len(cl100k()._special_tokens)
+same_regex = cl100k()._pat_str == PAT_STR
 st.markdown(
     "A model never sees letters. Text is cut into pieces by a regular expression, each piece is turned into "
     "its UTF-8 bytes, and the bytes are merged into larger tokens by rules learned from data (byte-pair "
-    "encoding). Our model's tokenizer learned 1,791 merges from Shakespeare; GPT-4's learned about 100,000 "
-    "from the web. Same algorithm, same regex, very different vocabularies."
+    f"encoding). Our model's tokenizer learned {n_merges_ours:,} merges from Shakespeare; GPT-4's learned "
+    f"{n_merges_gpt4:,} from the web. Same algorithm, {'same regex' if same_regex else 'different regexes'}, very "
+    "different vocabularies."
 )
 if not prompt_notices(prompt):
     st.stop()
@@ -80,7 +87,7 @@ if prompt.special_lookalike:
     )
 
 sides = [("ours", f"Our BPE ({cfg.vocab_size:,} tokens, trained on Shakespeare)"),
-         ("cl100k", f"GPT-4's cl100k ({cl100k().n_vocab:,} tokens)")]
+         ("cl100k", f"GPT-4's cl100k ({n_tokens_gpt4:,} tokens)")]
 cols = st.columns(2, gap="large")
 for (key, title), col in zip(sides, cols):
     ids, tb = both[key]["ids"], both[key]["bytes"]
@@ -115,11 +122,13 @@ else:
                f"{bytes_label(steps[k - 1][i + 1])}", "rank (= token id)": ranks[s[i]], "pieces": len(s)}
               for k, (s, i) in enumerate(zip(steps, merged_at)) if i is not None]
     final_ids = encode(word)
+    replay_ids = [ranks[p] for p in steps[-1]]
+    agrees = ("exactly what the real encoder (tiktoken) produces for this piece" if replay_ids == final_ids else
+              f"but the real encoder (tiktoken) produces {final_ids} for this piece")  # checked, not assumed
     st.markdown(
         f"Start from the {len(steps[0])} bytes; at each step merge the adjacent pair whose merged bytes have the "
         f"**lowest rank** (the merge learned earliest). No pair left in the vocabulary → stop. "
-        f"{len(steps) - 1} merge(s) give {len(steps[-1])} token(s): ids {final_ids}, exactly what the real "
-        "encoder (tiktoken) produces for this piece."
+        f"{len(steps) - 1} merge(s) give {len(steps[-1])} token(s): ids {replay_ids}, {agrees}."
     )
     if replay:
         st.dataframe(replay, hide_index=True)

@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# Install the app's and the tests' dependencies (.venv, plus Debian's chromium for the browser tests) and
-# run the whole test suite. `.ci/run` runs exactly this.
+# Install the app's and the tests' dependencies (.venv, plus Debian's chromium and nginx for the browser and
+# replica tests) and run the whole test suite. `.ci/run` runs exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install -q -r requirements-dev.txt
-if [ ! -x /usr/bin/chromium ]; then
+# Debian's chromium for the browser tests, nginx for the two-replica proxy test (tests/test_replicas.py).
+need=()
+[ -x /usr/bin/chromium ] || need+=(chromium)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)
+if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  ($SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium >/dev/null) \
-    || echo "warning: could not install chromium; the browser tests will fail" >&2
+  ($SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${need[@]}" >/dev/null) \
+    || echo "warning: could not install ${need[*]}; the browser / replica tests will fail" >&2
 fi
 exec .venv/bin/python -m pytest "$@"

@@ -1,7 +1,7 @@
 """Fixtures shared by the suite.
 
-`shipped_variants` (session scope) asserts that the seven committed checkpoints are present and returns their
-names: a test that reads them fails when one is missing, instead of passing over an empty list.
+`shipped_variants` (session scope) asserts that every committed checkpoint (`SHIPPED_VARIANTS`) is present and
+returns their names: a test that reads them fails when one is missing, instead of passing over an empty list.
 
 Browser tests: `app_url` (session scope) starts `streamlit run app.py` on a free port bound to 127.0.0.1,
 waits for `/_stcore/health`, yields the base URL ("http://127.0.0.1:PORT") and stops the server afterwards.
@@ -23,8 +23,11 @@ import pytest
 
 from browser_support import CHROMIUM, CHROMIUM_ARGS, REPO, WAIT_MS, open_app_once, serve_app
 
-# The variants trained and committed under checkpoints/ (model/net/checkpoints.py may list more, still untrained).
-SHIPPED_VARIANTS = ("gqa-rope", "mha-rope", "mqa-rope", "gqa-sinusoidal", "gqa-learned", "gqa-alibi", "gqa-none")
+# The variants trained and committed under checkpoints/ (`git ls-files checkpoints`): the seven compared on the
+# Compare page, the sliding-window model and the speculative-decoding draft. model/net/checkpoints.py may list
+# more, still untrained; a name here whose files are missing fails the `shipped_variants` fixture.
+SHIPPED_VARIANTS = ("gqa-rope", "mha-rope", "mqa-rope", "gqa-sinusoidal", "gqa-learned", "gqa-alibi", "gqa-none",
+                    "gqa-window", "draft")
 CHECKPOINT_FILES = ("model.safetensors", "config.json", "train_log.json")
 
 

@@ -3,6 +3,7 @@ own nbytes(), tiny Hugging Face models built by transformers, published paramete
 figures. Plus: malformed configs give named ValueErrors, big values stay exact, the CLI and the page run."""
 
 import json
+import math
 import subprocess
 import sys
 from dataclasses import replace
@@ -105,12 +106,28 @@ def test_cached_decode_and_chunked_prefill_flops_equal_flop_counter(name):
         assert fcm(lambda: m(y, cache=cache)) == acc.forward_flops(a, 2, 6, past=21).total
 
 
-def test_decode_without_cache_is_a_full_recompute():
-    m = live("gqa-rope")
+@pytest.mark.parametrize("name", ["gqa-rope", "gqa-rope-untied", "gqa-learned-window"])
+def test_decode_without_cache_recomputes_every_layer_but_one_head(name):
+    # FlopCounterMode on the full forward, less the unembedding of all positions but the last (measured the
+    # same way): what the next token needs without a cache.
+    m = live(name)
     a = arch_from_model_config(m.cfg)
     with torch.no_grad():
-        assert fcm(lambda: m(ids(1, 50))) == acc.decode_step_flops(a, 1, 50, cached=False).total
-    assert acc.decode_step_flops(a, 1, 50, cached=False).total > 40 * acc.decode_step_flops(a, 1, 50).total
+        full = fcm(lambda: m(ids(2, 50)))
+        head = fcm(lambda: torch.nn.functional.linear(torch.zeros(2, 49, m.cfg.d_model), m.W_U))
+    assert acc.decode_step_flops(a, 2, 50, cached=False).total == full - head
+    assert acc.forward_flops(a, 2, 50, logits_to_keep=1).total == full - head
+    assert acc.forward_flops(a, 2, 50, logits_to_keep=50).total == full == acc.prefill_flops(a, 2, 50).total
+
+
+def test_the_no_cache_ratio_is_not_the_context():
+    # 33 positions of our model: a full forward unembedding every position is exactly 33× a cached step (the
+    # count the Generation page once showed); the real no-cache step computes one position's logits.
+    a = arch_from_model_config(CONFIGS["gqa-rope"])
+    cached, nocache = acc.decode_step_flops(a, 1, 33), acc.decode_step_flops(a, 1, 33, cached=False)
+    assert acc.prefill_flops(a, 1, 33).total == 33 * cached.total
+    assert nocache.as_dict()["unembedding"] == 2 * a.d_model * a.vocab_size
+    assert round(nocache.total / cached.total, 1) == 26.8
 
 
 @pytest.mark.parametrize("name", ["gqa-rope", "gqa-learned-window", "gqa-rope-untied"])
@@ -326,6 +343,64 @@ def test_published_memory_figures():
     assert acc.kv_cache_bytes_per_token(preset_arch("Llama-3-8B"), "bf16") == 2 * 32 * 8 * 128 * 2
 
 
+def test_kaplan_estimates_against_the_exact_counts():
+    # GPT-2 small has Kaplan et al.'s standard shape (d_attn = d, d_ff = 4d): their N is 12·L·d², and the
+    # exact non-embedding count adds only the norms and biases the formula leaves out.
+    g = preset_arch("GPT-2 small")
+    assert acc.kaplan_params(g) == acc.twelve_d2_params(g) == 12 * 12 * 768**2 == 84_934_656
+    assert acc.non_embedding_params(g) - acc.kaplan_params(g) == 12 * 13 * 768 + 2 * 768
+    a = preset_arch("Llama-2-7B")
+    assert acc.non_embedding_params(a) == 6_738_415_616 - 2 * 32000 * 4096 == 6_476_271_616
+    assert acc.kaplan_params(a) == 2 * 4096 * 32 * (2 * 4096 + 11008)  # a gated MLP has 3 matrices, not 2
+    # The forward: for a model with no norms' or biases' worth of difference left, the rows add up exactly.
+    rows = {r["term"]: r for r in acc.kaplan_comparison(a, 2, 4096)}
+    assert rows["forward total"]["formula"] == acc.kaplan_forward_flops(a, 2, 4096)
+    assert sum(r["formula"] for k, r in rows.items() if k not in ("forward total", "training step: 6N per token")) \
+        == rows["forward total"]["formula"]
+    att = rows["attention: 2·L·n_ctx·d_attn per token"]
+    assert att["ours"] == 2 * att["formula"] and "twice" in att["why"]
+    causal = acc.prefill_flops(a, 2, 4096, causal=True).by_group()["attention scores"]
+    assert causal - att["formula"] == 2 * 2 * 32 * 4096 * 4096  # 2·b·L·d_attn·s
+    assert f"{causal - att['formula']:+,}" in att["why"]
+    assert rows["training step: 6N per token"]["formula"] == 6 * 6_476_271_616 * 2 * 4096
+    # a windowed model: the ratio is computed, not assumed
+    w = replace(preset_arch("Mistral-7B-v0.1"))
+    assert "twice" in {r["term"]: r for r in acc.kaplan_comparison(w, 1, 512)}["attention: 2·L·n_ctx·d_attn per token"]["why"]
+
+
+def test_kept_tensors_are_what_quantized_formats_leave_at_fp16():
+    ours = arch_from_model_config(CONFIGS["gqa-rope"])
+    assert acc.kept_tensors(ours) == {"embedding": 393_216, "block norms": 1_536, "final norm": 192}
+    assert acc.weight_memory(ours, "Q4_0 (G=32)")["kept"] == 2 * sum(acc.kept_tensors(ours).values())
+    learned = arch_from_model_config(CONFIGS["gqa-learned"])
+    assert "position table" in acc.kept_tensors(learned)
+    untied = arch_from_model_config(CONFIGS["gqa-rope-untied"])
+    assert acc.kept_tensors(untied)["unembedding"] == 2048 * 192
+    qwen = preset_arch("Qwen2-7B")
+    assert "attn.b_qkv" in acc.kept_tensors(qwen)
+
+
+def test_docstring_figures_are_the_functions_own():
+    # Figures quoted in docstrings are checked here, so a change of formula cannot leave them stale.
+    a = preset_arch("Llama-2-7B")
+    doc = acc.decode_compute_bound_batch.__doc__
+    b40 = acc.decode_compute_bound_batch(a, acc.HARDWARE["A100 40GB"], 1)
+    b80 = acc.decode_compute_bound_batch(a, acc.HARDWARE["A100 80GB"], 1)
+    assert (b40, b80) == (207, 158)
+    assert f"≈ {b40} on the A100 40GB" in doc and f"≈ {b80} on the A100 80GB" in doc
+    assert f"{acc.weight_bytes(a, 'Q4_0 (G=32)'):,} B." in acc.weight_memory.__doc__
+    assert f"at Q4_0 (G=32) {acc.bits_per_param(a, 'Q4_0 (G=32)'):.2f}" in acc.bits_per_param.__doc__
+    assert f"{acc.kv_cache_bytes_per_token(a, 'Q8_0'):,} B" in acc.kv_cache_bytes_per_token.__doc__
+    assert f"{acc.twelve_d2_params(a):,}" in acc.twelve_d2_params.__doc__
+    assert f"{acc.non_embedding_params(a):,}" in acc.non_embedding_params.__doc__
+    assert f"{acc.decode_step_flops(a, 1, 4096, cached=False).as_dict()['unembedding']:,}" in \
+        acc.decode_step_flops.__doc__
+    ours = arch_from_model_config(CONFIGS["gqa-rope"])
+    k = acc.kept_tensors(ours)
+    assert f"embedding {k['embedding']:,}" in acc.kept_tensors.__doc__
+    assert f"norms {k['block norms'] + k['final norm']:,}" in acc.kept_tensors.__doc__
+
+
 def test_megatron_flop_formula_equals_ours_for_the_model_it_assumes():
     gpt_like = Arch(vocab_size=1000, d_model=64, n_layers=3, n_heads=4, n_kv_heads=4, head_dim=16, d_mlp=256, mlp="plain")
     assert acc.megatron_forward_flops(gpt_like, 2, 100) == acc.prefill_flops(gpt_like, 2, 100).total
@@ -502,8 +577,18 @@ def test_cli_on_our_config_and_as_a_table(tmp_path, capsys):
     assert r["total_params"] == sum(p.numel() for p in m.parameters())
     with torch.no_grad():
         assert r["forward_flops"] == fcm(lambda: m(ids(2, 64)))
+    # Quantized weights with what they hold: codes, scales, the fp16 tensors left over, and bits per parameter
+    a = arch_from_model_config(ModelConfig())
+    assert set(r["weight_memory"]) == set(acc.WEIGHT_FORMATS)
+    q4 = r["weight_memory"]["Q4_0 (G=32)"]
+    assert q4["codes"] + q4["scales"] + q4["kept"] == q4["total"] == r["weight_bytes"]["Q4_0 (G=32)"]
+    assert q4["scales"] > 0 and q4["bits_per_param"] == acc.bits_per_param(a, "Q4_0 (G=32)") > 4.5
+    assert r["kept_at_fp16_when_quantized"] == acc.kept_tensors(a)
     assert cli.main([str(f)]) == 0
-    assert "total" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "total" in out and f"({acc.bits_per_param(a, 'int8 (per-channel)'):.3f} bits/parameter)" in out
+    assert "kept at fp16: embedding, block norms, final norm" in out and "zero points" in out
+    assert "Kaplan et al. 2020" in out and "Narayanan et al. 2021" in out and "seeds" not in out
 
 
 @pytest.mark.parametrize("content,field", [
@@ -537,9 +622,35 @@ def test_figures_carry_the_numbers():
     fig = flops_vs_seq_len(seq, series, float(acc.attention_crossover_seq_len(a)))
     att = next(t for t in fig.data if t.name == "attention scores")
     assert att.y[2] / att.y[1] == pytest.approx(256)  # 16× the tokens, 256× the attention FLOPs
+    # The crossover's label: a shape on a log axis takes the data value, an annotation its log10 — placed
+    # at the value itself it would sit at 10^16512, off the chart.
+    (line,), (label,) = fig.layout.shapes, fig.layout.annotations
+    assert line.x0 == line.x1 == 16512
+    assert label.x == pytest.approx(math.log10(16512)) and label.xref == "x" and "16,512" in label.text
+    assert math.log10(seq[0]) <= label.x <= math.log10(seq[-1])
+    assert not flops_vs_seq_len([16, 32], acc.flops_by_group_vs_seq_len(a, [16, 32]), 16512.0).layout.annotations
     kv = acc.kv_cache_vs_context(attention_variants(a), [4096], 1, "fp16")
     fig = kv_cache_vs_context([4096], kv)
     assert [t.name for t in fig.data] == ["MHA", "GQA", "MQA"] and fig.data[0].y[0] == 2.0
+
+
+def test_captions_are_built_from_their_numbers():
+    from viz.accounting import crossover_caption, ridge_caption, weights_caption
+
+    hw = {k: (h.peak_flops, h.mem_bandwidth) for k, h in acc.HARDWARE.items()}
+    text = ridge_caption(hw)
+    assert "312 TFLOP/s ÷ 1.555 TB/s = 201 FLOP/byte" in text and "lowers it to 153" in text
+    faster = dict(hw, **{"A100 80GB": (312e12, 3.12e12)})
+    assert "lowers it to 100" in ridge_caption(faster)
+    ours = arch_from_model_config(CONFIGS["gqa-rope"])
+    kept = acc.kept_tensors(ours)
+    text = weights_caption(kept, acc.count_params(ours).total, {"Q4_0 (G=32)": 4.5})
+    assert "embedding, block norms and final norm (394,944 parameters, 20.1% of them)" in text
+    assert "Q4_0 (G=32) 4.500 bits per quantized weight" in text and "zero point" in text
+    text = weights_caption({"embedding": 10, "position table": 30}, 100, {"Q8_0": 8.5})
+    assert "embedding and position table (40 parameters, 40.0% of them)" in text and "Q8_0 8.500" in text
+    assert "s* = 768 tokens" in crossover_caption(768.0, True) and "3·2·b·s·d·m" in crossover_caption(768.0, True)
+    assert "2·2·b·s·d·m" in crossover_caption(5.0, False)
 
 
 def open_accounting_page():
@@ -559,6 +670,22 @@ def test_page_runs_and_checks_the_live_model():
     # the live check: parameters, forward FLOPs, decode-step FLOPs and cache bytes all equal the references
     assert [m.delta for m in at.metric].count("equal") == 4
     assert not at.error
+    # Formulas are named by their sources and drawn as math; no in-house names for them
+    words = " ".join(str(e.value) for kind in ("markdown", "caption") for e in at.get(kind))
+    assert "seeds" not in words
+    for source in ("Radford et al. 2019", "Kaplan et al. (2020", "Narayanan et al."):
+        assert source in words
+    latex = [e.value for e in at.latex]
+    assert any("12d^2 + 13d" in x for x in latex) and any("12\\,L\\,d^2" in x for x in latex)
+    assert any("C_\\text{forward}" in x for x in latex) and any("24\\,b s d^2" in x for x in latex)
+    # The weight table counts each quantized format's scales and the tensors it keeps at fp16
+    a = arch_from_model_config(cfg)
+    table = next(d.value for d in at.dataframe if "bits / quantized weight" in d.value.columns)
+    q4 = table[table["weights"] == "Q4_0 (G=32)"].iloc[0]
+    m = acc.weight_memory(a, "Q4_0 (G=32)")
+    assert q4["bytes"] == f"{m['total']:,}" and q4["of which scales"] == f"{m['scales']:,}"
+    assert q4["kept at fp16"] == f"{m['kept']:,}" and q4["bits / quantized weight"] == "4.500"
+    assert "embedding, block norms and final norm" in words
 
 
 def test_page_pasted_config_bad_and_good():

@@ -81,6 +81,13 @@ def test_learned_positions_stop_at_their_table_and_say_so():
     s = loss_by_position(tiny("sinusoidal"), ids(400), length=64, n_windows=3, bucket=8)  # a formula: goes on
     assert s["evaluated"] == 64 and s["note"] is None and len(s["bucket_mean"]) == 8
     assert np.all(np.isfinite(s["mean"]))
+    # Each window's mean inside and past the training context (16): they average back to the curve's halves,
+    # and the learned table, stopped at the context, has nothing past it.
+    assert s["context"] == 16 and len(s["window_inside"]) == len(s["window_past"]) == 3
+    inside, past = in_and_past_context(s, 16)
+    assert np.mean(s["window_inside"]) == pytest.approx(inside, abs=1e-4)
+    assert np.mean(s["window_past"]) == pytest.approx(past, abs=1e-4)
+    assert r["context"] == 16 and len(r["window_inside"]) == 3 and r["window_past"] is None
 
 
 # ---- the quick run, end to end --------------------------------------------------------------------------
@@ -140,6 +147,6 @@ def test_the_reading_is_generated_from_the_numbers(quick):
     lines = read_attention_variants(res, names=list(res["variants"])) + read_positions(res, names=list(res["variants"]))
     text = " ".join(lines)
     best = min(res["variants"], key=lambda n: res["variants"][n]["heldout"]["nats_per_token"])
-    assert f"{res['variants'][best]['heldout']['nats_per_token']:.3f}" in text
+    assert f"{res['variants'][best]['heldout']['nats_per_token']:.4f}" in text  # the loss line's precision
     if len(res["variants"]) >= 2:
         assert "seed" in text  # says what one seed each cannot tell

@@ -17,6 +17,21 @@ def test_rope_permutation_evens_then_odds():
     assert rope_permutation(6).tolist() == [0, 2, 4, 1, 3, 5]
 
 
+def test_head_permutation_is_the_one_transformers_applies_to_meta_checkpoints():
+    # transformers' convert_llama_weights_to_hf.py, "permute for sliced rotary": Meta's interleaved q/k rows
+    # → Hugging Face's halves. The module docstring says ours is this same permutation, not its inverse.
+    from model.training.export import _permute_heads
+
+    def permute(w, n_heads, dim1, dim2):
+        return w.view(n_heads, dim1 // n_heads // 2, 2, dim2).transpose(1, 2).reshape(dim1, dim2)
+
+    n_heads, hd, d = 3, 8, 5
+    w = torch.randn(n_heads * hd, d)
+    torch.testing.assert_close(_permute_heads(w, n_heads, hd), permute(w, n_heads, n_heads * hd, d), rtol=0, atol=0)
+    inverse = w.view(n_heads, hd, d)[:, rope_permutation(hd).argsort(), :].reshape(n_heads * hd, d)
+    assert not torch.equal(inverse, permute(w, n_heads, n_heads * hd, d))  # hd > 2: the inverse differs
+
+
 @pytest.mark.parametrize("kv, tied", [(2, True), (4, False), (1, True)])
 def test_random_model_matches_llama_logits(tmp_path, kv, tied):
     torch.manual_seed(0)

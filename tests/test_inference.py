@@ -403,6 +403,15 @@ def test_page_kv_memory_paging_numbers():
         assert list(arr(field["data"][0]["base"])) == receptive_field(p, 64, 4)
         lines = {t["name"] for t in chart(at, "inf_loss_pos")["data"]}
         assert {"gqa-rope", "gqa-window"} <= lines
+        # the window's cost inside the context is the paired difference of the committed evaluation, with its SE
+        from model.evaluation.evaluate import RESULTS_PATH
+        from model.evaluation.stats import paired_difference
+
+        ev = json.loads(RESULTS_PATH.read_text())["variants"]
+        if "gqa-window" in ev:
+            gap, se = paired_difference(ev["gqa-window"]["heldout"]["window_losses"],
+                                        ev["gqa-rope"]["heldout"]["window_losses"])
+            assert f"{gap:+.4f} ± {se:.4f} nats/token" in texts(at)
     else:
         assert "gqa-window" in texts(at)
 
@@ -429,3 +438,20 @@ def test_page_prefill_vs_decode():
     speed = chart(at, "inf_speed")
     assert [len(arr(t["y"])) for t in speed["data"]] == [7, 7]
     assert "This CPU" in texts(at) and "tokens/s at B = 1" in texts(at)
+
+
+def test_window_cost_sentence_states_a_cost_only_beyond_two_standard_errors():
+    from viz.inference import window_cost_text
+
+    rise = {"gqa-rope": 1.042, "gqa-window": -0.019}
+    tie = window_cost_text("gqa-window", "gqa-rope", 0.0044, 0.0038, rise, 64, 256, 1024)
+    assert "+0.0044 ± 0.0038" in tie and "within two standard errors of none" in tie and "costs" not in tie
+    assert "+1.042 (gqa-rope), -0.019 (gqa-window)" in tie and "at position 1,024 as at position 64" in tie
+    cost = window_cost_text("gqa-window", "gqa-rope", 0.02, 0.0038, rise, 64, 256, 1024)
+    assert cost.startswith("Inside the context the window costs +0.0200 ± 0.0038")
+    gain = window_cost_text("gqa-window", "gqa-rope", -0.02, 0.0038, rise, 64, 256, 1024)
+    assert "the window gains -0.0200" in gain
+    rises_too = window_cost_text("gqa-window", "gqa-rope", 0.02, 0.0038, {"gqa-rope": 0.1, "gqa-window": 0.5}, 64,
+                                 256, 1024)
+    assert "+0.500 (gqa-window)" in rises_too and "nothing is new" not in rises_too
+    assert "past the training" not in window_cost_text("gqa-window", "gqa-rope", 0.02, 0.0038, {}, 64, 256, 256)

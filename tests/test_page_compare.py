@@ -11,7 +11,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from model.net.checkpoints import COMPARED_VARIANTS, available_variants, variant_dir
+from model.evaluation import seeds as seed_runs
 from model.evaluation.evaluate import RESULTS_PATH
+from model.text.tokenizer import encode
 from viz.compare import (attention_side_by_side, kv_sharing_compare, last_token_attention, loss_by_position_figure,
                          next_token_bars, smooth)
 from viz.compare_text import read_attention_variants, read_positions
@@ -109,6 +111,72 @@ def test_quick_rerun_replaces_the_shown_numbers_until_asked_back(page, shipped_v
     assert any("a **quick** run" in c.value for c in page.caption)
     page.button(key="cmp_back").click().run()
     assert "cmp_quick" not in page.session_state
+
+
+LONG_PROMPT = "ROMEO.\n" + "But soft, what light through yonder window breaks? " * 8  # past the 48 keys drawn
+
+
+def open_compare(monkeypatch, seeds_path: Path, prompt: str = LONG_PROMPT) -> AppTest:
+    monkeypatch.setattr(seed_runs, "SEEDS_PATH", seeds_path)  # the page reads it at run time
+    at = AppTest.from_file(APP, default_timeout=90)
+    at.session_state["prompt"] = prompt
+    at.run()
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_without_seeds_it_says_each_was_trained_once_and_orders_no_tie(monkeypatch, tmp_path, shipped_variants):
+    """results/seeds.json absent: the intro counts and sizes the models from the data, the reading says the seed
+    spread is unmeasured and does not order the GQA/MQA tie, the table and bars say there is one run; the last
+    token's row is labelled with the keys' real positions and said to be cut."""
+    at = open_compare(monkeypatch, tmp_path / "no_seeds.json")
+    md = [m.value for m in at.markdown]
+    res = json.loads(RESULTS_PATH.read_text())
+    params = [res["variants"][n]["params"] for n in COMPARED_VARIANTS]
+    assert md[0].startswith(f"{len(COMPARED_VARIANTS)} models") and f"{max(params):,}" in md[0]
+    assert f"+{100 * (max(params) / min(params) - 1):.1f} %" in md[0]
+    assert "same size budget" not in md[0] and "Every number" not in md[0] and "gqa-window" in md[0]
+    text = " ".join(md)
+    assert "Each variant was trained once (one seed)" in text and "gqa-rope ~ mqa-rope" in text
+    assert "literature expects" not in text and "One training run each cannot test that" in text
+    assert "agrees with the ALiBi paper" not in text and "so the rises are not ranked" in text
+    table = at.dataframe[0].value
+    assert set(table["over training seeds (nats/token)"]) == {"1 run: spread not measured"}
+    bars = charts(at)["cmp_bars_attn"]
+    assert [t["name"] for t in bars["data"]] == ["shipped run"]
+    n = len(encode(LONG_PROMPT))
+    assert n > 48
+    keys = charts(at)["cmp_last_attn"]["data"][0]["x"]
+    assert len(keys) == 48 and keys[0].startswith(f"{n - 48} ") and keys[-1].startswith(f"{n - 1} ")
+    cut = [c.value for c in at.caption if "What the last token attends to" in c.value][0]
+    assert f"last 48 of {n} tokens: positions {n - 48}–{n - 1}" in cut and "The rows are cut" in cut
+
+
+def test_with_seeds_the_table_bars_and_reading_carry_the_spread(monkeypatch, tmp_path, shipped_variants):
+    """A synthetic results/seeds.json (the shipped run as seed 0, two more per closely compared variant): the
+    table shows mean ± sd (n), the bars draw every seed and the mean ± sd, and the reading's intervals are over
+    seeds."""
+    res = json.loads(RESULTS_PATH.read_text())
+    extra = {"mha-rope": (3.772, 3.768), "gqa-rope": (3.800, 3.810), "mqa-rope": (3.830, 3.840),
+             "gqa-alibi": (3.850, 3.860)}
+    runs = seed_runs.shipped_as_seed0(res, list(extra))
+    for r in list(runs):
+        for k, loss in enumerate(extra[r["variant"]], start=1):
+            runs.append({**r, "seed": k, "train_seed": 1337 + k, "init_seed": k,
+                         "heldout": {**r["heldout"], "nats_per_token": loss, "bits_per_char": loss / 2.0}})
+    path = tmp_path / "seeds.json"
+    path.write_text(json.dumps({"command": "synthetic", "runs": runs}))
+    at = open_compare(monkeypatch, path)
+    table = at.dataframe[0].value.set_index("variant")["over training seeds (nats/token)"]
+    m = seed_runs.summarise([res["variants"]["mha-rope"]["heldout"]["nats_per_token"], *extra["mha-rope"]])
+    assert table["mha-rope"] == f"3 seeds: {m['mean']:.4f} ± {m['sd']:.4f} (sd)"
+    bars = {t["name"]: t for t in charts(at)["cmp_bars_attn"]["data"]}
+    assert bars["each training seed"]["x"].count("mha-rope") == 3 and "seed mean ± sd" in bars
+    text = " ".join(m.value for m in at.markdown)
+    assert "Over training seeds (mean ± sd): mha-rope" in text and "over 3 training seeds" in text
+    assert "Trained once, their seed spread not measured: gqa-sinusoidal" in text
+    assert "Each variant was trained once" not in text
 
 
 # ---- figure builders --------------------------------------------------------------------------------------

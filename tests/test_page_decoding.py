@@ -151,3 +151,69 @@ def test_hostile_prompts_never_raise(prompt):
     at.query_params["dec_draft"] = DRAFT
     at.run()
     assert not at.exception, at.exception
+
+
+# --------------------------------------------------------------------------------------------------------
+# Captions: change the numbers, the sentence changes with them
+# --------------------------------------------------------------------------------------------------------
+
+
+def _row(name, rep, lp_tok, n=48):
+    return {"strategy": name, "tokens": n, "total log-prob": lp_tok * n, "log-prob per token": lp_tok,
+            "repeated 3-grams": rep}
+
+
+def test_comparison_caption_claims_only_what_the_rows_show():
+    from viz.decoding import comparison_caption
+
+    looping = [_row("greedy", 0.6, -1.0), _row("beam search, B = 4", 0.7, -0.9), _row("s0", 0.05, -2.0),
+               _row("s1", 0.1, -2.2)]
+    cap = comparison_caption(looping)
+    assert "beam -43.2 vs greedy -48.0 — higher" in cap and "greedy 60%, beam 70%, sampled 5% and 10%" in cap
+    assert "Looping (≥ 30% repeated): greedy, beam search, B = 4" in cap and "more of the loop" in cap
+    assert "1.10 nats per token below greedy" in cap and "it does not loop" in cap
+    # samples that repeat less than the searches but still loop: no "does not loop"
+    cap = comparison_caption([looping[0], looping[1], _row("s0", 0.4, -2.0), _row("s1", 0.45, -2.2)])
+    assert "repeated less than both." in cap and "does not loop" not in cap
+    # nothing loops: no sentence about loops, no reason to sample drawn from it
+    calm = [_row("greedy", 0.1, -1.0), _row("beam search, B = 4", 0.05, -0.9), _row("s0", 0.2, -2.0),
+            _row("s1", 0.0, -2.2)]
+    cap = comparison_caption(calm)
+    assert "None repeats ≥ 30%" in cap and "more of the loop" not in cap and "does not loop" not in cap
+    assert cap.endswith("below greedy.")
+
+
+def test_acceptance_caption_explains_a_fall_only_when_it_falls():
+    from viz.decoding import acceptance_caption
+
+    def sweep(rates, tpf):
+        return [{"temperature": t, "k": k, "acceptance_rate": rates[(t, k)], "tokens_per_target_forward": tpf[k]}
+                for t in (0.0, 1.0) for k in (1, 4, 8)]
+
+    tpf = {1: 1.5, 4: 2.1, 8: 2.1}
+    falls = sweep({(0.0, 1): 0.8, (0.0, 4): 0.6, (0.0, 8): 0.4, (1.0, 1): 0.5, (1.0, 4): 0.3, (1.0, 8): 0.2}, tpf)
+    cap = acceptance_caption(falls, [1, 4, 8], [0.0, 1.0], 32, 4)
+    assert "falls from 80% at K = 1 to 40% at K = 8: every guess" in cap
+    assert "highest at K = 4 and 8 (2.10)" in cap and "T = 0 accepts 60%, T = 1 accepts 30%" in cap
+    rises = sweep({(0.0, 1): 0.4, (0.0, 4): 0.6, (0.0, 8): 0.7, (1.0, 1): 0.5, (1.0, 4): 0.3, (1.0, 8): 0.2}, tpf)
+    cap = acceptance_caption(rises, [1, 4, 8], [0.0, 1.0], 32, 4)
+    assert "rises from 40% at K = 1 to 70% at K = 8." in cap and "waste" not in cap
+
+
+def test_speed_verdict_needs_runs_that_do_not_overlap():
+    from viz.decoding import speed_caption
+
+    def sp(plain, spec):
+        return {"plain_runs_s": plain, "plain_seconds": sorted(plain)[1], "repeats": 3,
+                "draft_over_target_flops": 0.2, "draft_over_target_cpu": 0.6,
+                "costs": {"draft_1_cpu_s": 0.003, "target_1_cpu_s": 0.005, "target_7_cpu_s": 0.007},
+                "by_k": [{"k": 2, "runs_s": spec, "measured_speedup": sorted(plain)[1] / sorted(spec)[1],
+                          "measured_speedup_cpu": 1.0, "ideal_speedup": 1.8, "predicted_speedup": 1.1}]}
+
+    assert "faster than plain decoding here: each of its 3 runs" in speed_caption(sp([1.0, 1.1, 1.2], [0.7, 0.8, 0.9]), 6)
+    assert "slower than plain decoding here" in speed_caption(sp([1.0, 1.1, 1.2], [1.3, 1.4, 1.5]), 6)
+    # a median ratio of 1.10× whose runs overlap: no verdict
+    cap = speed_caption(sp([1.0, 1.1, 1.3], [0.9, 1.0, 1.2]), 6)
+    assert "Best measured: 1.10× at K = 2 (median of 3" in cap and "do not say which is faster" in cap
+    assert "plain decoding 1.00–1.30 s, speculative 0.90–1.20 s" in cap and "faster than" not in cap
+    assert "far more than its FLOPs say" in cap and "the target on 7 tokens at once 7.00 ms" in cap

@@ -77,12 +77,14 @@ def test_memory_chart_is_the_calculators(page):
     names = bars["codes (weights)"]["y"]
     assert names == ["fp32", "fp16", *FORMATS]
     for part, key in (("codes (weights)", "codes"), ("scales (fp16)", "scales"),
-                      ("kept at fp16: embedding, norms", "kept")):
+                      ("kept at fp16: embedding, block norms, final norm", "kept")):
         assert [round(x * 1e3) for x in bars[part]["x"]] == [acc.weight_memory(arch, n)[key] for n in names]
     q4 = acc.weight_memory(arch, "Q4_0 (G=32)")
     text = captions(page)
     assert f"Q4_0's scales add {q4['scales'] / q4['codes']:.1%}" in text and "4.50 bits per weight" in text
     assert f"to {q4['total'] / 1e6:.2f} MB" in text and f"{q4['kept'] / q4['total']:.0%} of what is left" in text
+    assert "embedding (tied to the unembedding), block norms and final norm at fp16" in text
+    assert "zero point" in text
     assert "2,048 B at fp32, 544 B at Q8_0" in text
 
 
@@ -227,3 +229,54 @@ def test_memory_and_next_token_figures():
     assert list(fig.data[3].text) == ["0.00 MB", "0.00 MB · 4.50 bits/weight"]
     fig = next_token_figure({"fp32": (["<img>", "b"], [0.6, 0.3]), "Q8_0": (["a", "b"], [0.5, 0.4])})
     assert list(fig.data[0].y) == ["&lt;img&gt;", "b"] and fig.data[1].marker.color == "#17BECF"
+
+
+# --------------------------------------------------------------------------------------------------------
+# Sentences: change the numbers, the sentence changes with them
+# --------------------------------------------------------------------------------------------------------
+
+
+def _case(f32, i8):
+    return {"fp32": dict(zip(("min_ms", "median_ms", "max_ms"), f32)),
+            "int8": dict(zip(("min_ms", "median_ms", "max_ms"), i8)), "speedup": f32[1] / i8[1]}
+
+
+def test_speed_reading_calls_a_win_only_when_the_runs_do_not_overlap():
+    from viz.quantization import speed_reading
+
+    committed = json.loads(RESULTS_PATH.read_text())["speed"]
+    text = speed_reading(committed, (512, 192))
+    for case, v in committed["cases"].items():
+        f, q = v["fp32"], v["int8"]
+        if q["max_ms"] < f["min_ms"]:
+            assert f"faster for {case} ({v['speedup']:.2f}×)" in text or f", {case} ({v['speedup']:.2f}×)" in text
+        elif q["min_ms"] > f["max_ms"]:
+            assert f"slower for {case}" in text
+        else:  # e.g. a median ratio of 1.28× whose runs overlap is no win
+            assert f"{case} ({v['speedup']:.2f}×; fp32 {f['min_ms']:.1f}–" in text
+    # made-up timings: the words follow them
+    speed = {"repeats": 5, "cases": {"prefill, 8 × 256 tokens": _case((300, 320, 340), (200, 210, 220)),
+                                     "decode step": _case((7, 8, 9), (10, 11, 12))}}
+    text = speed_reading(speed, (512, 192))
+    assert "int8 is faster for prefill, 8 × 256 tokens (1.52×)" in text and "slower for decode step (0.73×)" in text
+    assert "512 × 192 at most" in text and "no difference shown" not in text
+    speed["cases"]["decode step"] = _case((7, 8, 9), (5, 5.5, 6))  # decode wins too: no "one row" excuse
+    assert "a decode step multiplies one row" not in speed_reading(speed, (512, 192))
+
+
+def test_layer_error_and_outlier_sentences_follow_the_numbers():
+    from viz.quantization import kept_text, layer_error_caption, outlier_note
+
+    less = layer_error_caption({"int8 (per-channel)": 0.0069, "Q4_0 (G=32)": 0.0856}, "int8 (per-channel)",
+                               "Q4_0 (G=32)")
+    assert "measures 12.4×, less: Q4_0's blocks of 32" in less and "0.69%" in less
+    more = layer_error_caption({"int8 (per-channel)": 0.005, "Q4_0 (G=32)": 0.1}, "int8 (per-channel)", "Q4_0 (G=32)")
+    assert "measures 20.0×, more than" in more and "finer scales" not in more
+    before = {"per tensor": 0.2, "per channel": 0.1, "per group": 0.08}
+    helps = outlier_note(7, 8, 0.9, before, {"per tensor": 0.9, "per channel": 0.3, "per group": 0.1}, 32)
+    assert "per channel 10.00% → 30.00% (3.0×)" in helps and "why int4 formats use groups" in helps
+    no_help = outlier_note(7, 8, 0.9, before, {"per tensor": 0.9, "per channel": 0.2, "per group": 0.4}, 32)
+    assert "why int4 formats use groups" not in no_help
+    assert kept_text(["embedding", "block norms", "final norm"], True) == \
+        "embedding (tied to the unembedding), block norms and final norm"
+    assert kept_text(["embedding", "position table", "unembedding"], False) == "embedding, position table and unembedding"

@@ -82,8 +82,17 @@ def test_next_back_run_reset_drive_the_cache():
     click(at, "gen_next")
     assert s.records[-1].token == redo.token  # same seed, same state: the same choice again
 
+    # The cost sentence is this step's own count: not P + 3 times the cached step (a no-cache step needs the
+    # logits at the last position only), and it follows the step shown.
+    r = s.records[-1]
+    info = " ".join(i.value for i in at.info)
+    assert f"{r.flops_cached:,} FLOPs" in info and f"{r.flops_recompute / r.flops_cached:,.1f}× more" in info
+    assert r.flops_recompute < (P + 3) * r.flops_cached
+
     click(at, "gen_run")
     assert s.cache.length == P + 8 and len(s.records) == 9
+    info = " ".join(i.value for i in at.info)
+    assert f"{s.records[-1].flops_recompute / s.records[-1].flops_cached:,.1f}× more" in info
     click(at, "gen_reset")
     assert s.cache.length == P and len(s.records) == 1
 

@@ -6,7 +6,9 @@ import math
 import numpy as np
 import pytest
 
-from model.evaluation.seeds import SEEDS_PATH, by_variant, in_and_past, paired_seed_difference, run_identity, summarise, t95
+from model.evaluation.seeds import (SEEDS_PATH, by_variant, difference, in_and_past, paired_seed_difference,
+                                    rise_past_context, run_identity, summarise, t95)
+from model.evaluation.stats import window_rise
 
 
 def test_summarise_matches_the_docstring_example():
@@ -50,6 +52,34 @@ def test_in_and_past_context_split():
     run = {"loss_by_position": {"mean": [3.0, 4.0, 5.0, 7.0]}}
     assert in_and_past(run, 2) == (3.5, 6.0)
     assert in_and_past(run, 4) == (4.75, None)
+
+
+def test_difference_takes_seeds_then_windows_then_nothing():
+    """The rule for stating an order, on the docstring's worked example and its neighbours."""
+    w = ([3.1, 3.2, 3.3], [3.0, 3.0, 3.0])
+    d = difference(3.2, 3.0, windows=w)
+    assert d.source == "windows" and d.n == 3 and d.mean == pytest.approx(0.2)
+    assert d.lo == pytest.approx(0.2 - 4.303 * 0.1 / math.sqrt(3)) and not d.resolved  # [−0.048, 0.448]
+    tight = difference(3.2, 3.0, windows=([3.19, 3.2, 3.21], [3.0, 3.0, 3.0]))
+    assert tight.resolved and tight.lo > 0
+    # Two shared seeds outrank any number of windows; one shared seed does not count.
+    seeds = ({0: 3.80, 1: 3.90, 2: 3.85}, {0: 3.81, 1: 3.88, 2: 3.86})
+    s = difference(3.80, 3.81, windows=([3.19, 3.2, 3.21], [3.0, 3.0, 3.0]), seeds=seeds)
+    assert s.source == "seeds" and s.n == 3 and not s.resolved
+    assert difference(3.2, 3.0, windows=w, seeds=({0: 1.0}, {0: 2.0})).source == "windows"
+    none = difference(3.2, 3.0)
+    assert none.source == "none" and none.mean == pytest.approx(0.2) and not none.resolved and math.isnan(none.lo)
+    assert difference(3.2, 3.0, windows=([3.1], [3.0])).source == "none"  # one window: no spread
+
+
+def test_window_rise_and_the_rise_of_a_run():
+    by_pos = {"context": 2, "window_inside": [3.0, 4.0], "window_past": [3.5, 6.0], "mean": [3.0, 4.0, 4.0, 5.75]}
+    assert window_rise(by_pos, 2) == [0.5, 2.0]
+    assert window_rise(by_pos, 4) is None  # split at another length: not this rise
+    assert window_rise({"mean": [1.0, 2.0]}, 2) is None  # an evaluation from before the per-window record
+    assert window_rise({**by_pos, "window_past": None}, 2) is None  # stopped at the context (a learned table)
+    assert rise_past_context({"loss_by_position": by_pos}, 2) == pytest.approx(4.875 - 3.5)
+    assert rise_past_context({"loss_by_position": {"mean": [3.0, 4.0]}}, 2) is None
 
 
 @pytest.mark.skipif(not SEEDS_PATH.is_file(), reason="the extra seed runs are still training; results/seeds.json lands with them")

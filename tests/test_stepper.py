@@ -168,6 +168,27 @@ def test_the_counts_match_the_references(model):
         model(torch.tensor([[r.token]]), cache=c)
     nxt = stepped(model, 4)
     assert nxt.records[-1].flops_cached == fc.get_total_flops()
+    # Without a cache: a full forward as FlopCounterMode sees it, less the unembedding of every position but
+    # the last (measured the same way) — a step needs only the last position's logits.
+    c = nxt.cache.length
     with torch.no_grad(), FlopCounterMode(display=False) as fc_full:
-        model(torch.tensor([nxt.token_ids()[: nxt.cache.length]]))
-    assert nxt.records[-1].flops_recompute == fc_full.get_total_flops() > nxt.records[-1].flops_cached
+        model(torch.tensor([nxt.token_ids()[:c]]))
+    with torch.no_grad(), FlopCounterMode(display=False) as fc_head:
+        torch.nn.functional.linear(torch.zeros(1, c - 1, CFG.d_model), model.W_U)
+    r = nxt.records[-1]
+    assert r.flops_recompute == fc_full.get_total_flops() - fc_head.get_total_flops() > r.flops_cached
+
+
+def test_the_page_sentence_states_the_steps_own_counts(model):
+    from viz.generation import step_cost_text
+
+    s = stepped(model, 3)
+    r = s.records[-1]
+    text = step_cost_text(r.is_prefill, r.cache_len, len(r.key_positions), r.flops_cached, r.flops_recompute)
+    assert f"{r.flops_cached:,} FLOPs" in text and f"{r.flops_recompute:,}" in text
+    assert f"{r.flops_recompute / r.flops_cached:,.1f}× more" in text and f"all {r.cache_len} positions" in text
+    assert f"against {len(r.key_positions)} cached keys" in text
+    # other numbers, another sentence: nothing in it is typed by hand
+    other = step_cost_text(False, 33, 33, 4_033_536, 107_940_864)
+    assert "26.8× more" in other and "33×" not in other and "all 33 positions" in other
+    assert "all 5 prompt positions" in step_cost_text(True, 5, 5, 10, 10)

@@ -159,6 +159,8 @@ def test_vocab_size_and_special_token():
     assert contains_special_lookalike(EOT) and not contains_special_lookalike("<|endof text|>")
     assert decode([EOT_ID]) == EOT and token_bytes(EOT_ID) == EOT.encode()
     assert max(max(encode(t), default=0) for t in TEXTS) < EOT_ID
+    # the docstring's count of a typed <|endoftext|> is the encoder's own
+    assert len(encode(EOT)) == 9 and f"({len(encode(EOT))} of them)" in encode.__doc__
 
 
 def test_token_labels():

@@ -4,7 +4,7 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from viz.attention import attention_grid, head_zoom, kv_sharing_figure, role_heatmap
+from viz.attention import attention_grid, head_zoom, kv_sharing_figure, role_heatmaps
 from viz.embeddings import embedding_heatmap, norms_bar, position_heatmap, similarity_heatmap, vocab_map
 from viz.lens import lens_heatmap, next_token_heatmap, next_token_lines
 from viz.tokens import axis_labels, merge_steps_figure, plotly_text, token_boxes
@@ -163,8 +163,9 @@ def test_head_zoom_pattern_and_scores_with_mask():
 
 def test_role_heatmap_and_kv_sharing():
     scores = np.array([[0.1, np.nan], [0.5, 0.9]])
-    fig = role_heatmap(scores, "induction", kv_of_head=[0, 0])
+    fig = role_heatmaps({"induction": scores, "self": 1 - scores}, kv_of_head=[0, 0])
     assert fig.data[0].text[0][1] == "–" and fig.data[0].text[1][1] == "0.90"
+    assert fig.data[1].name == "self" and fig.data[1].text[0][0] == "0.90"  # every role drawn, not just one
     fig = kv_sharing_figure([[0, 1, 2], [3, 4, 5]])
     lines = [t for t in fig.data if t.mode == "lines"]
     assert len(lines) == 6

@@ -1,5 +1,6 @@
-"""Charts for the accounting page: where the parameters are, where the FLOPs go as s grows, what the KV cache
-costs for MHA vs GQA vs MQA. Plain lists in (counts from `model/accounting/counts.py`), a `go.Figure` out.
+"""Charts and sentences for the accounting page: where the parameters are, where the FLOPs go as s grows, what
+the KV cache costs for MHA vs GQA vs MQA, and the captions that state numbers. Plain lists and numbers in
+(counts from `model/accounting/counts.py`), a `go.Figure` or a string out.
 
 No streamlit, no torch. Counts arrive as exact ints; the charts plot them as floats (which is all a pixel
 needs) and keep the exact value in the hover text.
@@ -7,6 +8,7 @@ needs) and keep the exact value in the hover text.
 
 from __future__ import annotations
 
+import math
 from typing import Optional, Sequence
 
 import plotly.graph_objects as go
@@ -52,7 +54,8 @@ def param_bars(models: Sequence[str], groups: Sequence[str], counts: Sequence[Se
 def flops_vs_seq_len(seq_lens: Sequence[int], series: dict[str, Sequence[int]], crossover: Optional[float] = None,
                      title: str = "Forward FLOPs by component vs sequence length") -> go.Figure:
     """Log-log lines, one per component. Linear terms have slope 1; attention scores (s²) slope 2, so they
-    cross. `crossover`: the s where attention overtakes the MLP, marked with a dashed line."""
+    cross. `crossover`: the s where attention overtakes the MLP, marked with a dashed line when it is on the
+    chart."""
     fig = go.Figure()
     for i, (name, ys) in enumerate(series.items()):
         fig.add_trace(go.Scatter(
@@ -61,9 +64,13 @@ def flops_vs_seq_len(seq_lens: Sequence[int], series: dict[str, Sequence[int]], 
             customdata=[f"{v:,}" for v in ys],
             hovertemplate=f"{name}<br>s = %{{x:,}}: %{{customdata}} FLOPs<extra></extra>",
         ))
-    if crossover is not None:
-        fig.add_vline(x=crossover, line_dash="dash", line_color="#888",
-                      annotation_text=f"attention = MLP at s ≈ {crossover:,.0f}", annotation_position="top left")
+    if crossover is not None and min(seq_lens) <= crossover <= max(seq_lens):
+        # On a log axis a shape takes the data value but an annotation takes its log10 (plotly.js keeps
+        # annotations in the axis's linear range), so add_vline's own annotation_text would sit at 10^s*.
+        fig.add_vline(x=crossover, line_dash="dash", line_color="#888")
+        fig.add_annotation(x=math.log10(crossover), xref="x", y=1, yref="paper", yanchor="bottom",
+                           xanchor="right", showarrow=False, font=dict(color="#666"),
+                           text=f"attention = MLP at s ≈ {crossover:,.0f}")
     fig.update_layout(title=title, xaxis_title="sequence length s (tokens, prefill)", yaxis_title="FLOPs",
                       legend_title_text="component", margin=dict(l=10, r=10, t=50, b=10))
     fig.update_xaxes(type="log")
@@ -87,3 +94,52 @@ def kv_cache_vs_context(contexts: Sequence[int], series: dict[str, Sequence[int]
                       legend_title_text="attention", margin=dict(l=10, r=10, t=50, b=10))
     fig.update_xaxes(type="log")
     return fig
+
+
+# --------------------------------------------------------------------------------------------------------
+# Sentences that state numbers: built from the numbers they state
+# --------------------------------------------------------------------------------------------------------
+
+
+def _names(xs: Sequence[str]) -> str:
+    xs = list(xs)
+    return xs[0] if len(xs) == 1 else ", ".join(xs[:-1]) + " and " + xs[-1]
+
+
+def weights_caption(kept: dict[str, int], total_params: int, per_quantized_weight: dict[str, float]) -> str:
+    """What the weight-memory table counts. kept: the tensors a quantized format leaves at fp16 and their
+    parameter counts (`counts.kept_tensors`); per_quantized_weight: each quantized format's bits per weight of
+    the matrices it quantizes (codes and scales)."""
+    n_kept = sum(kept.values())
+    bpw = "; ".join(f"{k} {v:.3f}" for k, v in per_quantized_weight.items())
+    return (
+        "Bits per parameter count everything stored. A quantized format holds an 8- or 4-bit code per weight "
+        "(4-bit codes two to a byte) plus one fp16 scale per output row (int8, per channel) or per block of G "
+        f"weights (Q8_0, Q4_0 and int4) — here {bpw} bits per quantized weight — and quantizes only the attention "
+        f"and MLP matrices. The {_names(list(kept))} ({n_kept:,} parameters, {n_kept / total_params:.1%} of "
+        "them) stay at fp16, as bitsandbytes, GPTQ and AWQ checkpoints keep them"
+        + (", which puts the whole model's bits per parameter above its matrices' own. " if n_kept else ". ")
+        + "No format here has a zero point: all are symmetric (weight = code × scale); asymmetric ones "
+        "(llama.cpp's Q4_1, GPTQ and AWQ with zero points) store one more number per block, not counted here. "
+        "llama.cpp's own files quantize the token embedding too and store the output matrix at Q6_K. The "
+        "Quantization page measures what these formats cost our model in loss."
+    )
+
+
+def ridge_caption(hardware: dict[str, tuple[float, float]], quoted: str = "A100 40GB", faster: str = "A100 80GB") -> str:
+    """Where "memory-bound below a batch of ≈ 200" comes from. hardware: name -> (peak FLOP/s, bytes/s)."""
+    (p, bw), (p2, bw2) = hardware[quoted], hardware[faster]
+    return (
+        "Bytes moved = every weight read once per step + the KV cache read (decode) or written (prefill); "
+        "activations are left out. A decode step does ~2 FLOPs per weight per sequence, so at bf16 its intensity "
+        f"is ≈ the batch size: the often-quoted \"memory-bound below a batch of ≈ 200\" is the {quoted}'s ridge "
+        f"({p / 1e12:g} TFLOP/s ÷ {bw / 1e12:g} TB/s = {p / bw:.0f} FLOP/byte); the {faster}'s "
+        + ("faster memory lowers it to" if bw2 > bw and p2 == p else "numbers put it at")
+        + f" {p2 / bw2:.0f}."
+    )
+
+
+def crossover_caption(crossover: float, gated: bool) -> str:
+    """When the s² attention term overtakes the MLP (`counts.attention_crossover_seq_len`)."""
+    return (f"Per layer, attention scores cost 4·b·s²·nh·hd and the MLP {3 if gated else 2}·2·b·s·d·m: "
+            f"attention overtakes the MLP at s* = {crossover:,.0f} tokens.")

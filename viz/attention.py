@@ -1,5 +1,5 @@
 """Attention figures: every layer × head at once (the "model view"), one head zoomed with its raw scores,
-the heads' role scores, and which query heads share each K/V head.
+every role's scores side by side, and which query heads share each K/V head.
 
 Arrays and labels in, `go.Figure` out. Cells a query may not read (the causal mask) are NaN in the figure and
 are drawn grey by a separate "mask" trace, so the mask is visible rather than a sea of zeros. Token labels go
@@ -105,7 +105,8 @@ def head_zoom(pattern: np.ndarray, scores: np.ndarray, labels: list[str], title:
     p = np.array(pattern, dtype=np.float32)
     p[np.isnan(s)] = np.nan
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
-                        subplot_titles=("scores q·k/√d (before softmax)", "pattern = softmax(scores), rows sum to 1"))
+                        subplot_titles=("scores q·k/√d_head (before softmax)",
+                                        "pattern = softmax(scores), rows sum to 1"))
     mask = np.isnan(s)
     fig.add_trace(_mask_trace(mask, cats, cats), row=1, col=1)
     fig.add_trace(_mask_trace(mask, cats, cats), row=1, col=2)
@@ -130,20 +131,28 @@ def head_zoom(pattern: np.ndarray, scores: np.ndarray, labels: list[str], title:
     return fig
 
 
-def role_heatmap(scores: np.ndarray, role: str, kv_of_head: list[int] | None = None) -> go.Figure:
-    """scores [layer, head] for one role, values written in the cells."""
-    L, H = scores.shape
-    z = np.array(scores, dtype=np.float32)
+def role_heatmaps(scores: dict[str, np.ndarray], kv_of_head: list[int] | None = None) -> go.Figure:
+    """Every role's [layer, head] scores, one panel per role (in the dict's order, two a row), values written in
+    the cells and one shared 0–1 colour scale so panels compare. NaN cells (nothing to measure) show '–'."""
+    roles = list(scores)
+    L, H = np.asarray(scores[roles[0]]).shape
+    cols = min(2, len(roles))
+    rows = -(-len(roles) // cols)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[plotly_text(r) for r in roles],
+                        horizontal_spacing=0.08, vertical_spacing=0.3 / rows if rows > 1 else 0.0)
     x = [f"H{h}" + (f" (kv{kv_of_head[h]})" if kv_of_head is not None else "") for h in range(H)]
     y = [f"L{l}" for l in range(L)]
-    fig = go.Figure(go.Heatmap(
-        z=z, x=x, y=y, zmin=0, zmax=1, colorscale="Viridis", name=role,
-        text=[[("–" if not np.isfinite(v) else f"{v:.2f}") for v in row] for row in z], texttemplate="%{text}",
-        colorbar=dict(title="score", thickness=12),
-        hovertemplate="%{y} %{x}<br>" + plotly_text(role) + " %{z:.3f}<extra></extra>",
-    ))
+    for i, role in enumerate(roles):
+        z = np.array(scores[role], dtype=np.float32)
+        fig.add_trace(go.Heatmap(
+            z=z, x=x, y=y, coloraxis="coloraxis", name=role,
+            text=[[("–" if not np.isfinite(v) else f"{v:.2f}") for v in row] for row in z], texttemplate="%{text}",
+            hovertemplate="%{y} %{x}<br>" + plotly_text(role) + " %{z:.3f}<extra></extra>",
+        ), row=i // cols + 1, col=i % cols + 1)
     fig.update_yaxes(autorange="reversed")
-    fig.update_layout(height=60 + 44 * L, margin=dict(l=10, r=10, t=10, b=10), **_CLEAR)
+    fig.update_layout(height=rows * (50 + 40 * L) + 40, margin=dict(l=10, r=10, t=30, b=10),
+                      coloraxis=dict(colorscale="Viridis", cmin=0, cmax=1, colorbar=dict(title="score", thickness=12)),
+                      **_CLEAR)
     return fig
 
 

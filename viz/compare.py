@@ -9,7 +9,7 @@ Each variant keeps one colour in every figure (`colour`).
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -81,19 +81,36 @@ def _loss_range(curves: dict[str, dict]) -> Optional[list[float]]:
     return [lo - 0.1, min(hi, lo + 3.0) + 0.1]
 
 
-def loss_bars(names: Sequence[str], bits_per_char: Sequence[float], baselines: dict[str, float]) -> go.Figure:
-    """Held-out bits per character of each variant as bars, the count-based baselines as dashed lines above."""
+def loss_bars(names: Sequence[str], bits_per_char: Sequence[float], baselines: dict[str, float],
+              seeds: Optional[Mapping[str, Sequence[float]]] = None) -> go.Figure:
+    """Held-out bits per character of each variant's shipped run as bars, the count-based baselines as dashed
+    lines above. seeds[name] = that variant's value for every training seed (the shipped one included): where
+    there are two or more, each seed is a dot and their mean ± sample sd a whisker, so the bar's gap to its
+    neighbour can be read against the seed-to-seed spread."""
     fig = go.Figure(go.Bar(
         x=list(names), y=list(bits_per_char), marker_color=[colour(n, i) for i, n in enumerate(names)],
-        text=[f"{b:.3f}" for b in bits_per_char], textposition="outside", name="held-out",
-        hovertemplate="%{x}: %{y:.4f} bits/char<extra></extra>",
+        text=[f"{b:.3f}" for b in bits_per_char], textposition="outside", name="shipped run",
+        hovertemplate="%{x}: %{y:.4f} bits/char (shipped run)<extra></extra>",
     ))
+    many = {n: np.asarray(seeds[n], dtype=np.float64) for n in names if seeds and len(seeds.get(n, ())) >= 2}
+    if many:
+        fig.add_trace(go.Scatter(
+            x=[n for n, v in many.items() for _ in v], y=[float(x) for v in many.values() for x in v], mode="markers",
+            name="each training seed", marker=dict(color="#222", size=7, opacity=0.7),
+            hovertemplate="%{x}: %{y:.4f} bits/char (one seed)<extra></extra>"))
+        fig.add_trace(go.Scatter(
+            x=list(many), y=[float(v.mean()) for v in many.values()], mode="markers", name="seed mean ± sd",
+            marker=dict(symbol="diamond-wide", color="#222", size=11),
+            error_y=dict(type="data", array=[float(v.std(ddof=1)) for v in many.values()], color="#222", thickness=2,
+                         width=10),
+            customdata=[[len(v), float(v.std(ddof=1))] for v in many.values()],
+            hovertemplate="%{x}: mean %{y:.4f} ± %{customdata[1]:.4f} sd over %{customdata[0]} seeds<extra></extra>"))
     for j, (name, b) in enumerate(baselines.items()):
         fig.add_hline(y=b, line=dict(dash="dash", color="#555" if j else "#999"),
                       annotation_text=f"{plotly_text(name)} baseline {b:.2f}", annotation_position="top left")
     top = max(list(bits_per_char) + list(baselines.values()) + [0.0])
     fig.update_layout(height=330, margin=dict(l=10, r=10, t=20, b=10), yaxis_title="bits per character",
-                      yaxis_range=[0, top * 1.12], showlegend=False, **_CLEAR)
+                      yaxis_range=[0, top * 1.12], showlegend=bool(many), **_CLEAR)
     return fig
 
 
@@ -309,13 +326,17 @@ def next_token_bars(dists: dict[str, tuple[Sequence[str], Sequence[float]]], col
     return fig
 
 
-def last_token_attention(rows: dict[str, np.ndarray], key_labels: Sequence[str], n_layers: int) -> go.Figure:
+def last_token_attention(rows: dict[str, np.ndarray], labels: Sequence[str], n_layers: int) -> go.Figure:
     """rows[name] = [layer·head, key]: what the last prompt token — the one whose next token is predicted —
-    attends to, in every layer and head (layers stacked top to bottom). One panel per variant, side by side."""
+    attends to, in every layer and head (layers stacked top to bottom), over the *last* n keys of the prompt
+    (n = the rows' width). `labels` is the whole prompt's, so each key is named by its real position: a row cut
+    to the last 48 of 200 keys starts at key 152, not 0. One panel per variant, side by side."""
     names = list(rows)
     fig = make_subplots(rows=1, cols=len(names), horizontal_spacing=0.015,
                         subplot_titles=[plotly_text(n) for n in names])
-    keys = axis_labels(list(key_labels))
+    n_keys = max((np.asarray(r).shape[1] for r in rows.values()), default=0)
+    first = len(labels) - n_keys
+    keys = axis_labels(list(labels))[first:]  # "position token", positions first … T − 1
     for c, name in enumerate(names):
         a = np.asarray(rows[name])
         H = a.shape[0] // n_layers
@@ -326,7 +347,7 @@ def last_token_attention(rows: dict[str, np.ndarray], key_labels: Sequence[str],
                                  hovertemplate="%{y} → key %{x}<br>%{z:.3f}<extra>" + plotly_text(name) + "</extra>"),
                       row=1, col=c + 1)
         fig.update_yaxes(autorange="reversed", showticklabels=c == 0, tickfont=dict(size=9), row=1, col=c + 1)
-    fig.update_xaxes(showticklabels=False)
+    fig.update_xaxes(showticklabels=False, title_text=f"keys {first}–{len(labels) - 1}", title_font=dict(size=10))
     fig.update_annotations(font_size=11)
     fig.update_layout(height=360, margin=dict(l=10, r=10, t=40, b=10), **_CLEAR)
     return fig

@@ -1,8 +1,9 @@
 """Figures of decoding strategies: the beam tree with greedy's path through it, the KV cache rows reordered
-between beam steps, and speculative decoding's rounds, verdicts, acceptance and speed.
+between beam steps, and speculative decoding's rounds, verdicts, acceptance and speed — and the captions that
+compare them, each built from the numbers it compares.
 
-Plain data in (lists of dicts and numbers, token labels), a `go.Figure` out; no streamlit, no torch. Every
-token label goes through `viz.tokens.plotly_text` (a prompt can contain `<b>`).
+Plain data in (lists of dicts and numbers, token labels), a `go.Figure` or a string out; no streamlit, no
+torch. Every token label goes through `viz.tokens.plotly_text` (a prompt can contain `<b>`).
 """
 
 from __future__ import annotations
@@ -281,3 +282,99 @@ def speedup_figure(ks: list[int], ideal: list[float], predicted: list[float], me
     fig.update_yaxes(range=[0, top * 1.18])
     fig.update_xaxes(type="category")
     return fig
+
+
+# --------------------------------------------------------------------------------------------------------
+# Captions: every comparison from the numbers it compares
+# --------------------------------------------------------------------------------------------------------
+
+LOOP_SHARE = 0.3  # a continuation whose 3-grams repeat this much is called looping
+
+
+def comparison_caption(rows: list[dict]) -> str:
+    """Greedy vs beam vs sampled continuations. rows: greedy, beam search, then the sampled runs, each with
+    "strategy", "tokens", "total log-prob", "log-prob per token", "repeated 3-grams" (a share)."""
+    g, b, samples = rows[0], rows[1], rows[2:]
+    def rep(r: dict) -> str:
+        return f"{r['repeated 3-grams']:.0%}"
+
+    lp_cmp = ("higher" if b["total log-prob"] > g["total log-prob"] else
+              "lower" if b["total log-prob"] < g["total log-prob"] else "the same")
+    loops = [r["strategy"] for r in rows if r["repeated 3-grams"] >= LOOP_SHARE]
+    searches_loop = [r["strategy"] for r in (g, b) if r["repeated 3-grams"] >= LOOP_SHARE]
+    text = (f"Total log-prob (under the model, temperature 1): beam {b['total log-prob']:.1f} vs greedy "
+            f"{g['total log-prob']:.1f} — {lp_cmp}"
+            + (f" over {b['tokens']} vs {g['tokens']} tokens" if b["tokens"] != g["tokens"] else "")
+            + f". Repeated 3-grams (the share of the text's 3-token runs that already occurred in it): greedy "
+            f"{rep(g)}, beam {rep(b)}, sampled {' and '.join(rep(r) for r in samples)}. "
+            + (f"Looping (≥ {LOOP_SHARE:.0%} repeated): {', '.join(loops)}. " if loops else
+               f"None repeats ≥ {LOOP_SHARE:.0%} of its 3-grams here. "))
+    if searches_loop:
+        text += ("Greedy and beam search both chase probability, and for a small model the most probable "
+                 "continuation of a loop is more of the loop. ")
+    if not samples:
+        return text.rstrip()
+    d_tok = g["log-prob per token"] - sum(r["log-prob per token"] for r in samples) / len(samples)
+    s_max = max(r["repeated 3-grams"] for r in samples)
+    less = s_max < min(g["repeated 3-grams"], b["repeated 3-grams"])
+    text += (f"Sampling (the {len(samples)} seeds' mean) scored {abs(d_tok):.2f} nats per token "
+             f"{'below' if d_tok > 0 else 'above'} greedy")
+    if less and d_tok > 0 and s_max < LOOP_SHARE and searches_loop:
+        return text + (" and repeated less than both: less likely per token, but it does not loop — why the "
+                       "app samples by default.")
+    return text + (" and repeated less than both." if less else ".")
+
+
+def acceptance_caption(rows: list[dict], ks: list[int], temperatures: list[float], n_tokens: int,
+                       k_shown: int) -> str:
+    """The acceptance sweep (rows from `speculative.acceptance_sweep`): its trend in K at the lowest
+    temperature, where tokens per target forward peak, and the temperatures side by side at K = k_shown."""
+    by = {(r["temperature"], r["k"]): r for r in rows}
+    lo = temperatures[0]
+    a1, a2 = by[(lo, ks[0])]["acceptance_rate"], by[(lo, ks[-1])]["acceptance_rate"]
+    trend = "falls" if a2 < a1 else "rises" if a2 > a1 else "stays"
+    tpf = {k: by[(lo, k)]["tokens_per_target_forward"] for k in ks}
+    top = max(tpf.values())
+    best = [k for k in ks if tpf[k] == top]
+    return (f"One run of {n_tokens} tokens per point, on this prompt. At T = {lo:g} the acceptance rate {trend} "
+            + (f"at {a1:.0%} from K = {ks[0]} to K = {ks[-1]}" if trend == "stays" else
+               f"from {a1:.0%} at K = {ks[0]} to {a2:.0%} at K = {ks[-1]}")
+            + (": every guess counts as proposed, and the guesses after a rejection are thrown away unchecked, "
+               "so long rounds waste more." if trend == "falls" else ".")
+            + f" Tokens per target forward are highest at K = {' and '.join(map(str, best))} ({top:.2f}). "
+            f"At K = {k_shown}: "
+            + ", ".join(f"T = {t:g} accepts {by[(t, k_shown)]['acceptance_rate']:.0%}" for t in temperatures) + ".")
+
+
+def speed_caption(sp: dict, k_costs: int) -> str:
+    """What `speculative.measure_speed` measured, and a verdict only where its runs do not overlap: faster
+    (every speculative run beat every plain run), slower (the reverse), or within the run-to-run spread.
+    k_costs: the K whose verification forward (K + 1 tokens) is quoted."""
+    best = max(sp["by_k"], key=lambda r: r["measured_speedup"])
+    co = sp["costs"]
+    plain, spec = sp["plain_runs_s"], best["runs_s"]
+    if max(spec) < min(plain):
+        verdict = (f"speculative decoding is faster than plain decoding here: each of its {len(spec)} runs at "
+                   f"K = {best['k']} beat each of plain decoding's {len(plain)}")
+    elif min(spec) > max(plain):
+        verdict = (f"even at its best K speculative decoding is slower than plain decoding here: each of its "
+                   f"{len(spec)} runs took longer than each of plain decoding's {len(plain)}")
+    else:
+        verdict = ("that is inside this machine's run-to-run spread (plain decoding "
+                   f"{min(plain):.2f}–{max(plain):.2f} s, speculative {min(spec):.2f}–{max(spec):.2f} s over "
+                   f"{len(plain)} runs each), so these runs do not say which is faster")
+    c_cpu, c_flops = sp["draft_over_target_cpu"], sp["draft_over_target_flops"]
+    return (
+        f"By FLOPs the draft costs c = {c_flops:.2f} of the target per step; measured in CPU time it costs "
+        f"{c_cpu:.2f} (a draft step {co['draft_1_cpu_s'] * 1e3:.2f} ms, a target step "
+        f"{co['target_1_cpu_s'] * 1e3:.2f} ms, the target on {k_costs + 1} tokens at once "
+        f"{co[f'target_{k_costs + 1}_cpu_s'] * 1e3:.2f} ms)"
+        + (": far more than its FLOPs say — most likely the fixed cost of each call and each layer in eager "
+           "PyTorch, which the draft's fewer, narrower layers shrink far less than its FLOPs. "
+           if c_cpu > 1.3 * c_flops else ": close to what its FLOPs say. " if c_cpu >= c_flops / 1.3 else
+           ": less than its FLOPs say. ")
+        + f"Best measured: {best['measured_speedup']:.2f}× at K = {best['k']} (median of {sp['repeats']}; "
+        f"ideal {best['ideal_speedup']:.2f}×, predicted {best['predicted_speedup']:.2f}×; in CPU time "
+        f"{best['measured_speedup_cpu']:.2f}×) — {verdict}. Plain decoding took {sp['plain_seconds']:.2f} s "
+        "(median); timings move with whatever else this machine is running."
+    )

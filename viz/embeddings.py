@@ -1,10 +1,13 @@
-"""Embedding figures: the prompt's token vectors, their norms, the vocabulary's 2-D map, position tables.
+"""Embedding figures: the prompt's token vectors, their norms, the vocabulary's 2-D map, position tables;
+and the sentences that describe them, written from the same numbers (a caption never states a figure by hand).
 
-Arrays and labels in, `go.Figure` out. Every token label goes through `plotly_text` (see viz/tokens.py).
-No streamlit, no torch.
+Arrays and labels in, `go.Figure` or a string out. Every token label goes through `plotly_text` (see
+viz/tokens.py). No streamlit, no torch.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import plotly.graph_objects as go
@@ -113,3 +116,94 @@ def similarity_heatmap(S: np.ndarray, title: str = "") -> go.Figure:
     fig.update_layout(height=460, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
                       title=plotly_text(title) or None, **_CLEAR)
     return fig
+
+
+# --------------------------------------------------------------------------------------------------------
+# Sentences: each states only what the numbers passed in show
+# --------------------------------------------------------------------------------------------------------
+
+
+def scale_label(scale: float, d_model: int) -> str:
+    """The embedding scale as a reader meets it: (13.856…, 192) -> '√192 ≈ 13.86'; (2.5, 192) -> '2.5'."""
+    if math.isclose(scale, math.sqrt(d_model), rel_tol=1e-9):
+        return f"√{d_model} ≈ {scale:.2f}"
+    return f"{scale:g}"
+
+
+def embed_scale_sentence(scale: float, d_model: int, token_median: float,
+                         position_median: float | None = None) -> str:
+    """What multiplying the token rows by `scale` before block 0 does to their length ('' when scale is 1).
+    token_median: the median length of the rows as stored; position_median: that of the position vectors added
+    next, if any — the comparison the scale exists for (Vaswani et al. 2017, §3.4)."""
+    if scale == 1:
+        return ""
+    s = (f"Before block 0 this variant multiplies every token row by {scale_label(scale, d_model)} (as in Vaswani "
+         f"et al. 2017, §3.4): a median length of {token_median:.2f} becomes {token_median * scale:.1f}")
+    if position_median is not None:
+        s += f", beside position vectors of median length {position_median:.2f}"
+    return s + "."
+
+
+def norms_caption(prompt_norms: np.ndarray, vocab_median: float, vocab_size: int, scale: float = 1.0,
+                  d_model: int = 0, position_median: float | None = None) -> str:
+    """The caption of `norms_bar`: the bars are the table's rows as stored, compared with the same rows of the
+    whole vocabulary (like with like), then what the model's embedding scale makes of them, if it has one."""
+    med = float(np.median(prompt_norms))
+    s = (f"Each bar is the length of the token's row as stored in the table: median {med:.2f} for this prompt, "
+         f"{vocab_median:.2f} over all {vocab_size:,} rows (dotted line).")
+    extra = embed_scale_sentence(scale, d_model, med, position_median)
+    return s + (" " + extra if extra else "")
+
+
+def position_table_sentence(P: np.ndarray) -> str:
+    """Row lengths of a position table P (N, d): one length for all (the sinusoidal formula gives √(d/2)), or the
+    range, the median and the three longest rows (a learned table's first positions stand out)."""
+    P = np.asarray(P, dtype=np.float64)
+    norms = np.linalg.norm(P, axis=1)  # (N,)
+    lo, hi, med = float(norms.min()), float(norms.max()), float(np.median(norms))
+    if hi - lo <= 1e-4 * max(hi, 1e-12):
+        return f"Every row has the same length, {med:.2f}."
+    top = np.argsort(-norms, kind="stable")[:3]
+    s = (f"Row lengths run from {lo:.2f} to {hi:.2f}, median {med:.2f}; the longest are "
+         + ", ".join(f"position {int(i)} ({norms[i]:.2f})" for i in top) + ".")
+    peak = np.abs(P).max(axis=1)  # (N,) each row's largest entry
+    if peak.max() > 3 * np.median(peak):  # position_heatmap's colour limit is the largest entry of all
+        s += (f" The colours run to ±{peak.max():.2f}, over 3× a typical row's largest entry "
+              f"({np.median(peak):.2f}), so most rows look faint.")
+    return s
+
+
+def position_similarity_sentence(distances, mean: np.ndarray, p5: np.ndarray, p95: np.ndarray,
+                                 tol: float = 0.05) -> str:
+    """What a position table's cosine similarity does with distance (`model.analysis.geometry.cosine_by_distance`;
+    distances ascending, the first one 1). Says 'falls as positions move apart' only when it does, 'flat' only
+    when it stays within `tol` of its distance-1 value, and how far single pairs stray from the mean."""
+    d = [int(x) for x, m in zip(distances, mean) if np.isfinite(m)]
+    m = np.asarray([x for x in mean if np.isfinite(x)], dtype=np.float64)
+    if not len(m):
+        return ""
+    s = ("Mean cosine similarity of two positions' vectors, over every pair that far apart: "
+         + ", ".join(f"{v:.2f} at distance {k}" for k, v in zip(d, m)) + ".")
+    if len(m) < 2:
+        return s
+    near = np.abs(m - m[0]) <= tol
+    flat_to = len(m) if near.all() else int(np.argmin(near))  # entries 0 … flat_to-1 stay near distance 1
+    if flat_to == len(m):
+        s += f" It barely depends on distance: every mean is within {tol} of the one at distance {d[0]}."
+    elif flat_to >= 3 and m[-1] < m[0] - tol:
+        s += (f" Up to distance {d[flat_to - 1]} it stays within {tol} of its value at distance 1: neighbouring "
+              f"positions are no more alike than positions {d[flat_to - 1]} apart, so by this measure the table does "
+              f"not single out the token just before. Only farther apart does it fall, to {m[-1]:.2f} at distance "
+              f"{d[-1]}.")
+    elif m[-1] < m[0] - tol:
+        steady = bool(np.all(np.diff(m) <= tol))
+        s += (" It is highest for neighbours and falls as positions move apart: nearby positions get similar "
+              "vectors." if steady and m[0] == m.max() else
+              f" Overall it falls with distance, from {m[0]:.2f} to {m[-1]:.2f}, though not steadily.")
+    else:
+        s += f" It does not fall with distance ({m[0]:.2f} at distance {d[0]}, {m[-1]:.2f} at {d[-1]})."
+    spread = float(p95[0] - p5[0]) if np.isfinite(p95[0]) else 0.0
+    if spread > 2 * tol:
+        s += (f" Single pairs stray far from these means: at distance {d[0]}, 5 % are below {p5[0]:.2f} and 5 % "
+              f"above {p95[0]:.2f}.")
+    return s

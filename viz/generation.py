@@ -1,5 +1,6 @@
 """Figures of step-through generation: the sampling breakdown, the history strip, the KV cache, the new token's
-attention. Arrays and labels in, a `go.Figure` out; no streamlit, no torch.
+attention, and the sentence on what a step costs. Arrays and labels in, a `go.Figure` or text out; no
+streamlit, no torch.
 
 Token labels are user-controlled text (a prompt can contain `<b>`), and Plotly renders a few HTML tags in
 text, so every label goes through `viz.tokens.plotly_text` before it reaches a figure.
@@ -209,3 +210,23 @@ def attention_rows_figure(rows: list[np.ndarray], key_positions: np.ndarray, key
     fig.update_layout(height=130 * L + 90, margin=dict(l=10, r=10, t=30, b=10),
                       coloraxis=dict(colorscale="Blues", cmin=0, cmax=top, colorbar=dict(title="weight", thickness=10)))
     return fig
+
+
+# --------------------------------------------------------------------------------------------------------
+# What a step costs
+# --------------------------------------------------------------------------------------------------------
+
+
+def step_cost_text(is_prefill: bool, n_positions: int, n_keys: int, flops: int, flops_without_cache: int) -> str:
+    """The step's matmul FLOPs, with and without the KV cache (`StepRecord.flops_cached` / `flops_recompute`).
+
+    n_positions: positions fed so far (the cache's length after the step); n_keys: the keys the new position
+    attended to (fewer than n_positions once a sliding window evicts). The ratio is not n_positions: without a
+    cache every layer runs at every position, but only the last position's logits are needed, so the
+    unembedding — a large share of a small model — runs once either way."""
+    if is_prefill:
+        return (f"The prefill computed all {n_positions} prompt positions in one parallel pass: **{flops:,} FLOPs**. "
+                "Every later step reuses their keys and values.")
+    return (f"This step with the cache: **{flops:,} FLOPs** (one new position against {n_keys} cached keys). "
+            f"Without it, every layer recomputes all {n_positions} positions, and the logits are needed at the "
+            f"last one only: **{flops_without_cache:,}** — {flops_without_cache / flops:,.1f}× more.")

@@ -1,9 +1,10 @@
 """Figures of fast inference: FlashAttention's tiles over a real attention pattern and one tile's running m, l, O;
 memory traffic of naive vs tiled attention; the sliding window's rolling buffer and receptive field; paged vs
-contiguous KV memory; per-matmul arithmetic intensity against ridge points; decode speed against the roofline.
+contiguous KV memory; per-matmul arithmetic intensity against ridge points; decode speed against the roofline;
+and the sentence on what the sliding window costs, built from the numbers it compares.
 
-Arrays, numbers and labels in, a `go.Figure` out; no streamlit, no torch. Token labels are user text and go
-through `plotly_text`.
+Arrays, numbers and labels in, a `go.Figure` or a string out; no streamlit, no torch. Token labels are user
+text and go through `plotly_text`.
 """
 
 from __future__ import annotations
@@ -402,3 +403,29 @@ def decode_speed_figure(batches: Sequence[int], measured: Sequence[float], predi
     _log_ticks(fig, "x", batches)
     fig.update_yaxes(type="log", dtick=1)
     return fig
+
+
+# --------------------------------------------------------------------------------------------------------
+# What the window costs, in words
+# --------------------------------------------------------------------------------------------------------
+
+
+def window_cost_text(window: str, full: str, gap: float, gap_se: float, rise: dict[str, float], w: int,
+                     context: int, n_positions: int) -> str:
+    """The window variant against full attention on the held-out text. gap, gap_se: the paired mean of the
+    window's minus the full model's loss over the same windows, and its standard error; rise: per variant, the
+    mean loss past the training context minus inside it (empty when not evaluated past it). A cost is stated
+    only when it is at least two standard errors from zero, and the reason for a flat curve past the context
+    only when the window's rises less than the full model's."""
+    paired = f"{gap:+.4f} ± {gap_se:.4f} nats/token, paired over the same held-out windows"
+    if abs(gap) >= 2 * gap_se:
+        text = f"Inside the context the window {'costs' if gap > 0 else 'gains'} {paired}"
+    else:
+        text = f"Inside the context the window's cost, {paired}, is within two standard errors of none"
+    if window in rise and full in rise:
+        text += (f"; past the training context of {context} the mean loss changes by "
+                 + ", ".join(f"{rise[n]:+.3f} ({n})" for n in (full, window)) + f" against positions 1–{context}")
+        if rise[window] < rise[full]:
+            text += (f": every query of the window variant sees at most {w} keys in every layer, at position "
+                     f"{n_positions:,} as at position {w:,}, so nothing is new to it past the training length")
+    return text + "."

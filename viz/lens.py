@@ -80,3 +80,13 @@ def next_token_lines(p_next: np.ndarray, stages: list[str], position: int, label
                       legend=dict(orientation="h", y=1.12, x=0), **_CLEAR)
     return fig
 
+
+
+def embedding_row_sentence(top1: np.ndarray, input_ids: np.ndarray) -> str:
+    """For a tied model: how many positions' top prediction at the embedding row (top1, (T,)) is their own input
+    token — counted, not asserted, since the share differs from variant to variant and prompt to prompt."""
+    top1, input_ids = np.asarray(top1), np.asarray(input_ids)
+    k, T = int((top1 == input_ids).sum()), len(input_ids)
+    return (f" At the *embedding* row, {k} of {T} positions \"predict\" their own input token: the unembedding is "
+            "the embedding matrix transposed, so a token's own row tends to score highest against itself — the "
+            "blocks have to move the stream away from it.")

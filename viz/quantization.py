@@ -1,9 +1,10 @@
 """Figures for the quantization page: a matrix's weights with the grid they are rounded to, what one large
 weight does to a per-tensor, per-row and per-group scale, error per matrix, where the error reaches the
-residual stream, memory by format, loss against size, and measured speed.
+residual stream, memory by format, loss against size, and measured speed — and the sentences that compare
+them, each built from the numbers it compares.
 
-Arrays, dicts and labels in (from `model/quantize/`), a `go.Figure` out; no streamlit, no torch. Each format
-keeps one colour in every figure (`colour`).
+Arrays, dicts and labels in (from `model/quantize/`), a `go.Figure` or a string out; no streamlit, no torch.
+Each format keeps one colour in every figure (`colour`).
 """
 
 from __future__ import annotations
@@ -159,13 +160,13 @@ def drift_figure(stages: Sequence[str], drift: dict[str, Sequence[float]]) -> go
 
 
 def memory_figure(names: Sequence[str], codes: Sequence[int], scales: Sequence[int], kept: Sequence[int],
-                  bits_per_weight: Sequence[Optional[float]]) -> go.Figure:
-    """One horizontal stacked bar per format: codes, scales, and the tensors kept at fp16 (bytes, in kB).
-    The label at the end: the total and the quantized matrices' bits per weight."""
+                  bits_per_weight: Sequence[Optional[float]], kept_names: str = "embedding, norms") -> go.Figure:
+    """One horizontal stacked bar per format: codes, scales, and the tensors kept at fp16 (bytes, in kB), named
+    by `kept_names`. The label at the end: the total and the quantized matrices' bits per weight."""
     kb = lambda xs: [x / 1e3 for x in xs]  # noqa: E731
     fig = go.Figure()
     for part, ys, col in (("codes (weights)", codes, "#4C6FFF"), ("scales (fp16)", scales, "#E4572E"),
-                          ("kept at fp16: embedding, norms", kept, "#8E9AAF")):
+                          (f"kept at fp16: {kept_names}", kept, "#8E9AAF")):
         fig.add_trace(go.Bar(y=list(names), x=kb(ys), name=part, orientation="h", marker_color=col,
                              customdata=[f"{v:,}" for v in ys],
                              hovertemplate="%{y}: %{customdata} B<extra>" + part + "</extra>"))
@@ -237,3 +238,93 @@ def next_token_figure(dists: dict[str, tuple[Sequence[str], Sequence[float]]]) -
         fig.update_xaxes(range=[0, min(1.0, top * 1.35)], tickformat=".0%", row=1, col=i + 1)
     fig.update_layout(height=260, showlegend=False, margin=dict(l=10, r=10, t=40, b=10), **_CLEAR)
     return fig
+
+
+# --------------------------------------------------------------------------------------------------------
+# Sentences: every comparison from the numbers it compares
+# --------------------------------------------------------------------------------------------------------
+
+
+def names_text(names: Sequence[str]) -> str:
+    """['a'] -> 'a'; ['a', 'b', 'c'] -> 'a, b and c'."""
+    xs = list(names)
+    return xs[0] if len(xs) == 1 else ", ".join(xs[:-1]) + " and " + xs[-1]
+
+
+def kept_text(kept: Sequence[str], tied: bool) -> str:
+    """What a quantized copy keeps at fp16, in words: 'embedding' becomes 'embedding (tied to the unembedding)'
+    when the head reuses it. kept: `counts.kept_tensors` names."""
+    return names_text([("embedding (tied to the unembedding)" if tied and k == "embedding" else k) for k in kept])
+
+
+def layer_error_caption(mean: dict[str, float], int8: str, int4: str) -> str:
+    """Mean ‖W − Q(W)‖/‖W‖ per format, and 8 → 4 bits against the 16× that halving the step 4 times gives."""
+    ratio = mean[int4] / mean[int8]
+    why = ("less: Q4_0's blocks of 32 get finer scales than whole rows, and its rule uses all 16 codes "
+           "(step max|x|/8, not /7)" if ratio < 16 else
+           "more than the grid steps alone account for" if ratio > 16 else "exactly that")
+    return ("‖W − Q(W)‖/‖W‖ of every quantized matrix. Mean over the matrices: "
+            + ", ".join(f"{n} {v:.2%}" for n, v in mean.items())
+            + f". Each bit halves the grid step, so 4 fewer bits at the same scale would cost ≈ 2⁴ = 16× the "
+            f"error: {int8} → {int4} measures {ratio:.1f}×, {why}.")
+
+
+def outlier_note(col: int, factor: float, led: float, before: dict[str, float], after: dict[str, float],
+                 group: int) -> str:
+    """What making input column `col` × factor does to each scope's error (before → after), and why groups
+    help — said only when the numbers show it (the per-group error grows less than the per-channel one)."""
+    growth = {k: after[k] / before[k] for k in before}
+    text = (f" With input column {col} × {factor:g}, it holds the largest weight of {led:.0%} of the rows; the "
+            "error, as trained → with the outlier: "
+            + ", ".join(f"{k} {before[k]:.2%} → {after[k]:.2%} ({growth[k]:.1f}×)" for k in before) + ".")
+    if growth["per group"] < growth["per channel"]:
+        text += (" A column outlier sits in every row, so one scale per row cannot step around it; a group of "
+                 f"{group} keeps it to one block of each row — why int4 formats use groups, and why LLM.int8() "
+                 "pulls outlier columns out into fp16.")
+    return text
+
+
+def _verdict(case: dict) -> str:
+    """'faster' / 'slower' when every int8 run beat / lost to every fp32 run (min–max of the repeats), else
+    'overlap': the medians' ratio is then inside the run-to-run spread."""
+    f, q = case["fp32"], case["int8"]
+    return "faster" if q["max_ms"] < f["min_ms"] else "slower" if q["min_ms"] > f["max_ms"] else "overlap"
+
+
+def speed_caption(speed: dict) -> str:
+    """The timings: medians per case, with the engine and the load at the start."""
+    parts = [f"{c}: fp32 {v['fp32']['median_ms']:.2f} ms, int8 {v['int8']['median_ms']:.2f} ms "
+             f"(fp32/int8 = {v['speedup']:.2f}×)" for c, v in speed["cases"].items()]
+    load = speed.get("load_average_at_start")
+    return ("; ".join(parts) + f". Engine: {speed['engine']}, one thread, median of {speed['repeats']}"
+            + (f"; load average {load[0]:.1f} on this machine when it started." if load else "."))
+
+
+def speed_reading(speed: dict, largest: tuple[int, int]) -> str:
+    """Which cases int8 wins and loses — a win or a loss only where the runs do not overlap — and the likely
+    reason, said only when the pattern it explains is there. largest: the biggest quantized matrix's shape."""
+    cases = speed["cases"]
+    by = {c: _verdict(v) for c, v in cases.items()}
+    def span(v: dict) -> str:
+        return f"fp32 {v['fp32']['min_ms']:.1f}–{v['fp32']['max_ms']:.1f} ms, int8 {v['int8']['min_ms']:.1f}–" \
+               f"{v['int8']['max_ms']:.1f}"
+
+    win = [f"{c} ({cases[c]['speedup']:.2f}×)" for c, v in by.items() if v == "faster"]
+    lose = [f"{c} ({cases[c]['speedup']:.2f}×)" for c, v in by.items() if v == "slower"]
+    even = [f"{c} ({cases[c]['speedup']:.2f}×; {span(cases[c])})" for c, v in by.items() if v == "overlap"]
+    parts = []
+    if win:
+        parts.append("int8 is faster for " + ", ".join(win) + ": every int8 run beat every fp32 run")
+    if lose:
+        parts.append("slower for " + ", ".join(lose) + ": every int8 run lost")
+    if even:
+        parts.append("no difference shown for " + ", ".join(even) + " — the runs overlap")
+    text = f"fp32 time ÷ int8 time (medians of {speed['repeats']}): " + "; ".join(parts) + "."
+    decode = [c for c in cases if "decode" in c]
+    if win and decode and all(by[c] != "faster" for c in decode) and all("decode" not in c for c, v in by.items()
+                                                                         if v == "faster"):
+        text += (f" Our matrices are small ({largest[0]} × {largest[1]} at most): with many rows per call the "
+                 "int8 multiply pays off, while a decode step multiplies one row, where quantizing the input and "
+                 "calling the kernel most likely cost as much as the arithmetic saves.")
+    return text + (" Only the Linear layers are int8; the unembedding and attention are not. What int8 always "
+                   "buys is memory: one byte a weight instead of fp32's four, plus one scale per output row.")

@@ -1,6 +1,7 @@
 """Figures of where position enters: RoPE's rotated pairs, angles, wavelengths, the relative-position property
 and the long-term decay; and what the other variants use (sinusoidal table, learned table, ALiBi biases).
-Arrays and labels in, a `go.Figure` out; no streamlit, no torch.
+Arrays and labels in, a `go.Figure` out; and the sentences that describe them, written from the same numbers
+(degrees actually turned, not "fast" or "slow" by eye). No streamlit, no torch.
 """
 
 from __future__ import annotations
@@ -68,8 +69,8 @@ def angle_table_figure(angles: np.ndarray, wavelengths: np.ndarray, n_prompt: in
 
 
 def wavelength_figure(wavelengths: np.ndarray, context: int) -> go.Figure:
-    """2π/θᵢ per pair on a log axis, against the context: pairs above the line never finish one turn inside it,
-    so they can only tell near from far; the fast pairs below it resolve nearby positions."""
+    """2π/θᵢ per pair on a log axis, against the context: pairs above the line (red) never finish one turn inside
+    it, those below (blue) do. How far each actually turns is `wavelength_sentence`'s job."""
     P = len(wavelengths)
     fig = go.Figure(go.Bar(
         x=np.arange(P), y=wavelengths, name="wavelength",
@@ -96,18 +97,18 @@ def shift_figure(deltas: np.ndarray, both: np.ndarray, q_only: np.ndarray, m: in
     fig.add_trace(go.Scatter(x=deltas, y=q_only, mode="lines", name=f"only q moved: q at {m}+Δ, k at {n}",
                              line=dict(color="#9AA3B2")))
     fig.update_layout(height=320, margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=-0.25),
-                      xaxis_title="Δ (positions moved)", yaxis_title="score q·k/√d")
+                      xaxis_title="Δ (positions moved)", yaxis_title="score q·k/√d_head")
     return fig
 
 
 def distance_figure(distances: np.ndarray, scores: np.ndarray, bound: np.ndarray, n_prompt: int) -> go.Figure:
     """This q·k's score as a function of m − n, beside the RoPE paper's relative upper bound
-    (1/(d/2))·Σⱼ|Sⱼ| on a second axis: the bound decays with distance, the actual score only has to stay under
+    (1/(d_head/2))·Σⱼ|Sⱼ| on a second axis: the bound decays with distance, the actual score only has to stay under
     its scaled version."""
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     fig.add_trace(go.Scatter(x=distances, y=scores, mode="lines", name="score of this q and k",
                              line=dict(color="#4C6FFF")), secondary_y=False)
-    fig.add_trace(go.Scatter(x=distances, y=bound, mode="lines", name="decay bound (1/(d/2))·Σⱼ|Sⱼ|",
+    fig.add_trace(go.Scatter(x=distances, y=bound, mode="lines", name="decay bound (1/(d_head/2))·Σⱼ|Sⱼ|",
                              line=dict(color="#E4572E", dash="dash")), secondary_y=True)
     if 0 < n_prompt <= distances[-1]:
         fig.add_vline(x=n_prompt - 1, line=dict(dash="dot", color="#888"))
@@ -171,3 +172,85 @@ def alibi_figure(slopes: np.ndarray, n: int) -> go.Figure:
     fig.update_layout(height=260 * rows + 40, margin=dict(l=10, r=10, t=40, b=10),
                       coloraxis=dict(colorscale="Reds_r", cmin=vmin, cmax=0, colorbar=dict(title="bias", thickness=10)))
     return fig
+
+
+# --------------------------------------------------------------------------------------------------------
+# Sentences: how far the pairs actually turn, from θᵢ and the lengths involved
+# --------------------------------------------------------------------------------------------------------
+
+SMALL_TURN_DEG = 10.0  # under this, a pair is "almost unrotated": cos 10° = 0.985
+
+
+def _degrees(rad: float) -> str:
+    """An angle for prose: 0.5 rad -> '29°'; 40 rad -> '2,292° (6.4 turns)'; under 10° with a decimal."""
+    deg = float(np.degrees(rad))
+    if deg >= 360:
+        return f"{deg:,.0f}° ({deg / 360:.1f} turns)"
+    return f"{deg:.1f}°" if deg < 10 else f"{deg:.0f}°"
+
+
+def pair_turn_sentence(pair: int, theta: float, n_prompt: int, context: int) -> str:
+    """What pair `pair` (θ = theta rad per position) does across the prompt (positions 0 … n_prompt−1) and the
+    context (0 … context−1): the angles swept, and a qualitative word only where the angle earns it."""
+    wave = 2 * np.pi / theta
+    s = (f"θ_{pair} = {theta:.4g} rad per position: one full turn every {wave:,.1f} positions. Position m turns "
+         f"by m·θ_{pair} (hover an arrow tip); the lengths do not change, since rotation keeps norms. ")
+    whole = _degrees((context - 1) * theta)  # position 0 … context−1
+    if n_prompt < 2:
+        return s + (f"This prompt has one position, which does not turn; across the {context}-token context the "
+                    f"last position turns {whole}.")
+    swept = (n_prompt - 1) * theta
+    s += (f"From the first to the last position of this prompt (0 … {n_prompt - 1}) the pair turns "
+          f"{_degrees(swept)}; across the {context}-token context, {whole}.")
+    if swept >= 2 * np.pi:
+        s += " More than a full turn inside the prompt: this pair alone repeats itself within it."
+    elif np.degrees(swept) < SMALL_TURN_DEG:
+        s += f" Under {SMALL_TURN_DEG:.0f}° across the prompt: here this pair hardly tells positions apart."
+    return s
+
+
+def angle_table_sentence(inv_freq: np.ndarray, n_rows: int) -> str:
+    """The angle table's caption: what it shows, and how far the fastest and slowest pairs turn over its rows."""
+    P = len(inv_freq)
+    span = max(n_rows - 1, 0)
+    fastest, slowest = _degrees(span * inv_freq[0]), _degrees(span * inv_freq[-1])
+    return ("m·θᵢ for every position and pair, as a point on the circle (mod 2π); hover for the angle and the "
+            f"pair's wavelength. Over positions 0 … {span}, pair 0 turns {fastest} and pair {P - 1} turns {slowest}.")
+
+
+def wavelength_sentence(inv_freq: np.ndarray, context: int) -> str:
+    """The wavelength chart's caption: which pairs finish a turn inside the context (blue, as drawn), how far the
+    others turn across it (red), and which turn less than SMALL_TURN_DEG — the only ones 'almost unrotated'."""
+    waves = 2 * np.pi / inv_freq
+    P = len(waves)
+    swept = np.degrees((context - 1) * inv_freq)  # (P,) across positions 0 … context−1
+    fast = np.flatnonzero(waves < context)  # the figure's blue bars
+    slow = np.flatnonzero(waves >= context)
+    s = f"{len(fast)} of {P} pairs (blue) have a wavelength shorter than the {context}-token context"
+    if not len(slow):
+        return s + "."
+    s += (f"; the other {len(slow)} (red, pairs {slow[0]}–{slow[-1]}) never finish a turn inside it. "
+          if len(slow) > 1 else f"; pair {slow[0]} (red) never finishes a turn inside it. ")
+    s += (f"Across the whole context they still turn {_degrees(np.radians(swept[slow[0]]))} (pair {slow[0]}) down to "
+          f"{_degrees(np.radians(swept[slow[-1]]))} (pair {slow[-1]})."
+          if len(slow) > 1 else f"Across the whole context it still turns {_degrees(np.radians(swept[slow[0]]))}.")
+    tiny = np.flatnonzero(swept < SMALL_TURN_DEG)
+    if len(tiny):
+        which = f"pairs {tiny[0]}–{tiny[-1]}" if len(tiny) > 1 else f"pair {tiny[0]}"
+        s += (f" Only {which} turn{'' if len(tiny) > 1 else 's'} less than {SMALL_TURN_DEG:.0f}° in the context: "
+              "within it they are almost unrotated, close to position-free.")
+    return s
+
+
+def decay_sentence(distances: np.ndarray, bound: np.ndarray) -> str:
+    """The decay-bound caption: the bound's value at the first distance against its mean over the far half."""
+    half = len(distances) // 2
+    b0, far = float(bound[0]), float(np.mean(bound[half:]))
+    shrinks = far < b0
+    trend = "shrinks with distance on average" if shrinks else "does not shrink with distance here"
+    where = f"distances {int(distances[half])}–{int(distances[-1])}"
+    return (f"The bound (1/(d_head/2))·Σⱼ|Sⱼ|, Sⱼ = Σ_{{k<j}} e^{{i(m−n)θₖ}}, is about the rotation alone: it "
+            f"{trend} ({b0:.1f} at distance {int(distances[0])}, {far:.1f} on average over {where})"
+            + (", which is why RoPE is said to favour nearby tokens" if shrinks else "")
+            + ". A particular q and k can still score high far away — the model chooses q and k. The dotted line is "
+            "the farthest the prompt reaches.")

@@ -35,15 +35,26 @@ def _table(r: dict) -> str:
     lines += [
         f"  {'total':<22}{r['forward_flops']:>26,}",
         f"  {'causal-aware total':<22}{r['forward_flops_causal']:>26,}",
-        f"  {'Megatron formula':<22}{r['megatron_forward_flops']:>26,}",
+        f"  {'Narayanan et al. 2021':<22}{r['megatron_forward_flops']:>26,}   (24bsd² + 4bs²d)L + 2bsdV",
+        f"  {'Kaplan et al. 2020':<22}{r['kaplan_forward_flops']:>26,}   bs·(2N + 2·L·s·d_attn), no unembedding",
         f"  {'decode step, cached':<22}{r['decode_step_flops_cached']:>26,}   (context {r['seq_len']})",
-        f"  {'decode, recompute':<22}{r['decode_step_flops_recompute']:>26,}",
+        f"  {'decode step, no cache':<22}{r['decode_step_flops_recompute']:>26,}   (every layer at every position, "
+        "logits at the last)",
         f"  {'training step (3×)':<22}{r['training_step_flops']:>26,}",
+        f"  {'Kaplan et al. 6N':<22}{r['kaplan_training_flops']:>26,}   6·N·b·s, N = {r['non_embedding_params']:,} "
+        "non-embedding parameters",
         "",
         "memory",
     ]
-    for k, v in r["weight_bytes"].items():
-        lines.append(f"  {'weights ' + k:<22}{v:>26,} B  = {gib_text(v)}")
+    for k, m in r["weight_memory"].items():
+        lines.append(f"  {'weights ' + k:<28}{m['total']:>20,} B  = {gib_text(m['total'])}  "
+                     f"({m['bits_per_param']:.3f} bits/parameter)")
+    kept = ", ".join(r["kept_at_fp16_when_quantized"])
+    lines += [  # say what the quantized rows count, so a bare "int4" is never read as 4 bits a parameter
+        "  quantized rows count every code (4-bit codes two to a byte) and one fp16 scale per output row (int8)",
+        "  or per block of G weights, for the attention and MLP matrices; no format here has zero points;",
+        f"  kept at fp16: {kept}",
+    ]
     lines += [
         f"  {'KV cache / token':<22}{r['kv_cache_bytes_per_token']:>26,} B  ({r['dtype']})",
         f"  {'KV cache, s × b':<22}{r['kv_cache_bytes']:>26,} B  = {gib_text(r['kv_cache_bytes'])}",

@@ -114,11 +114,35 @@ def count_params(a: Arch) -> Breakdown:
 
 
 def gpt2_param_formula(a: Arch) -> int:
-    """GPT-2's parameter count `Vd + L(12d² + 13d)` (per layer: attention 4d² + 4d, MLP 8d² + 5d, two LayerNorms 4d): MHA, a 4d two-matrix MLP, LayerNorm and biases everywhere,
-    tied head — and no position table and no final norm (which is why GPT-2 small's true total is 787,968
-    higher: 1024·768 + 2·768)."""
+    """GPT-2's architecture (Radford et al. 2019) counted in closed form, `Vd + L(12d² + 13d)`: per layer
+    attention 4d² + 4d, MLP 8d² + 5d, two LayerNorms 4d; MHA, a 4d two-matrix MLP, LayerNorm and biases
+    everywhere, tied head — and no position table and no final norm (which is why GPT-2 small's true total is
+    787,968 higher: 1024·768 + 2·768)."""
     V, d, L = a.vocab_size, a.d_model, a.n_layers
     return V * d + L * (12 * d * d + 13 * d)
+
+
+# Kaplan et al. (2020), "Scaling Laws for Neural Language Models", §2.1 and Table 1. Their N leaves out the
+# embeddings (token and position tables; an untied unembedding is one more vocabulary matrix, left out too).
+
+
+def non_embedding_params(a: Arch) -> int:
+    """Every parameter but the token embedding, a position table and an untied unembedding: Kaplan et al.'s N,
+    counted exactly. Llama-2-7B: 6,738,415,616 − 2·32000·4096 = 6,476,271,616."""
+    g = count_params(a).by_group()
+    return sum(v for k, v in g.items() if k not in ("embedding", "head"))
+
+
+def kaplan_params(a: Arch) -> int:
+    """Kaplan et al.'s N ≈ 2·d·L·(2·d_attn + d_ff) with d_attn = nh·hd and d_ff = m: four d×d_attn attention
+    matrices (so K and V as wide as Q: MHA) and a two-matrix MLP; no biases, no norms."""
+    return 2 * a.d_model * a.n_layers * (2 * a.n_heads * a.head_dim + a.d_mlp)
+
+
+def twelve_d2_params(a: Arch) -> int:
+    """The common per-layer estimate 12·d², i.e. Kaplan et al.'s N with d_attn = d and d_ff = 4d: 12·L·d².
+    Llama-2-7B: 12·32·4096² = 6,442,450,944 (its MLP is 3 × 4096 × 11008, not 2 × 4096 × 16384)."""
+    return 12 * a.n_layers * a.d_model**2
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -159,15 +183,21 @@ def causal_pairs(a: Arch, new: int, past: int, windowed: bool) -> int:
     return _sum_min(past + 1, past + new, a.sliding_window if windowed else None)
 
 
-def forward_flops(a: Arch, batch: int, new_tokens: int, past: int = 0, causal: bool = False) -> Breakdown:
+def forward_flops(a: Arch, batch: int, new_tokens: int, past: int = 0, causal: bool = False,
+                  logits_to_keep: int = 0) -> Breakdown:
     """Matmul FLOPs of one forward of `new_tokens` tokens per sequence, after `past` cached positions.
 
     A prefill of s tokens is (batch, s, past=0); one cached decode step at context c is (batch, 1, c - 1).
     causal=False is FlopCounterMode's count of our model (full s×c scores); causal=True counts only
-    the allowed pairs. Projections, MLP and unembedding are the same either way: 2·b·s·(in·out) each.
+    the allowed pairs. Projections and MLP are the same either way: 2·b·s·(in·out) each.
+
+    `logits_to_keep` (Hugging Face's name for the same thing): 0 unembeds every position, as `model(ids)`
+    does; k > 0 only the last k. Generating needs only the last position's logits, so a forward that exists
+    to pick the next token pays 2·b·d·V for the head, not 2·b·s·d·V.
     """
     b, s = check_run("batch", batch), check_run("new_tokens", new_tokens)
     past = check_run("past", past, 0)
+    keep = s if logits_to_keep == 0 else min(check_run("logits_to_keep", logits_to_keep), s)
     V, d, L, nh, nkv, hd, m = a.vocab_size, a.d_model, a.n_layers, a.n_heads, a.n_kv_heads, a.head_dim, a.d_mlp
     n = b * s  # rows of every projection matmul
     t = [
@@ -195,7 +225,9 @@ def forward_flops(a: Arch, batch: int, new_tokens: int, past: int = 0, causal: b
     t += [
         Term("mlp.W_up", "mlp", 2 * n * d * m * L, "2·b·s·d·m·L"),
         Term("mlp.W_down", "mlp", 2 * n * m * d * L, "2·b·s·m·d·L"),
-        Term("unembedding", "unembedding", 2 * n * d * V, "2·b·s·d·V (every position, as model(ids) does)"),
+        Term("unembedding", "unembedding", 2 * b * keep * d * V,
+             "2·b·s·d·V (every position, as model(ids) does)" if keep == s and logits_to_keep == 0 else
+             "2·b·d·V (the last position only)" if keep == 1 else f"2·b·{keep}·d·V (the last {keep} positions)"),
     ]
     return Breakdown(tuple(t))
 
@@ -205,10 +237,15 @@ def prefill_flops(a: Arch, batch: int, seq_len: int, causal: bool = False) -> Br
 
 
 def decode_step_flops(a: Arch, batch: int, context: int, cached: bool = True) -> Breakdown:
-    """Make the token at position context-1 (context counts it). With a cache: 1 query against the cached
-    keys (at most w of them). Without: recompute all `context` positions, i.e. a prefill of `context`."""
+    """The logits that choose the next token, with `context` positions fed so far (the newest included).
+
+    With a cache: 1 query against the cached keys (at most w of them). Without: every layer recomputed at
+    all `context` positions (their keys and values are what the cache would have held) — but the head only
+    at the last one, the only logits a step uses. Llama-2-7B, context 4096, no cache: the head is 2·d·V =
+    262,144,000 FLOPs, not 4096× that; the ratio to a cached step is below `context` for that reason alone.
+    """
     c = check_run("context", context)
-    return forward_flops(a, batch, 1, c - 1) if cached else forward_flops(a, batch, c, 0)
+    return forward_flops(a, batch, 1, c - 1) if cached else forward_flops(a, batch, c, 0, logits_to_keep=1)
 
 
 def training_flops(a: Arch, batch: int, seq_len: int) -> int:
@@ -218,8 +255,11 @@ def training_flops(a: Arch, batch: int, seq_len: int) -> int:
 
 
 def megatron_forward_flops(a: Arch, batch: int, seq_len: int) -> int:
-    """The forward FLOPs of Narayanan et al. (2021, Megatron-LM §5.1), `(24bsd² + 4bs²d)L + 2bsdV`. Assumes MHA with nh·hd = d (q, k, v, o: 8bsd²), a plain
-    two-matrix MLP of width 4d (16bsd²), and attention over all s×s positions (4bds²)."""
+    """The forward FLOPs of Narayanan et al. (2021, "Efficient Large-Scale Language Model Training on GPU
+    Clusters Using Megatron-LM"), `(24bsd² + 4bs²d)L + 2bsdV`. Assumes MHA with nh·hd = d (q, k, v, o: 8bsd²),
+    a plain two-matrix MLP of width 4d (16bsd²), and attention over all s×s positions (4bds²). Their count per
+    training iteration, 96·b·s·L·d²·(1 + s/6d + V/16Ld), is these layers × 4 (forward, backward ×2, and the
+    forward again under activation recomputation) and the logit layer × 3."""
     b, s = check_run("batch", batch), check_run("seq_len", seq_len)
     d, L, V = a.d_model, a.n_layers, a.vocab_size
     return (24 * b * s * d * d + 4 * b * d * s * s) * L + 2 * b * s * d * V
@@ -247,6 +287,48 @@ def megatron_comparison(a: Arch, batch: int, seq_len: int) -> list[dict]:
     out = [{"term": n, "formula": x, "ours": y, "difference": y - x, "why": w} for n, x, y, w in rows]
     out.append({"term": "total", "formula": megatron_forward_flops(a, b, s), "ours": prefill_flops(a, b, s).total,
                 "difference": prefill_flops(a, b, s).total - megatron_forward_flops(a, b, s), "why": ""})
+    return out
+
+
+def kaplan_forward_flops(a: Arch, batch: int, seq_len: int) -> int:
+    """Kaplan et al. (2020, eq. 2.2): C_forward ≈ 2N + 2·L·n_ctx·d_attn per token, N non-embedding, here for b·s
+    tokens with n_ctx = s. It leaves out the unembedding, and its attention term is half the full s×s matrix."""
+    b, s = check_run("batch", batch), check_run("seq_len", seq_len)
+    return b * s * (2 * non_embedding_params(a) + 2 * a.n_layers * s * a.n_heads * a.head_dim)
+
+
+def kaplan_training_flops(a: Arch, batch: int, seq_len: int) -> int:
+    """Kaplan et al.'s C ≈ 6N per training token (forward 2N, backward twice that; the context term dropped)."""
+    return 6 * non_embedding_params(a) * check_run("batch", batch) * check_run("seq_len", seq_len)
+
+
+def kaplan_comparison(a: Arch, batch: int, seq_len: int) -> list[dict]:
+    """Kaplan et al.'s estimates term by term beside ours (FlopCounterMode convention), and why each differs."""
+    b, s = check_run("batch", batch), check_run("seq_len", seq_len)
+    N, d_attn, L = non_embedding_params(a), a.n_heads * a.head_dim, a.n_layers
+    ours = prefill_flops(a, b, s).by_group()
+    causal = prefill_flops(a, b, s, causal=True).by_group()["attention scores"]
+    matmul_weights = ours["attention projections"] + ours["mlp"]
+    attn = 2 * L * s * d_attn * b * s
+    times = "twice" if ours["attention scores"] == 2 * attn else f"{ours['attention scores'] / attn:.3g}×"
+    rows = [
+        ("2N per token: every non-embedding weight", 2 * N * b * s, matmul_weights,
+         "equal" if 2 * N * b * s == matmul_weights else
+         "N also holds norm weights and biases, which are not matmuls (2 FLOPs each per token in the formula, "
+         "none in FlopCounterMode)"),
+        ("attention: 2·L·n_ctx·d_attn per token", attn, ours["attention scores"],
+         f"our model computes the full s×s scores, {times} the formula; counting only the pairs the mask "
+         f"allows gives {causal:,} ({causal - attn:+,} from the formula)"),
+        ("unembedding", 0, ours["unembedding"], "left out of C_forward (N has no embedding matrices)"),
+    ]
+    out = [{"term": n, "formula": x, "ours": y, "difference": y - x, "why": w} for n, x, y, w in rows]
+    fwd = prefill_flops(a, b, s).total
+    out.append({"term": "forward total", "formula": kaplan_forward_flops(a, b, s), "ours": fwd,
+                "difference": fwd - kaplan_forward_flops(a, b, s), "why": ""})
+    train = training_flops(a, b, s)
+    out.append({"term": "training step: 6N per token", "formula": kaplan_training_flops(a, b, s), "ours": train,
+                "difference": train - kaplan_training_flops(a, b, s),
+                "why": "3 × our forward, attention and unembedding included; 6N drops both"})
     return out
 
 
@@ -294,6 +376,14 @@ def block_matrices(a: Arch) -> list[tuple[str, int, int]]:
     if a.mlp == "gated":
         out.append(("mlp.W_gate", m, d))
     return out + [("mlp.W_up", m, d), ("mlp.W_down", d, m)]
+
+
+def kept_tensors(a: Arch) -> dict[str, int]:
+    """What a quantized format leaves at fp16, by `count_params` term: everything but the block matrices
+    (embedding, position table, biases, norms, an untied unembedding). Our model: embedding 393,216 and the
+    norms 1,728 (tied head, no biases)."""
+    quantized = {name for name, _, _ in block_matrices(a)}
+    return {t.name: t.value for t in count_params(a).terms if t.name not in quantized and t.value}
 
 
 def weight_memory(a: Arch, fmt: str) -> dict[str, int]:
@@ -458,6 +548,9 @@ def report(a: Arch, seq_len: int, batch: int = 1, dtype: str = "bf16") -> dict:
         "kv_cache_bytes_per_token": kv_cache_bytes_per_token(a, dtype),
         "kv_cache_bytes": kv_cache_bytes(a, s, b, dtype),
         "weight_bytes": {k: weight_bytes(a, k) for k in WEIGHT_FORMATS},
+        # what each figure holds: codes, fp16 scales, and the tensors a quantized format keeps at fp16
+        "weight_memory": {k: {**weight_memory(a, k), "bits_per_param": bits_per_param(a, k)} for k in WEIGHT_FORMATS},
+        "kept_at_fp16_when_quantized": kept_tensors(a),
         "forward_flops": fwd.total,
         "forward_flops_breakdown": fwd.as_dict(),
         "forward_flops_causal": fwd_causal.total,
@@ -465,6 +558,9 @@ def report(a: Arch, seq_len: int, batch: int = 1, dtype: str = "bf16") -> dict:
         "decode_step_flops_recompute": decode_step_flops(a, b, s, cached=False).total,
         "training_step_flops": training_flops(a, b, s),
         "megatron_forward_flops": megatron_forward_flops(a, b, s),
+        "non_embedding_params": non_embedding_params(a),
+        "kaplan_forward_flops": kaplan_forward_flops(a, b, s),
+        "kaplan_training_flops": kaplan_training_flops(a, b, s),
     }
 
 

@@ -1,5 +1,6 @@
 """Embedding geometry: a 2-D PCA of a matrix (the vocabulary's embeddings), nearest neighbours by cosine
-similarity, and the cosine-similarity matrix of a set of rows (position tables). Plain NumPy in and out.
+similarity, the cosine-similarity matrix of a set of rows (position tables) and what it says about distance
+(`cosine_by_distance`, behind the pages' sentences on position tables). Plain NumPy in and out.
 
 A zero row has cosine similarity 0 with everything (never-trained rows can be exactly zero after decay).
 """
@@ -45,3 +46,20 @@ def nearest_neighbours(E: np.ndarray, idx: int, k: int = 10) -> tuple[np.ndarray
     out = sims[order].copy()
     out[order == idx] = 1.0
     return order, out
+
+
+def cosine_by_distance(S: np.ndarray, distances) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What a position table's similarity matrix S (N, N) says about distance: for each distance k, the mean,
+    5th and 95th percentile of S[m, m + k] over every pair of positions k apart (NaN where k >= N). The mean
+    alone hides pairs that disagree with it (a learned table's neighbours range from negative to 0.8).
+
+    Example: S of the rows [1, 0], [0, 1], [1, 0] -> distance 1: mean 0, distance 2: mean 1.
+    Returns (mean, p5, p95), each (len(distances),).
+    """
+    N = S.shape[0]
+    out = np.full((3, len(distances)), np.nan)
+    for j, k in enumerate(distances):
+        if 0 <= k < N:
+            diag = np.diagonal(S, int(k)).astype(np.float64)  # (N - k,)
+            out[:, j] = diag.mean(), np.percentile(diag, 5), np.percentile(diag, 95)
+    return out[0], out[1], out[2]

@@ -300,6 +300,8 @@ def measure_speed(target, draft, prompt_ids: list[int], n_tokens: int, ks: list[
                                × one target step ÷ (one target forward of K + 1 tokens + K draft steps)
 
     The gap between ideal and predicted is what eager PyTorch's fixed cost per forward does to a small draft.
+    Every run's wall time is kept too (`plain_runs_s`, per K `runs_s`): a median ratio near 1 says nothing
+    until the runs' spread is known.
     """
     ctx = len(prompt_ids) + n_tokens // 2
     costs = step_costs(target, draft, ctx, max(ks))
@@ -319,11 +321,13 @@ def measure_speed(target, draft, prompt_ids: list[int], n_tokens: int, ks: list[
         r = runs[kk]
         tpf = r.tokens_per_target_forward
         rows.append({**r.stats(), "seconds": med(spec_t[kk], 0), "cpu_seconds": med(spec_t[kk], 1),
+                     "runs_s": [x[0] for x in spec_t[kk]],
                      "measured_speedup": plain / med(spec_t[kk], 0),
                      "measured_speedup_cpu": plain_cpu / med(spec_t[kk], 1),
                      "ideal_speedup": tpf / (1 + kk * c_flops),
                      "predicted_speedup": tpf * step / (costs[f"target_{kk + 1}_cpu_s"] + kk * d_step)})
-    return {"plain_seconds": plain, "plain_cpu_seconds": plain_cpu, "n_tokens": n_tokens,
+    return {"plain_seconds": plain, "plain_cpu_seconds": plain_cpu, "plain_runs_s": [x[0] for x in plain_t],
+            "n_tokens": n_tokens,
             "temperature": sampler.temperature, "repeats": repeats, "draft_over_target_flops": c_flops,
             "draft_over_target_cpu": d_step / step, "draft_over_target_wall": costs["draft_1_s"] / costs["target_1_s"],
             "costs": costs, "by_k": rows}

@@ -61,7 +61,8 @@ class StepRecord:
     cache_shapes: list[tuple[tuple[int, ...], tuple[int, ...]]]  # per layer (K shape, V shape) after this call
     cache_bytes: int  # bytes of every K and V after this call
     flops_cached: int  # matmul FLOPs of this call as run (the prefill: its one parallel pass)
-    flops_recompute: int  # what the same next-token logits cost without a cache: a forward over every position
+    flops_recompute: int  # the same next-token logits without a cache: every layer at every position, the
+    #                       unembedding at the last only (the only logits a step uses)
 
     @property
     def is_prefill(self) -> bool:

@@ -8,8 +8,10 @@ plays the models never saw):
 - held-out loss (nats/token), perplexity and bits/char over non-overlapping 256-token windows, with each
   window's mean kept so two variants can be compared *paired* (same windows, `paired_difference`);
 - loss by token position, 1 … 1024 = 4× the training context: windows of 1024 tokens, the loss at each
-  position averaged over windows, then bucketed for display. A learned position table has no row past 256,
-  so that model refuses longer input (ValueError) and the result says so instead of a number;
+  position averaged over windows, then bucketed for display, and each window's mean inside and past the
+  training context kept (so the rise past it can be compared paired, window by window). A learned position
+  table has no row past 256, so that model refuses longer input (ValueError) and the result says so instead
+  of a number;
 - KV-cache bytes per token (`model.accounting`'s formula 2·L·n_kv·hd·4 for fp32, checked against the bytes a
   real `KVCache` holds after decoding);
 - parameters (Σ numel);
@@ -28,9 +30,9 @@ weights as shipped (fp16 in the file).
 
 What the numbers mean in words is not here: the Compare page's sentences are `viz/compare_text.py`.
 
-What it does not do: several training seeds (each variant is trained once, so seed-to-seed variation is not
-measured here — only the evaluation's own sampling error, through paired window differences), GPUs, or any
-generation quality metric.
+What it does not do: several training seeds (this measures each shipped run once, so seed-to-seed variation
+is not measured here — only the evaluation's own sampling error, through paired window differences;
+`model.evaluation.seeds` measures the extra seed runs), GPUs, or any generation quality metric.
 """
 
 from __future__ import annotations
@@ -146,7 +148,9 @@ def loss_by_position(model, val_ids: np.ndarray, length: int, n_windows: Optiona
     """Mean loss at positions 1 … `length`, over `n_windows` (None = all) non-overlapping held-out windows.
 
     A model that refuses the length (learned positions past their table) is evaluated up to what it accepts,
-    and `note` says where and why it stops.
+    and `note` says where and why it stops. `window_inside` / `window_past`: each window's mean loss at
+    positions 1 … context (the model's training length) and past it (None where it stops at the context):
+    the per-window record that puts an interval on the rise past the context (`stats.window_rise`).
     """
     windows = val_windows(val_ids, length)[:n_windows]  # (n, length + 1)
     note = None
@@ -160,11 +164,16 @@ def loss_by_position(model, val_ids: np.ndarray, length: int, n_windows: Optiona
         losses = token_losses(model, windows[:, : table + 1], batch)  # (n, table)
     mean = losses.mean(axis=0)  # (positions,)
     b_mean, b_centre = bucket_mean(mean, bucket)
+    context = model.cfg.max_seq_len
+    past = losses[:, context:]  # (n, positions past the training context)
     return {
         "requested": length,
         "evaluated": int(len(mean)),
         "windows": int(len(windows)),
         "note": note,
+        "context": context,
+        "window_inside": np.round(losses[:, :context].mean(axis=1), 4).tolist(),
+        "window_past": np.round(past.mean(axis=1), 4).tolist() if past.shape[1] else None,
         "mean": np.round(mean, 4).tolist(),
         "bucket": bucket,
         "bucket_centre": b_centre.tolist(),

@@ -15,8 +15,16 @@ trained on the same three seed pairs with differences (A − B) 0.05, 0.03, 0.04
 freedom (4.303), ±0.0248, which excludes 0: the order holds across seeds. With only the shipped seed (n = 1)
 no spread exists and nothing is claimed.
 
+Whether an order between two variants may be stated (`difference`, used by the Compare page's sentences):
+over the training seeds both have when there are at least two (the 95 % t interval above); otherwise over the
+held-out windows of the single shipped run (the same t interval on paired window differences: 465 windows give
+±1.96 SE) — which says only that *these weights* differ on this text, since the seed's share is then
+unmeasured; otherwise (no per-window record) not at all. An order is stated only when the interval excludes 0.
+Worked example: window differences 0.1, 0.2, 0.3 → +0.2 ± 4.303 · 0.0577 = [−0.048, +0.448]: no order.
+
 Non-goals: more than a handful of seeds (each costs half an hour of CPU), significance tests beyond the paired
-t interval, or the evaluation's own window-sampling error (`evaluate.paired_difference` covers that).
+t interval, or measuring the evaluation's own window-sampling error (`stats.paired_difference` does;
+`difference` falls back on it).
 """
 
 from __future__ import annotations
@@ -27,12 +35,13 @@ import math
 import re
 import shlex
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
-from model.evaluation.stats import in_and_past_context
+from model.evaluation.stats import in_and_past_context, paired_difference
 
 LOSS_BY_POSITION_KEYS = ("mean", "bucket", "bucket_centre", "bucket_mean", "note")
 SEEDS_PATH = Path(__file__).resolve().parents[2] / "results" / "seeds.json"
@@ -70,6 +79,47 @@ def paired_seed_difference(a: dict[int, float], b: dict[int, float]) -> Optional
     mean = float(d.mean())
     return {"seeds": common, "mean": mean, "se": se, "ci95": [mean - half, mean + half],
             "excludes_zero": bool(mean - half > 0 or mean + half < 0)}
+
+
+@dataclass(frozen=True)
+class Difference:
+    """A − B of one measurement, and the 95 % interval [lo, hi] that decides whether their order may be stated.
+
+    source "seeds": paired over `n` training seeds — the order holds across seeds, on this text.
+           "windows": paired over `n` held-out windows of the one shipped run each — these weights differ on
+                      this text; how much of that a different seed would undo is not measured.
+           "none": no uncertainty was recorded (lo, hi are NaN) — no order may be stated.
+    """
+
+    mean: float
+    lo: float
+    hi: float
+    source: str
+    n: int
+
+    @property
+    def resolved(self) -> bool:
+        """The interval excludes 0: A < B (mean < 0) or A > B may be stated."""
+        return self.source != "none" and (self.lo > 0 or self.hi < 0)
+
+
+def difference(point_a: float, point_b: float, windows: Optional[tuple[list[float], list[float]]] = None,
+               seeds: Optional[tuple[dict[int, float], dict[int, float]]] = None) -> Difference:
+    """A − B with the best evidence there is (module docstring): seeds (≥ 2 shared), else paired windows (≥ 2,
+    the same windows for both), else the point values alone.
+
+    point 3.2 vs 3.0, windows ([3.1, 3.2, 3.3], [3.0, 3.0, 3.0]) -> mean 0.2, [−0.048, 0.448], "windows", 3;
+    the same without windows -> mean 0.2, [nan, nan], "none": no order.
+    """
+    if seeds is not None:
+        d = paired_seed_difference(*seeds)
+        if d is not None:
+            return Difference(d["mean"], d["ci95"][0], d["ci95"][1], "seeds", len(d["seeds"]))
+    if windows is not None and len(windows[0]) == len(windows[1]) >= 2:
+        mean, se = paired_difference(*windows)
+        half = t95(len(windows[0]) - 1) * se
+        return Difference(mean, mean - half, mean + half, "windows", len(windows[0]))
+    return Difference(float(point_a - point_b), math.nan, math.nan, "none", 1)
 
 
 _RUN_NAME = re.compile(r"^(?P<variant>.+)-s(?P<k>\d+)$")
@@ -124,6 +174,12 @@ def shipped_as_seed0(evaluation: dict, variants: list[str]) -> list[dict]:
 def in_and_past(run: dict, context: int = 256) -> tuple[float, Optional[float]]:
     """Mean loss inside the training context and past it (None where the model stops at it), per position."""
     return in_and_past_context(run["loss_by_position"], context)
+
+
+def rise_past_context(run: dict, context: int = 256) -> Optional[float]:
+    """How much one run's mean loss rises past the training context (None where it stops at it)."""
+    inside, past = in_and_past(run, context)
+    return None if past is None else past - inside
 
 
 def by_variant(runs: list[dict], key=lambda r: r["heldout"]["nats_per_token"]) -> dict[str, dict[int, float]]:

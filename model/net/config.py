@@ -11,6 +11,7 @@ encoding, sliding window), and the few that the Llama / Mistral / Qwen2 / Gemma 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Optional
 
@@ -55,6 +56,15 @@ class ModelConfig:
     @property
     def head_dim(self) -> int:
         return self.head_dim_override if self.head_dim_override is not None else self.d_model // self.n_heads
+
+    @property
+    def token_scale(self) -> float:
+        """What the token embedding is multiplied by before positions are added: embed_scale when set (Gemma's
+        √d_model), else √d_model for sinusoidal positions (Vaswani et al. §3.4), else 1. On the config, not the
+        module, so the home diagram can show the step without loading torch; `Transformer.embed_scale` reads it."""
+        if self.embed_scale is not None:
+            return float(self.embed_scale)
+        return math.sqrt(self.d_model) if self.pos_encoding == "sinusoidal" else 1.0
 
     def layer_window(self, layer: int) -> Optional[int]:
         """The sliding window of one layer: None (full causal attention) unless the window applies to it."""

@@ -229,11 +229,9 @@ class Transformer(nn.Module):
 
     @property
     def embed_scale(self) -> float:
-        """What the token embedding is multiplied by before positions are added: cfg.embed_scale when set
-        (Gemma's √d_model), else √d_model for the sinusoidal variant (Vaswani et al. §3.4) and 1 for every other."""
-        if self.cfg.embed_scale is not None:
-            return self.cfg.embed_scale
-        return math.sqrt(self.cfg.d_model) if self.cfg.pos_encoding == "sinusoidal" else 1.0
+        """What the token embedding is multiplied by before positions are added (`ModelConfig.token_scale`:
+        Gemma's √d_model, √d_model for the sinusoidal variant as in Vaswani et al. §3.4, 1 for every other)."""
+        return self.cfg.token_scale
 
     @property
     def W_U(self) -> torch.Tensor:
