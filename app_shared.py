@@ -19,6 +19,12 @@ fallback) and `sync_url` writes the current value back after the widget ran.
 
 A variant whose checkpoint is missing or unreadable is an error on the page (`require_model`), never replaced
 by other weights.
+
+Bring your own model: the sidebar's model source is our shipped variants or a folder on this machine — typed, or
+picked among the Hugging Face cache's snapshots (`cached_snapshots`; listed, never downloaded) — carried in the URL
+as `model=PATH`. Every model function takes a model key (`current_model`): a variant's name, or `folder_key(path)`.
+`model_config`, `load_model`, `tokenizer_for` and `trace_prompt` answer for either; a folder that cannot be run
+(`folder_problem`: family, pickled weights, tokenizer, memory, dtype) is an error on the page (`folder_gate`).
 """
 
 from __future__ import annotations
@@ -29,8 +35,10 @@ import json
 import os
 import pickle
 import string
+import sys
 import threading
 import time
+import types
 from collections import OrderedDict, deque
 from collections.abc import Mapping
 from contextlib import contextmanager
@@ -111,14 +119,14 @@ def run_shell() -> None:
     pg = st.navigation(pages)
     blurbs = {t: b for _, t, _, b in PAGES}
     with st.sidebar:
-        url_choice("variant", list(VARIANTS), DEFAULT_VARIANT)
-        st.selectbox("Model variant", list(VARIANTS), key="variant", format_func=variant_label)
+        model_source_sidebar()
         url_text("prompt", DEFAULT_PROMPT, MAX_PROMPT_CHARS)
         repair_text("prompt")
         st.text_area("Prompt", key="prompt", height=140, max_chars=MAX_PROMPT_CHARS,
                      help="Shared by every page. Plain text: anything you type is shown as text, never as HTML.")
         st.caption(f":material/visibility: **What am I looking at?** {blurbs.get(pg.title, '')}")
-        sync_url("variant", "prompt")
+        sync_url("prompt")
+    _register_cache_stats()
     # Bound what this session stores before the page runs, not after: the buttons' callbacks (run before this
     # script) still found what the last run left them, and the page rebuilds whatever was dropped.
     if bound_session_state():
@@ -127,6 +135,7 @@ def run_shell() -> None:
     inside = _IN_SHELL.set(True)
     try:
         with admitted():  # a lecture hall at once: a few pages compute, the rest see "busy" (RunGate)
+            folder_gate(pg.title)
             pg.run()
     finally:
         _IN_SHELL.reset(inside)
@@ -176,13 +185,22 @@ BUSY_TITLE = "The server is busy"  # the notice a queued student sees (the capac
 OVERLOADED_TITLE = "The server is overloaded"
 
 
+_SAMPLED_OVER, _SAMPLE = 16, 16
+
+
 def nbytes(obj: Any, _seen: Optional[set] = None, _depth: int = 0) -> int:
-    """Bytes held by `obj`, estimated: NumPy arrays and torch tensors by their buffers, containers and plain
-    objects (`__dict__`, `__slots__`, dataclasses) by walking them once each (shared objects counted once), strings
-    and bytes by their length, anything else 64 bytes. For budgets, not accounting: it errs low on Python's own
-    overheads and never follows more than 12 levels deep."""
+    """Bytes held by `obj`, estimated: NumPy arrays and torch tensors by their buffers, everything else by
+    `sys.getsizeof` plus what it holds — containers and plain objects (`__dict__`, `__slots__`, dataclasses)
+    walked once each (shared objects counted once); functions, classes and modules count nothing (code, not
+    data). A list or tuple longer than 16 items is estimated from 16 evenly spaced ones (a 224-step Generation
+    history: ~2 ms, not 20). For budgets, not accounting: on a Plotly figure it comes to ~80 % of what
+    tracemalloc sees the figure allocate, and it never follows more than 16 levels deep."""
+    if obj is None or isinstance(obj, bool):
+        return 0
+    if isinstance(obj, (int, float, complex, np.generic)):
+        return sys.getsizeof(obj)
     seen = set() if _seen is None else _seen
-    if id(obj) in seen or _depth > 12:
+    if id(obj) in seen or _depth > 16:
         return 0
     seen.add(id(obj))
     if isinstance(obj, np.ndarray):
@@ -191,9 +209,9 @@ def nbytes(obj: Any, _seen: Optional[set] = None, _depth: int = 0) -> int:
             return nbytes(base, seen, _depth + 1)
         return int(obj.nbytes) + 112
     if isinstance(obj, (str, bytes, bytearray, memoryview)):
-        return len(obj) + 49
-    if obj is None or isinstance(obj, (bool, int, float, complex, np.generic)):
-        return 32
+        return sys.getsizeof(obj)
+    if isinstance(obj, (type, types.FunctionType, types.MethodType, types.BuiltinFunctionType, types.ModuleType)):
+        return 0
     mod = type(obj).__module__
     if mod.startswith("torch") and hasattr(obj, "untyped_storage"):
         try:
@@ -205,14 +223,18 @@ def nbytes(obj: Any, _seen: Optional[set] = None, _depth: int = 0) -> int:
         except (RuntimeError, TypeError):
             return int(obj.numel() * obj.element_size())
     if isinstance(obj, Mapping):
-        return 64 + sum(nbytes(k, seen, _depth + 1) + nbytes(v, seen, _depth + 1) for k, v in obj.items())
+        base = sys.getsizeof(obj) if isinstance(obj, dict) else 64
+        return base + sum(nbytes(k, seen, _depth + 1) + nbytes(v, seen, _depth + 1) for k, v in obj.items())
     if isinstance(obj, (list, tuple, set, frozenset, deque)):
-        return 56 + 8 * len(obj) + sum(nbytes(x, seen, _depth + 1) for x in obj)
-    if isinstance(obj, type) or callable(obj) and not hasattr(obj, "__dict__"):
-        return 64
+        n = len(obj)
+        if n > _SAMPLED_OVER and isinstance(obj, (list, tuple)):  # a long history: evenly spaced items, scaled
+            step = n / _SAMPLE
+            sample = sum(nbytes(obj[int((k + 0.5) * step)], seen, _depth + 1) for k in range(_SAMPLE))
+            return sys.getsizeof(obj) + int(sample * n / _SAMPLE)
+        return sys.getsizeof(obj) + sum(nbytes(x, seen, _depth + 1) for x in obj)
     if mod.startswith(("torch", "streamlit")):  # a module, a runtime object: shared, not this entry's to count
         return 64
-    total = 64
+    total = sys.getsizeof(obj)
     d = getattr(obj, "__dict__", None)
     if isinstance(d, dict):
         total += nbytes(d, seen, _depth + 1)
@@ -223,10 +245,8 @@ def nbytes(obj: Any, _seen: Optional[set] = None, _depth: int = 0) -> int:
 
 
 def _figure_nbytes(fig: Any) -> int:
-    """A Plotly figure's data and layout (its arrays included), else `nbytes` of whatever the builder returned."""
-    data, layout = getattr(fig, "_data", None), getattr(fig, "_layout", None)
-    if isinstance(data, list) and isinstance(layout, dict):
-        return nbytes((data, layout))
+    """A figure as held in memory: the whole Plotly object walked (its trace and layout objects, not only their
+    data: those are ~2/3 of it), else `nbytes` of whatever the builder returned."""
     return nbytes(fig)
 
 
@@ -519,11 +539,15 @@ def _torch():
 
 
 def load_model(variant: str):
-    """The trained variant, loaded once per process and shared by every session (never mutated).
+    """The trained variant — or a folder's model, for a key made by `folder_key` — loaded once per process and
+    shared by every session (never mutated).
 
     Raises ValueError when its checkpoint is not in this checkout, or is truncated, corrupted or half-written
-    by a training run (the message says which file). Nothing else ever stands in for it: a page shows that
-    message (`require_model`) instead of drawing some other weights under this variant's name."""
+    by a training run (the message says which file), or when a folder cannot be run (`folder_problem`). Nothing
+    else ever stands in for it: a page shows that message (`require_model`) instead of drawing some other
+    weights under this variant's name."""
+    if is_folder(variant):
+        return _folder_model_of(variant)
     if variant not in available_variants():
         raise ValueError(f"no checkpoint for {variant} in this checkout (checkpoints/{variant}/model.safetensors)")
     return _trained_model(variant)
@@ -542,9 +566,11 @@ def _trained_model(variant: str):
 def shape_model(variant: str):
     """A module with the variant's shapes and freshly initialised weights: no checkpoint is read. Only for what
     depends on shapes alone — parameter counts, FLOPs, cache bytes (the accounting page's live check); it never
-    predicts anything on a page."""
+    predicts anything on a page. A folder's model has its weights already: that model is returned."""
     from model.net.transformer import Transformer
 
+    if is_folder(variant):
+        return load_model(variant)
     _torch()
     return Transformer(variant_config(variant)).eval().requires_grad_(False)
 
@@ -568,6 +594,10 @@ def require_model(variant: str) -> None:
 
 def model_error(variant: str, problem: str, consequence: str = "nothing is shown that would need its weights") -> None:
     """The error a page shows for a variant whose checkpoint is missing or unreadable (`checkpoint_problem`)."""
+    if is_folder(variant):
+        st.error(f"The model in **{plain_md(model_name(variant), 120)}** cannot be used, so {consequence}: "
+                 f"{plain_md(problem, 400)}", icon=":material/error:")
+        return
     st.error(f"The trained **{variant}** model cannot be loaded, so {consequence}: {plain_md(problem, 300)}",
              icon=":material/error:")
 
@@ -586,7 +616,10 @@ FIGURES = BoundedCache("figures", FIGURE_CACHE_BYTES, sizeof=_figure_nbytes)
 
 
 def is_trained(variant: str) -> bool:
-    """Its checkpoint is in this checkout (whether it loads is `checkpoint_problem`, which reads the file)."""
+    """Its checkpoint is in this checkout (whether it loads is `checkpoint_problem`, which reads the file); a
+    folder's model: the folder passes every check made before loading (`folder_problem`)."""
+    if is_folder(variant):
+        return folder_problem(variant) is None
     return variant in available_variants()
 
 
@@ -598,6 +631,7 @@ class Prompt:
     n_total: int  # tokens before cutting
     special_lookalike: bool  # the text contains something like <|endoftext|>, tokenized as plain text
     repaired: bool = False  # the typed text held invalid characters (lone surrogates), replaced by U+FFFD
+    context: int = 0  # the model's context; ids are cut to min(context, the app's cap for folder models)
 
     @property
     def truncated(self) -> bool:
@@ -605,12 +639,13 @@ class Prompt:
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def tokenize_prompt(text: str, max_tokens: int) -> Prompt:
-    from model.text.tokenizer import contains_special_lookalike, encode, token_label
-
-    ids = encode(text)
+def tokenize_prompt(text: str, max_tokens: int, model: Optional[str] = None) -> Prompt:
+    """The text in the tokenizer of `model` (a model key; None: ours), cut to `max_tokens`."""
+    tok = tokenizer_for(model or DEFAULT_VARIANT)
+    ids = tok.encode(text)
     kept = ids[:max_tokens]
-    return Prompt(text, tuple(kept), tuple(token_label(i) for i in kept), len(ids), contains_special_lookalike(text))
+    return Prompt(text, tuple(kept), tuple(tok.token_label(i) for i in kept), len(ids),
+                  tok.contains_special_lookalike(text))
 
 
 class ReadOnlyMapping(Mapping):
@@ -644,15 +679,45 @@ def freeze_trace(tr):
 TRACES = BoundedCache("traces", TRACE_CACHE_BYTES)
 
 
+class _BoundedCacheStats:
+    """The bounded caches in Streamlit's own metrics endpoint (`/_stcore/metrics`, Prometheus text):
+    cache_memory_bytes{cache_type="app_bounded_cache",cache="traces"|"figures"}. The capacity benchmark's
+    soak reads them; a deployment can scrape them."""
+
+    stats_families = ("cache_memory_bytes",)
+
+    def get_stats(self, family_names=None):
+        from streamlit.runtime.stats import CacheStat
+
+        return {"cache_memory_bytes": [CacheStat("app_bounded_cache", c.name, c.bytes) for c in (TRACES, FIGURES)]}
+
+
+_STATS_REGISTERED = threading.Event()
+
+
+def _register_cache_stats() -> None:
+    """Once per server process (run_shell calls it): add `_BoundedCacheStats` to the runtime's stats manager."""
+    if _STATS_REGISTERED.is_set():
+        return
+    _STATS_REGISTERED.set()
+    try:
+        from streamlit.runtime import Runtime
+
+        if Runtime.exists():
+            Runtime.instance().stats_mgr.register_provider(_BoundedCacheStats())
+    except Exception:  # metrics are a convenience: never a reason for a page to fail
+        pass
+
+
 def trace_prompt(variant: str, ids: tuple[int, ...]):
     """Every hook point of one forward pass, for (variant, ids): shared by every session and cached (`TRACES`,
     bounded in bytes: APP_TRACE_CACHE_MIB), read-only (`freeze_trace`). Keyed by the loaded model object too,
     so a reloaded checkpoint never answers with the old weights' trace."""
     from model.net.trace import run_with_trace
-    from model.text.tokenizer import token_label
 
     ids = tuple(int(i) for i in ids)
     model = load_model(variant)
+    token_label = tokenizer_for(variant).token_label
 
     def compute():
         def run():
@@ -675,18 +740,31 @@ trace_prompt.clear = TRACES.clear  # the st.cache_resource API this replaced
 
 
 def current_variant() -> str:
+    """The shipped variant chosen in the sidebar (whatever the model source; see `current_model`)."""
     v = st.session_state.get("variant", DEFAULT_VARIANT)
     return v if v in VARIANTS else DEFAULT_VARIANT
 
 
-def current_prompt() -> Prompt:
+def current_model() -> str:
+    """The sidebar's model as a key every model function takes: the shipped variant's name, or `folder_key` of
+    the folder typed or picked (an empty path gives the bare prefix, which `folder_problem` names)."""
+    if ALLOW_FOLDERS and st.session_state.get("model_source") == "folder":
+        path = st.session_state.get("model")
+        return folder_key(path) if isinstance(path, str) and path.strip() else FOLDER_PREFIX
+    return current_variant()
+
+
+def current_prompt(model: Optional[str] = None) -> Prompt:
+    """The sidebar's prompt in the tokenizer of `model` (default: the sidebar's model, `current_model`)."""
     from model.text.tokenizer import sanitise
 
-    cfg = variant_config(current_variant())
+    key = current_model() if model is None else model
+    cfg = model_config(key)
+    limit = min(cfg.max_seq_len, FOLDER_MAX_TOKENS) if is_folder(key) else cfg.max_seq_len
     raw = st.session_state.get("prompt", DEFAULT_PROMPT)
     raw = raw if isinstance(raw, str) else ""
     text = sanitise(raw)  # before the cache: st.cache_data hashes the text as UTF-8, which a lone surrogate breaks
-    p = tokenize_prompt(text, cfg.max_seq_len)
+    p = dataclasses.replace(tokenize_prompt(text, limit, key), context=cfg.max_seq_len)
     return dataclasses.replace(p, repaired=True) if text != raw else p
 
 
@@ -702,15 +780,17 @@ def prompt_notices(p: Prompt) -> bool:
         st.info(f"Your prompt is only whitespace: the model reads it as {len(p.ids)} token(s) of spaces, tabs "
                 "or newlines (shown as ␣ → ↵).", icon=":material/space_bar:")
     if p.truncated:
+        why = (f"this model's context is {len(p.ids)}" if not p.context or len(p.ids) >= p.context else
+               f"the app reads at most {len(p.ids)} tokens of a folder's model (its context is {p.context:,}), "
+               "so that every page stays interactive")
         st.warning(
-            f"The prompt is {p.n_total} tokens; this model's context is {len(p.ids)}. "
-            f"Only the first {len(p.ids)} tokens are shown.",
+            f"The prompt is {p.n_total} tokens; {why}. Only the first {len(p.ids)} tokens are shown.",
             icon=":material/content_cut:",
         )
     if p.special_lookalike:
         st.caption(
-            ":material/info: Your text contains something that looks like a special token "
-            "(`<|endoftext|>`). It is tokenized as plain text, never as the special token."
+            ":material/info: Your text contains something that looks like a special token of this model's "
+            "tokenizer (such as `<|endoftext|>`). It is tokenized as plain text, never as the special token."
         )
     return True
 
@@ -865,3 +945,257 @@ def download_csv(rows: list[dict], filename: str, label: str = "Download table (
 
 def variant_label(v: str) -> str:
     return VARIANT_BLURBS.get(v, v) + ("" if is_trained(v) else " (no checkpoint)")
+
+
+# --------------------------------------------------------------------------------------------------------
+# Bring your own model: a Hugging Face folder on this machine as the sidebar's model
+# --------------------------------------------------------------------------------------------------------
+
+# A model key is what every model function above takes: a shipped variant's name ("gqa-rope"), or this prefix
+# and a folder's absolute path ("hf:/home/me/models/SmolLM-135M"). Variant names never contain ":".
+FOLDER_PREFIX = "hf:"
+SOURCES = {"shipped": "Ours (Shakespeare)", "folder": "A folder"}
+# APP_MODEL_FOLDERS=0 hides the folder source: on a shared server a typed path makes the server read (never
+# unpickle) files of its own disk, which a deployment may not want visitors to do.
+ALLOW_FOLDERS = os.environ.get("APP_MODEL_FOLDERS", "1").strip().lower() not in ("0", "false", "no", "off")
+# A folder's model reads at most this many prompt tokens: a 30-layer model's trace holds two [heads, T, T]
+# arrays per layer and [T, vocab] logits — about 50 MB at 256 tokens for SmolLM-135M's shape, 0.8 GB at 2,048.
+FOLDER_MAX_TOKENS = 256
+MAX_FOLDER_MODELS = 2  # folder models held at once (fp32: 4 bytes a parameter); the least recent is dropped
+MAX_PATH_CHARS = 1000
+
+
+def is_folder(key: Optional[str]) -> bool:
+    return isinstance(key, str) and key.startswith(FOLDER_PREFIX)
+
+
+def folder_key(path: str) -> str:
+    """The model key of a folder path: "~/m/x/" -> "hf:/home/me/m/x" (made absolute, symlinks kept)."""
+    p = os.path.abspath(os.path.expanduser(path.strip()))
+    return FOLDER_PREFIX + p
+
+
+def folder_path(key: str) -> Path:
+    return Path(key[len(FOLDER_PREFIX):])
+
+
+def model_name(key: str) -> str:
+    """A short name for messages and file names: the variant, "HuggingFaceTB/SmolLM-135M" for a Hugging Face
+    cache snapshot, else the folder's own name."""
+    if not is_folder(key):
+        return key
+    p = folder_path(key)
+    if p.parent.name == "snapshots" and p.parent.parent.name.startswith("models--"):
+        return p.parent.parent.name[len("models--"):].replace("--", "/")
+    return p.name or str(p)
+
+
+def file_name(key: str) -> str:
+    """`model_name` made safe for a download's file name: "HuggingFaceTB/SmolLM-135M" -> "HuggingFaceTB_SmolLM-135M"."""
+    return "".join(c if c.isalnum() or c in "-." else "_" for c in model_name(key))[:80] or "model"
+
+
+def hf_hub_cache() -> Path:
+    """Where the Hugging Face libraries keep downloaded repositories: $HF_HUB_CACHE, else $HF_HOME/hub, else
+    ~/.cache/huggingface/hub (their own order). Only read: the app never downloads."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    home = os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "huggingface")
+    return Path(home).expanduser() / "hub"
+
+
+def cached_snapshots(hub: Optional[Path] = None) -> list[tuple[str, str]]:
+    """(label, folder) of each model snapshot in the Hugging Face cache that has a config.json, newest first per
+    repository: hub/models--ORG--NAME/snapshots/REVISION/ -> ("ORG/NAME @ 1a2b3c4", its path). Whether it can
+    run is `folder_problem`'s question, asked when one is chosen."""
+    hub = hf_hub_cache() if hub is None else Path(hub)
+    out = []
+    try:
+        repos = sorted(p for p in hub.iterdir() if p.name.startswith("models--") and p.is_dir())
+    except OSError:
+        return []
+    for repo in repos[:200]:
+        try:
+            snaps = sorted((s for s in (repo / "snapshots").iterdir() if (s / "config.json").is_file()),
+                           key=lambda s: s.stat().st_mtime, reverse=True)
+        except OSError:
+            continue
+        name = repo.name[len("models--"):].replace("--", "/")
+        out += [(f"{name} @ {s.name[:7]}", str(s)) for s in snaps[:5]]
+    return out
+
+
+@st.cache_data(show_spinner=False, ttl=30)
+def _cached_snapshots(hub: str) -> list[tuple[str, str]]:
+    return cached_snapshots(Path(hub))
+
+
+def _signature(folder: Path) -> tuple:
+    """(name, size, mtime) of the files a load reads: a folder overwritten in place is inspected and loaded again."""
+    sig = []
+    for n in ("config.json", "tokenizer.json", "model.safetensors", "model.safetensors.index.json"):
+        try:
+            st_ = (folder / n).stat()
+            sig.append((n, st_.st_size, st_.st_mtime_ns))
+        except (OSError, ValueError):  # missing, unreadable, or a path the OS cannot take
+            pass
+    return tuple(sig)
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _inspect_folder(path: str, signature: tuple):
+    """(HFModelInfo, None) or (None, why not): every check made before a weight is read (config, family, memory
+    estimate, weight files and dtypes, tensor names and shapes, tokenizer.json). Cached with its answer, so a
+    refused folder is not read again on every rerun."""
+    from model.net.hf_import import inspect_hf_folder
+
+    _torch()
+    try:
+        return inspect_hf_folder(path), None
+    except ValueError as e:
+        return None, str(e)
+    except (OSError, MemoryError, RecursionError, UnicodeError) as e:  # unreadable files, absurd shapes: a reason
+        return None, f"{type(e).__name__}: {str(e)[:200]}"
+
+
+def folder_problem(key: str) -> Optional[str]:
+    """Why a folder's model cannot be run here, before loading it — or None."""
+    path = key[len(FOLDER_PREFIX):] if is_folder(key) else ""
+    if not path:
+        return "no folder chosen: type a folder's path in the sidebar, or pick one found in the Hugging Face cache"
+    if len(path) > MAX_PATH_CHARS:
+        return f"the path is {len(path):,} characters long"
+    if "\x00" in path:
+        return "the path holds a NUL character: it cannot name a folder"
+    return _inspect_folder(path, _signature(Path(path)))[1]
+
+
+def folder_info(key: str):
+    """The folder's `HFModelInfo` (config, family, parameters, stored dtypes, notes); ValueError when refused."""
+    problem = folder_problem(key)
+    if problem:
+        raise ValueError(problem)
+    path = key[len(FOLDER_PREFIX):]
+    return _inspect_folder(path, _signature(Path(path)))[0]
+
+
+@st.cache_resource(show_spinner="Loading the model from its folder…", max_entries=MAX_FOLDER_MODELS)
+def _folder_model(path: str, signature: tuple):
+    # A failed load raises, and st.cache_resource does not keep exceptions: the next rerun tries again.
+    from model.net.hf_import import load_hf_model
+
+    _torch()
+    try:
+        return load_hf_model(path)
+    except (OSError, MemoryError) as e:
+        raise ValueError(f"loading failed: {type(e).__name__}: {str(e)[:200]}") from None
+
+
+def _folder_model_of(key: str):
+    folder_info(key)  # refused before any weight is read (ValueError)
+    path = key[len(FOLDER_PREFIX):]
+    return _folder_model(path, _signature(Path(path)))
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _folder_tokenizer(path: str, signature: tuple):
+    from model.net.hf_import import load_hf_tokenizer
+
+    return load_hf_tokenizer(path)
+
+
+def tokenizer_for(key: str):
+    """The tokenizer of a model key, as one object (encode, decode, token_bytes, token_label, piece,
+    contains_special_lookalike, n_vocab, eos_id, specials, name): ours for every shipped variant, the folder's
+    tokenizer.json for a folder. Typed special tokens stay text in both."""
+    if is_folder(key):
+        folder_info(key)  # a folder without a readable tokenizer.json is refused by the inspection
+        path = key[len(FOLDER_PREFIX):]
+        return _folder_tokenizer(path, _signature(Path(path)))
+    from model.text.tokenizer import SHIPPED_TOKENIZER
+
+    return SHIPPED_TOKENIZER
+
+
+def model_config(key: str):
+    """The ModelConfig of a model key: the variant's, or the one read from the folder's config.json (no weight
+    read). ValueError for a folder that cannot be run; `run_shell` stops before a page when that happens."""
+    if is_folder(key):
+        return folder_info(key).config
+    return variant_config(key)
+
+
+def _pick_snapshot() -> None:
+    """The cache list's on_change: the picked snapshot becomes the folder path (the text box shows it)."""
+    picked = st.session_state.get("model_pick")
+    if picked:
+        st.session_state["model"] = picked
+
+
+def model_source_sidebar() -> None:
+    """The sidebar's model choice: our shipped variants, or a folder (typed, or one of the Hugging Face cache's
+    snapshots). The URL carries `variant=` for ours and `model=PATH` for a folder, so a link reopens either."""
+    if ALLOW_FOLDERS:
+        url_text("model", "", MAX_PATH_CHARS)
+        if st.session_state.get("model_source") not in SOURCES:
+            st.session_state["model_source"] = "folder" if st.session_state.get("model") else "shipped"
+        st.radio("Model", list(SOURCES), key="model_source", format_func=SOURCES.get, horizontal=True,
+                 help="Ours: the Shakespeare models trained for this app. A folder: a Llama, Mistral, Qwen2 or "
+                      "Gemma checkpoint already on this machine (config.json, model.safetensors, tokenizer.json); "
+                      "nothing is ever downloaded.")
+    if not ALLOW_FOLDERS or st.session_state.get("model_source") == "shipped":
+        url_choice("variant", list(VARIANTS), DEFAULT_VARIANT)
+        st.selectbox("Model variant", list(VARIANTS), key="variant", format_func=variant_label)
+        sync_url("variant")
+        if "model" in st.query_params:
+            del st.query_params["model"]
+        return
+    hub = hf_hub_cache()
+    snaps = _cached_snapshots(str(hub))
+    if snaps:
+        labels = dict((p, l) for l, p in snaps)
+        if st.session_state.get("model_pick") not in labels:
+            st.session_state["model_pick"] = ""
+        st.selectbox(f"Found in the Hugging Face cache ({len(snaps)})", [""] + list(labels), key="model_pick",
+                     format_func=lambda p: labels.get(p, "— pick one, or type a path below —"),
+                     on_change=_pick_snapshot, help=f"Snapshots with a config.json under {hub}.")
+    repair_text("model")
+    st.text_input("Folder", key="model", max_chars=MAX_PATH_CHARS, placeholder="~/models/SmolLM-135M",
+                  help="A folder with config.json, model.safetensors (or its index and shards) and tokenizer.json, "
+                       "as transformers' save_pretrained writes it. Pickled .bin weights are refused: the app "
+                       "never unpickles." + ("" if snaps else f" Nothing was found in the Hugging Face cache ({hub})."))
+    sync_url("model")
+    key = current_model()
+    problem = folder_problem(key)
+    if problem:
+        st.caption(":material/error: This folder cannot be used; the page says why.")
+    else:
+        info = folder_info(key)
+        c = info.config
+        st.caption(f":material/check_circle: {plain_md(info.family)} · {info.n_params:,} parameters · "
+                   f"{c.n_layers} layers · {c.n_heads} heads ({c.n_kv_heads} K/V) · vocabulary {c.vocab_size:,}"
+                   + "".join(f" · {plain_md(n)}" for n in info.notes))
+
+
+def folder_gate(page_title: str) -> None:
+    """In `run_shell`, before the page: a folder that cannot be run is an error on the page, which then stops —
+    every page's own code can count on `model_config(current_model())`. Compare is about our models alone and
+    runs anyway."""
+    key = current_model()
+    if not is_folder(key) or page_title in MODEL_FREE_PAGES:
+        return
+    problem = folder_problem(key)
+    if problem:
+        st.title(page_title)
+        if key == FOLDER_PREFIX:
+            st.info("Type the path of a model folder in the sidebar (or pick one found in the Hugging Face "
+                    "cache): a Llama, Mistral, Qwen2 or Gemma checkpoint with config.json, model.safetensors and "
+                    "tokenizer.json.", icon=":material/folder_open:")
+            st.stop()
+        model_error(key, problem, "this page cannot show it")
+        st.info("Choose **Ours (Shakespeare)** in the sidebar to go back to the shipped models.",
+                icon=":material/info:")
+        st.stop()
+
+
+MODEL_FREE_PAGES = {"Compare variants"}  # pages that never run the sidebar's model

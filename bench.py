@@ -4,6 +4,7 @@
     python -m bench --json           # one JSON object (the keys below, and the figures behind them)
     python -m bench --repeats 9 --first-chart-runs 5
     python -m bench --no-browser     # without Chromium: no first-chart figure
+    python -m bench --folder-model-only   # page reruns on a random model of SmolLM-135M's shape, from a folder
     python -m bench --classroom-only [--students 10,25,50,100,150] [--soak-minutes 10] [--replicas 2]
                                      # a lecture hall: capacity sweep and soak (--classroom: both parts)
 
@@ -14,6 +15,10 @@ shape when its checkpoint is not in this checkout):
     recompute_over_cached_256       a forward over all 256 positions ÷ one cached decode step at 256  goal >= 3
     page_rerun_median_s             each page rerun after a widget change (AppTest), the slowest page's
                                     median; every page's median is in `pages`                       goal < 0.5 s
+    folder_model                    the same page reruns with the sidebar's model a folder holding a random
+                                    model of SmolLM-135M's shape (134.5 M parameters, 30 layers, 9 heads,
+                                    vocabulary 49,152): its slowest median and every page's (`bench_folder`;
+                                    `--folder-model-only` runs just this, `--no-folder-model` leaves it out)
     first_chart_s                   a fresh `streamlit run app.py` opened in Chromium: seconds from
                                     navigation to the first Plotly chart, median over fresh servers  goal < 6 s
     speculative                     speculative decoding with the shipped draft against plain decoding, K = 2
@@ -218,10 +223,14 @@ def app_pages() -> list[str]:
     return [e[0] for e in app_shared.listed_pages()]
 
 
-def bench_page(page: str, repeats: int) -> dict:
+def bench_page(page: str, repeats: int, model_dir: Optional[str] = None) -> dict:
+    """A page's reruns after its widget change; on the folder's model when `model_dir` is given (the sidebar's
+    "A folder", through the URL as a link would open it)."""
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=300)
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=600)
+    if model_dir is not None:
+        at.query_params["model"] = model_dir
     first_w, first_c = _timed(lambda: at.switch_page(page).run())
     change = PAGE_CHANGES.get(page, _prompt_change)
     try:
@@ -237,6 +246,67 @@ def bench_page(page: str, repeats: int) -> dict:
     return {"page": page, "change": change.__doc__, "first_run_s": first_w, "first_run_cpu_s": first_c,
             "rerun_median_s": _median([w for w, _ in runs]), "rerun_median_cpu_s": _median([c for _, c in runs]),
             "reruns_s": [round(w, 3) for w, _ in runs], "exception": bool(at.exception)}
+
+
+# --------------------------------------------------------------------------------------------------------
+# Bring your own model: the same page reruns on a model of SmolLM-135M's shape, from a folder
+# --------------------------------------------------------------------------------------------------------
+
+# HuggingFaceTB/SmolLM-135M's config.json, the fields that set its shape (134.5 M parameters, tied embedding).
+SMOLLM_135M = dict(model_type="llama", vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
+                   num_attention_heads=9, num_key_value_heads=3, max_position_embeddings=2048, rms_norm_eps=1e-5,
+                   rope_theta=10000.0, tie_word_embeddings=True)
+
+
+def make_folder_model(out: Path) -> Path:
+    """A seeded random model of SmolLM-135M's shape, saved as a Hugging Face folder by our exporter (Llama's
+    layout, fp32), with a byte-level BPE tokenizer.json trained here on the training plays (≈ 46 k tokens:
+    the corpus runs out of pairs before 49,152; the model's extra rows are labelled by id). Nothing downloaded."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    from model.net.hf_import import config_from_hf
+    from model.net.transformer import Transformer
+    from model.text.corpus import load_corpus
+    from model.training.export import export_hf
+
+    export_hf(Transformer(config_from_hf(SMOLLM_135M), init_seed=0).eval().requires_grad_(False), out)
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    text = load_corpus("train")
+    tok.train_from_iterator((text[i:i + 10_000] for i in range(0, len(text), 10_000)),
+                            trainers.BpeTrainer(vocab_size=SMOLLM_135M["vocab_size"],
+                                                special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+                                                initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                                show_progress=False))
+    tok.save(str(out / "tokenizer.json"))
+    return out
+
+
+def bench_folder(repeats: int) -> dict:
+    """Every page's rerun after its widget change (`PAGE_CHANGES`), with the sidebar's model a folder holding
+    `make_folder_model`'s model: the `page_rerun_median_s` figure for a model 68× ours."""
+    from model.net.hf_import import inspect_hf_folder
+
+    with tempfile.TemporaryDirectory() as d:
+        t0 = time.perf_counter()
+        folder = make_folder_model(Path(d) / "smollm-135m-shape")
+        built = time.perf_counter() - t0
+        info = inspect_hf_folder(folder)
+        pages = [bench_page(p, repeats, model_dir=str(folder)) for p in app_pages()]
+    slowest = max(pages, key=lambda r: r["rerun_median_s"])
+    return {"shape": "SmolLM-135M", "params": info.n_params, "build_s": built,
+            "page_rerun_median_s": slowest["rerun_median_s"], "page_rerun_slowest": slowest["page"], "pages": pages}
+
+
+def print_folder(r: dict) -> None:
+    print(f"folder model: random weights of {r['shape']}'s shape ({r['params']:,} parameters; built and saved in "
+          f"{r['build_s']:.0f} s): page rerun after a widget change, slowest median "
+          f"{r['page_rerun_median_s']:.2f} s ({Path(r['page_rerun_slowest']).stem})   "
+          f"{_verdict('page_rerun_median_s', r['page_rerun_median_s'])}")
+    for p in r["pages"]:
+        print(f"    {Path(p['page']).stem:<14} {p['rerun_median_s']:6.2f} / {p['rerun_median_cpu_s']:5.2f}; "
+              f"first {p['first_run_s']:5.2f}   [{p['change']}]" + ("  EXCEPTION" if p["exception"] else ""))
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -421,27 +491,50 @@ class _Sampler:
         return self.rows[-1][2]
 
 
+def _cache_metrics(url: str) -> dict:
+    """MiB per cache kind from the server's /_stcore/metrics: Streamlit's st.cache_data (sized), media files,
+    session state, and the app's byte-bounded caches (`app_bounded_cache:traces`, `…:figures`). st.cache_resource
+    entries are not sized by Streamlit (reported as 1 byte each), so the pages' own resource caches are not in it."""
+    import re
+
+    out: dict = {}
+    try:
+        with urllib.request.urlopen(url + "/_stcore/metrics", timeout=30) as r:
+            text = r.read().decode()
+    except OSError as e:
+        return {"error": str(e)}
+    for m in re.finditer(r'^cache_memory_bytes\{cache_type="([^"]*)",cache="([^"]*)"\} (\S+)$', text, re.M):
+        kind = m[1] + (":" + m[2] if m[1] == "app_bounded_cache" else "")
+        out[kind] = out.get(kind, 0.0) + float(m[3]) / 2**20
+    return {k: round(v, 2) for k, v in out.items()}
+
+
 @contextmanager
 def _target(replicas: int, log_dir: Path, env: dict):
-    """One app server (replicas = 1) or `replicas` behind nginx; yields (url students open, server pids)."""
+    """One app server (replicas = 1) or `replicas` behind nginx, each warmed up (`_warm_up`, straight to the
+    replica); yields (the URL students open, the servers' pids)."""
     from scripts.replicas import app_server, cluster
 
     if replicas <= 1:
         with app_server(log_dir / "server.log", env=env) as s:
+            _warm_up(s.url)
             yield s.url, [s.pid]
     else:
         with cluster(replicas, workdir=log_dir, env=env) as c:
+            for r in c.replicas:
+                _warm_up(r.url)
             yield c.url, [r.pid for r in c.replicas]
 
 
-def _warm_up(url: str) -> dict:
+def _warm_up(url: str) -> None:
     """One student through the whole lesson, back to back: torch imported, the model loaded, every page of the
     lesson compiled and the shared caches filled for the default prompt — what the first minute of a lecture
-    pays once, not per student."""
+    pays once, not per student. RuntimeError if the lesson fails on an idle server."""
     from scripts.student import run_class, summarize
 
-    studs = asyncio.run(run_class(url, 1, period=0.0, spread=0.0, first=999))
-    return summarize(studs)
+    s = summarize(asyncio.run(run_class(url, 1, period=0.0, spread=0.0, first=999)))
+    if s["ok"] != s["interactions"]:
+        raise RuntimeError(f"the warm-up student failed on {url}: {s['failures'][:3]}")
 
 
 def bench_class(levels: list[int], period: float, spread: float, rounds: int, replicas: int, slots: Optional[int],
@@ -456,7 +549,6 @@ def bench_class(levels: list[int], period: float, spread: float, rounds: int, re
         d = log_dir / f"class{n}"
         d.mkdir(parents=True, exist_ok=True)
         with _target(replicas, d, env) as (url, pids):
-            warm = _warm_up(url)
             time.sleep(2)
             sampler = _Sampler(pids)
             base_rss, base_cpu, load0 = sampler.rss(), sampler.cpu(), os.getloadavg()
@@ -465,21 +557,22 @@ def bench_class(levels: list[int], period: float, spread: float, rounds: int, re
                                           on_tick=sampler.tick))
             sampler.tick()
             wall, client_cpu = time.perf_counter() - t0, time.process_time() - client0
+            caches = _cache_metrics(url) if replicas <= 1 else None
         s = summarize(studs)
         server_cpu = sampler.cpu() - base_cpu
         peak = max(r[1] for r in sampler.rows)
         out.append({
             "students": n, "replicas": replicas, "load_average_at_start": list(load0),
             "load_average_max": max(r[3] for r in sampler.rows), "wall_s": wall,
-            "warm_up_ok": warm["ok"] == warm["interactions"],
             **{k: s[k] for k in ("interactions", "ok", "p50_s", "p95_s", "max_s", "tracebacks", "error_alerts",
                                  "busy_notices", "overloaded_notices", "timeouts", "leaks", "n_failures",
                                  "failures", "by_kind")},
             "server_cpu_s": server_cpu, "server_cpu_s_per_student": server_cpu / n,
+            "server_cpu_s_per_interaction": server_cpu / max(1, s["interactions"]),
             "server_cores_busy": server_cpu / wall,
             "client_cpu_s": client_cpu,
             "rss_after_warm_up_mib": base_rss, "rss_peak_mib": peak,
-            "rss_per_student_mib": (peak - base_rss) / n,
+            "rss_per_student_mib": (peak - base_rss) / n, "caches_mib_at_end": caches,
             "rss_timeline": [(round(t, 1), round(r, 1)) for t, r, _, _ in sampler.rows[:: max(1, len(sampler.rows) // 60)]],
         })
     served = [r["students"] for r in out if r["p95_s"] is not None and r["p95_s"] < P95_GOAL_S
@@ -490,19 +583,18 @@ def bench_class(levels: list[int], period: float, spread: float, rounds: int, re
 
 
 def bench_soak(minutes: float, class_size: int, period: float, spread: float, slots: Optional[int],
-               log_dir: Path) -> dict:
+               log_dir: Path, extra_env: Optional[dict] = None) -> dict:
     """Many sessions over minutes on one server: classes of `class_size` new students (new prompts, so new
     traces) follow the lesson once and leave, one class after another. Resident memory is sampled throughout;
     after the first third (warm-up) it should stay flat — the caches are bounded in bytes, and a closed session's
     state is freed once Streamlit drops it (server.disconnectedSessionTTL, 120 s by default)."""
     from scripts.student import run_class, summarize
 
-    env = {} if slots is None else {"APP_MAX_CONCURRENT_RUNS": str(slots)}
+    env = ({} if slots is None else {"APP_MAX_CONCURRENT_RUNS": str(slots)}) | (extra_env or {})
     d = log_dir / "soak"
     d.mkdir(parents=True, exist_ok=True)
     waves, all_students = [], []
     with _target(1, d, env) as (url, pids):
-        _warm_up(url)
         sampler = _Sampler(pids)
         load0, t_end, k = os.getloadavg(), time.perf_counter() + minutes * 60, 0
         while time.perf_counter() < t_end:
@@ -511,7 +603,8 @@ def bench_soak(minutes: float, class_size: int, period: float, spread: float, sl
             sampler.tick()
             sm = summarize(studs)
             waves.append({"wave": k, "t_s": round(sampler.rows[-1][0], 1), "rss_mib": round(sampler.rss(), 1),
-                          "ok": sm["ok"], "interactions": sm["interactions"], "p95_s": sm["p95_s"]})
+                          "ok": sm["ok"], "interactions": sm["interactions"], "p95_s": sm["p95_s"],
+                          "caches_mib": _cache_metrics(url)})
             all_students += studs
             k += 1
     rows = sampler.rows
@@ -525,6 +618,7 @@ def bench_soak(minutes: float, class_size: int, period: float, spread: float, sl
     s = summarize(all_students)
     return {"soak": {
         "minutes": t_total / 60, "sessions": len(all_students), "class_size": class_size, "waves": waves,
+        "server_env": env,
         "load_average_at_start": list(load0), "interactions": s["interactions"], "ok": s["ok"],
         "p95_s": s["p95_s"], "tracebacks": s["tracebacks"], "leaks": s["leaks"], "n_failures": s["n_failures"],
         "rss_start_mib": rows[0][1], "rss_after_warm_up_mib": after[0][1] if after else None,
@@ -541,7 +635,8 @@ def run_classroom(a) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-class-") as d:
         out.update(bench_class(levels, a.period, a.spread, a.rounds, a.replicas, a.slots, Path(d)))
         if a.soak_minutes > 0:
-            out.update(bench_soak(a.soak_minutes, a.soak_class, a.soak_period, a.soak_spread, a.slots, Path(d)))
+            extra = dict(kv.split("=", 1) for kv in a.soak_env.split(",") if "=" in kv)
+            out.update(bench_soak(a.soak_minutes, a.soak_class, a.soak_period, a.soak_spread, a.slots, Path(d), extra))
     out["load_average_at_end"] = list(os.getloadavg())
     return out
 
@@ -562,24 +657,40 @@ def print_classroom(r: dict) -> None:
               f"{x['ok']:>4}/{x['interactions']:<4} {x['busy_notices']:>5} {x['tracebacks']:>3} {len(x['leaks']):>5} "
               f"{x['server_cpu_s_per_student']:>13.2f} {x['server_cores_busy']:>6.2f} {x['rss_per_student_mib']:>11.2f} "
               f"{x['rss_peak_mib']:>8.0f} {x['load_average_max']:>8.1f}")
-    print(f"  students served with p95 < {P95_GOAL_S:g} s and no failure: {r['students_p95_under_1s']}")
+    print(f"  students served with p95 < {P95_GOAL_S:g} s and no failure: {r['students_p95_under_1s']}"
+          f"  (server CPU per interaction: "
+          + ", ".join(f"{x['server_cpu_s_per_interaction']:.2f} s at {x['students']}" for x in r["class_levels"]) + ")")
     last = r["class_levels"][-1]
     print(f"  per interaction at {last['students']} students (p50 / p95 s):")
     for k, v in last["by_kind"].items():
         print(f"    {k:<22} {_f(v['p50_s']):>6} / {_f(v['p95_s']):>6}   ({v['ok']}/{v['n']} ok, {_f(v['mean_kib'], '{:.0f}')} KiB)")
     if "soak" in r:
         s = r["soak"]
-        print(f"soak: {s['sessions']} sessions in {s['minutes']:.1f} min ({s['ok']}/{s['interactions']} interactions ok, "
+        print(f"soak (server environment {s.get('server_env') or 'default'}):")
+        print(f"  {s['sessions']} sessions in {s['minutes']:.1f} min ({s['ok']}/{s['interactions']} interactions ok, "
               f"p95 {_f(s['p95_s'])} s, {s['tracebacks']} tracebacks, {len(s['leaks'])} leaks): RSS "
               f"{s['rss_start_mib']:.0f} MiB after warm-up of the server, {_f(s['rss_after_warm_up_mib'], '{:.0f}')} "
               f"after the first third, {s['rss_end_mib']:.0f} at the end (max {s['rss_max_mib']:.0f}); slope after "
               f"the first third {_f(s['rss_slope_after_warm_up_mib_per_min'], '{:+.1f}')} MiB/min")
+        for w in s["waves"]:
+            c = w.get("caches_mib") or {}
+            print(f"    wave {w['wave']:>3} at {w['t_s']:>6.0f} s: RSS {w['rss_mib']:6.0f} MiB, p95 {_f(w['p95_s'])} s; "
+                  "caches (MiB) " + ", ".join(f"{k} {v:g}" for k, v in sorted(c.items())))
 
 
 # --------------------------------------------------------------------------------------------------------
 
 
-def run(repeats: int, browser: bool, first_chart_runs: int) -> dict:
+def _quiet_streamlit() -> None:
+    import logging
+
+    # Cached functions called outside a script run (AppTest's setup, this process) log a warning each time.
+    for name in ("streamlit.runtime.scriptrunner_utils.script_run_context",
+                 "streamlit.runtime.caching.cache_data_api"):
+        logging.getLogger(name).addFilter(lambda record: False)
+
+
+def run(repeats: int, browser: bool, first_chart_runs: int, folder_model: bool = True) -> dict:
     import logging
 
     # Cached functions called outside a script run (AppTest's setup, this process) log a warning each time.
@@ -609,6 +720,8 @@ def run(repeats: int, browser: bool, first_chart_runs: int) -> dict:
     pages = [bench_page(p, repeats) for p in app_pages()]
     slowest = max(pages, key=lambda r: r["rerun_median_s"])
     out.update(page_rerun_median_s=slowest["rerun_median_s"], page_rerun_slowest=slowest["page"], pages=pages)
+    if folder_model:
+        out["folder_model"] = bench_folder(repeats)
     out["load_average_at_end"] = list(os.getloadavg())
     return out
 
@@ -653,6 +766,8 @@ def print_table(r: dict) -> None:
     for p in r["pages"]:
         print(f"    {Path(p['page']).stem:<14} {p['rerun_median_s']:6.2f} / {p['rerun_median_cpu_s']:5.2f}; "
               f"first {p['first_run_s']:5.2f}   [{p['change']}]" + ("  EXCEPTION" if p["exception"] else ""))
+    if r.get("folder_model"):
+        print_folder(r["folder_model"])
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -664,6 +779,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     c = ap.add_argument_group("classroom", "simulated students over websockets (scripts/student.py)")
     c.add_argument("--classroom", action="store_true", help="also run the capacity sweep and the soak (the long run)")
     c.add_argument("--classroom-only", action="store_true", help="only the capacity sweep and the soak")
+    f = ap.add_argument_group("folder model", "page reruns on a random model of SmolLM-135M's shape (bench_folder)")
+    f.add_argument("--no-folder-model", action="store_true", help="leave the folder model's page reruns out")
+    f.add_argument("--folder-model-only", action="store_true", help="only the folder model's page reruns")
     c.add_argument("--students", default="10,25,50,100,150", help="class sizes, comma-separated")
     c.add_argument("--period", type=float, default=20.0, help="seconds between lesson steps")
     c.add_argument("--spread", type=float, default=10.0, help="students' reaction times: uniform in [0, spread) s")
@@ -674,12 +792,21 @@ def main(argv: Optional[list[str]] = None) -> int:
     c.add_argument("--soak-class", type=int, default=20, help="students per class in the soak")
     c.add_argument("--soak-period", type=float, default=3.0)
     c.add_argument("--soak-spread", type=float, default=2.0)
+    c.add_argument("--soak-env", default="", metavar="K=V,…",
+                   help="environment for the soak's server, e.g. APP_TRACE_CACHE_MIB=8,APP_FIGURE_CACHE_MIB=8,"
+                        "STREAMLIT_SERVER_DISCONNECTED_SESSION_TTL=20: small bounds fill within a short soak")
     a = ap.parse_args(argv)
     if a.repeats < 1 or a.first_chart_runs < 1:
         ap.error("--repeats and --first-chart-runs must be >= 1")
     r: dict = {}
+    if a.folder_model_only:
+        _quiet_streamlit()
+        r = {"folder_model": bench_folder(a.repeats), "load_average_at_end": list(os.getloadavg())}
+        print(json.dumps(r, indent=1, default=str)) if a.json else print_folder(r["folder_model"])
+        return 0
     if not a.classroom_only:
-        r = run(a.repeats, browser=not a.no_browser, first_chart_runs=a.first_chart_runs)
+        r = run(a.repeats, browser=not a.no_browser, first_chart_runs=a.first_chart_runs,
+                folder_model=not a.no_folder_model)
     if a.classroom or a.classroom_only:
         r["classroom"] = run_classroom(a)
     if a.json:

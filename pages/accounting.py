@@ -2,17 +2,17 @@
 
 Thin: widgets → `model/accounting/counts.py` (pure arithmetic) → `viz/accounting.py` (figures). The one thing run on
 torch is the live check: `sum(p.numel())` and FlopCounterMode on a real forward of a module built from the
-variant's config. Counts depend on shapes only, so no checkpoint is read: this page loads no weights.
+variant's config. Counts depend on shapes only, so no checkpoint is read: this page loads no weights — except a
+folder's model (the sidebar's "A folder"), whose live check runs the loaded model itself, on fewer tokens.
 """
 
 import json
 
 import streamlit as st
 
-from app_shared import current_variant, plain_md, require_shell, shape_model
+from app_shared import current_model, is_folder, model_config, model_name, plain_md, require_shell, shape_model
 from model.accounting import counts as acc
 from model.accounting.arch import arch_from_model_config, attention_variants
-from model.net.checkpoints import variant_config
 from model.accounting.hf_configs import FAMILIES, PRESETS, arch_from_json_text, preset_arch
 from viz.accounting import (crossover_caption, flops_vs_seq_len, kv_cache_vs_context, param_bars, ridge_caption,
                             weights_caption)
@@ -20,6 +20,7 @@ from viz.accounting import (crossover_caption, flops_vs_seq_len, kv_cache_vs_con
 require_shell()  # first, before any widget: see app_shared.require_shell
 
 MAX_UPLOAD_BYTES = 1_000_000  # a config.json is a few kB
+FOLDER_LIVE = (1, 64)  # (batch, tokens) at most for a folder's model: a forward of a 100 M+ model is seconds
 
 
 def size_text(x: float) -> str:
@@ -41,12 +42,15 @@ st.markdown(
 
 # --- which model --------------------------------------------------------------------------------------------
 SOURCES = ["Our model", "Preset", "Paste a config.json", "Upload a config.json"]
-source = st.radio("Model", SOURCES, key="acc_source", horizontal=True)
-variant = current_variant()
+variant = current_model()
+folder = is_folder(variant)
+source = st.radio("Model", SOURCES, key="acc_source", horizontal=True,
+                  format_func=lambda x: "The sidebar's model" if x == "Our model" and folder else x)
 try:
     if source == "Our model":
-        arch = arch_from_model_config(variant_config(variant), name=variant)
-        st.caption(f"The **{variant}** variant chosen in the sidebar.")
+        arch = arch_from_model_config(model_config(variant), name=model_name(variant))
+        st.caption(f"**{plain_md(model_name(variant))}**, the folder's model chosen in the sidebar (its config.json)."
+                   if folder else f"The **{variant}** variant chosen in the sidebar.")
     elif source == "Preset":
         name = st.selectbox("Preset", list(PRESETS), index=list(PRESETS).index("Llama-2-7B"), key="acc_preset")
         arch = preset_arch(name)
@@ -245,8 +249,10 @@ with tab_live:
         st.info("Choose **Our model** above to check these formulas against a real PyTorch module.",
                 icon=":material/info:")
     else:
-        cfg = variant_config(variant)
+        cfg = model_config(variant)
         s_live, b_live = min(seq_len, cfg.max_seq_len), min(batch, 8)  # keep the real forward small
+        if folder:
+            b_live, s_live = min(b_live, FOLDER_LIVE[0]), min(s_live, FOLDER_LIVE[1])
         got = live_numbers(variant, b_live, s_live)
         ours = {
             "params": params.total,
@@ -254,7 +260,10 @@ with tab_live:
             "decode_step_flops": acc.decode_step_flops(arch, b_live, s_live).total,
             "kv_cache_bytes": acc.kv_cache_bytes(arch, s_live, b_live, "fp32"),  # the module runs in fp32
         }
-        st.markdown(f"Real forward passes of a **{variant}** module built from its config (counts, FLOPs and cache "
+        st.markdown(f"Real forward passes of the loaded **{plain_md(model_name(variant))}** (kept to {s_live} tokens "
+                    "and batch 1: a forward of a model this size costs seconds here), on random token ids:"
+                    if folder else
+                    f"Real forward passes of a **{variant}** module built from its config (counts, FLOPs and cache "
                     f"bytes depend on the shapes, not on the trained values, so no checkpoint is read), on random "
                     f"token ids, batch {b_live}, {s_live} tokens:")
         rows = [

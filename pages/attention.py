@@ -5,17 +5,25 @@ import numpy as np
 import streamlit as st
 
 from app_shared import (
-    current_prompt, current_variant, download_csv, download_json, load_model, prompt_notices, require_model,
-    require_shell, sync_url, trace_prompt, url_choice, url_int,
+    current_model, current_prompt, download_csv, download_json, file_name, load_model, model_config, prompt_notices,
+    require_model, require_shell, sync_url, trace_prompt, url_choice, url_int,
 )
 from model.analysis.heads import ROLE_HELP, ROLES, kv_groups, kv_head_of, repeated_random_ids, role_scores
-from model.net.checkpoints import variant_config
 from viz.attention import attention_grid, head_zoom, kv_sharing_figure, role_heatmaps
 
 require_shell()  # first, before any widget: see app_shared.require_shell
 
 GRID_MAX_TOKENS = 48  # the overview draws L×H panels; past this many tokens each cell is under a pixel
 INDUCTION_PERIOD = 24  # length of the random block that is repeated to measure induction
+# The overview draws at most this many layers × heads at once: a 30-layer, 32-head model would otherwise be 960
+# panels of a few pixels each, and a figure that takes seconds to build. Larger models are paged.
+GRID_LAYERS = 8
+GRID_HEADS = 12
+
+
+def pages_of(n: int, size: int) -> list[int]:
+    """The first index of each page of `size` over range(n): pages_of(30, 8) -> [0, 8, 16, 24]."""
+    return list(range(0, n, size))
 
 
 @st.cache_resource(show_spinner="Running the model on a repeated random sequence…", max_entries=8)
@@ -32,27 +40,31 @@ def induction_patterns(variant: str) -> list[np.ndarray]:
 @st.cache_data(show_spinner=False, max_entries=32)
 def head_roles(variant: str, ids: tuple[int, ...]) -> dict:
     tr = trace_prompt(variant, ids)
-    L = variant_config(variant).n_layers
+    L = model_config(variant).n_layers
     patterns = [tr[f"blocks.{l}.attn.hook_pattern"] for l in range(L)]
     return role_scores(patterns, induction_patterns(variant), INDUCTION_PERIOD)
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)
-def grid_figure(variant: str, ids: tuple[int, ...], role: str, sort: bool):
-    """The L×H overview. Shared and cached (st.plotly_chart only reads a figure): its 24 subplots cost ~0.15 s
-    of Plotly validation, which a rerun for the zoom's layer or head should not pay again."""
-    cfg = variant_config(variant)
+def grid_figure(variant: str, ids: tuple[int, ...], role: str, sort: bool, layer0: int = 0, head0: int = 0):
+    """The L×H overview, or its page of GRID_LAYERS layers from `layer0` × GRID_HEADS heads from `head0`. Shared
+    and cached (st.plotly_chart only reads a figure): its 24 subplots cost ~0.15 s of Plotly validation, which a
+    rerun for the zoom's layer or head should not pay again. Sorting orders the heads shown, within each layer."""
+    cfg = model_config(variant)
     tr = trace_prompt(variant, ids)
     n = min(len(ids), GRID_MAX_TOKENS)
-    patterns = [tr[f"blocks.{l}.attn.hook_pattern"][:, :n, :n] for l in range(cfg.n_layers)]
+    layers = range(layer0, min(cfg.n_layers, layer0 + GRID_LAYERS))
+    heads = list(range(head0, min(cfg.n_heads, head0 + GRID_HEADS)))
+    patterns = [tr[f"blocks.{l}.attn.hook_pattern"][heads, :n, :n] for l in layers]
     masked = ~np.isfinite(tr["blocks.0.attn.hook_attn_scores"][0, :n, :n])
-    kv_of_head = [kv_head_of(h, cfg.n_heads, cfg.n_kv_heads) for h in range(cfg.n_heads)]
-    return attention_grid(patterns, masked, head_roles(variant, ids)[role], role, sort,
-                          kv_of_head if cfg.n_kv_heads < cfg.n_heads else None)
+    kv_of_head = [kv_head_of(h, cfg.n_heads, cfg.n_kv_heads) for h in heads]
+    scores = head_roles(variant, ids)[role][np.ix_(list(layers), heads)]
+    return attention_grid(patterns, masked, scores, role, sort, kv_of_head if cfg.n_kv_heads < cfg.n_heads else None,
+                          first_layer=layer0, first_head=head0)
 
 
-variant = current_variant()
-cfg = variant_config(variant)
+variant = current_model()
+cfg = model_config(variant)
 prompt = current_prompt()
 
 st.title("Attention")
@@ -89,7 +101,27 @@ with c2:
 st.caption(f":material/help: **{role}**: {ROLE_HELP[role]}.")
 
 n_grid = min(T, GRID_MAX_TOKENS)
-st.plotly_chart(grid_figure(variant, prompt.ids, role, sort), width="stretch", key="att_grid")
+layer0 = head0 = 0
+if L > GRID_LAYERS or H > GRID_HEADS:  # a large model: one page of the grid at a time
+    c1, c2 = st.columns(2)
+    with c1:
+        if L > GRID_LAYERS:
+            starts = pages_of(L, GRID_LAYERS)
+            url_choice("att_layers", starts, 0)
+            layer0 = st.selectbox(f"Layers shown ({GRID_LAYERS} at a time, of {L})", starts, key="att_layers",
+                                  format_func=lambda a: f"layers {a}–{min(L, a + GRID_LAYERS) - 1}")
+    with c2:
+        if H > GRID_HEADS:
+            starts = pages_of(H, GRID_HEADS)
+            url_choice("att_heads", starts, 0)
+            head0 = st.selectbox(f"Heads shown ({GRID_HEADS} at a time, of {H})", starts, key="att_heads",
+                                 format_func=lambda a: f"heads {a}–{min(H, a + GRID_HEADS) - 1}")
+    sync_url("att_layers", "att_heads")
+st.plotly_chart(grid_figure(variant, prompt.ids, role, sort, layer0, head0), width="stretch", key="att_grid")
+if L > GRID_LAYERS or H > GRID_HEADS:
+    st.caption(f"This model has {L} layers × {H} heads = {L * H:,} heads; the grid draws "
+               f"{min(L - layer0, GRID_LAYERS)} × {min(H - head0, GRID_HEADS)} of them at once. The role-score "
+               "heat maps below cover all of them: find a head there, then page to it here.")
 if n_grid < T:
     # The panels are cut for legibility; the scores are not (a score over 48 tokens would disagree with the
     # zoom and the table), so the caption says which is which.
@@ -151,7 +183,7 @@ with c1:
         {"variant": variant, "tokens": labels, "ids": list(prompt.ids), "layer": layer, "head": head,
          "pattern": pattern, "scores": scores, "role_scores": roles, "kv_groups": groups,
          "induction_period": INDUCTION_PERIOD},
-        f"attention_{variant}_L{layer}H{head}.json", "Download this head and all role scores (JSON)",
+        f"attention_{file_name(variant)}_L{layer}H{head}.json", "Download this head and all role scores (JSON)",
     )
 with c2:
-    download_csv(rows, f"head_roles_{variant}.csv", "Download role scores (CSV)")
+    download_csv(rows, f"head_roles_{file_name(variant)}.csv", "Download role scores (CSV)")

@@ -18,8 +18,8 @@ import numpy as np
 import streamlit as st
 
 from app_shared import (
-    cached_figure, checkpoint_problem, current_prompt, download_csv, download_json, load_model, model_error,
-    prompt_notices, require_shell, sync_url, trace_prompt, url_int,
+    cached_figure, checkpoint_problem, current_model, current_prompt, download_csv, download_json, is_folder,
+    load_model, model_error, model_name, plain_md, prompt_notices, require_shell, sync_url, trace_prompt, url_int,
 )
 from model.analysis import rope as rope_probe
 from model.analysis.lens import top_k
@@ -112,6 +112,11 @@ seeds_path = seed_runs.SEEDS_PATH  # read at run time: tests point it at a synth
 seeds = committed_seeds(str(seeds_path), _mtime(seeds_path))
 
 st.title("Compare variants")
+if is_folder(current_model()):  # the sidebar holds a folder's model: this page is about ours alone
+    st.info(f"This page compares **our** Shakespeare variants, trained alike so that one design choice differs "
+            f"between them; the sidebar's model, {plain_md(model_name(current_model()), 120)}, is not one of them and "
+            "has no trained siblings to compare with. Everything below is about our variants; the live parts read "
+            "your prompt in our tokenizer.", icon=":material/info:")
 st.markdown(intro(
     COMPARED_VARIANTS, [variant_config(n).attention_kind for n in ATTENTION],
     [variant_config(n).pos_encoding for n in POSITIONS],
@@ -159,7 +164,7 @@ with c1:
 R = (res or {}).get("variants", {})
 baselines = (res or {}).get("baselines", {})
 seed_loss = seed_values(seeds)  # {variant: {seed: nats/token}}; empty before results/seeds.json exists
-prompt = current_prompt()
+prompt = current_prompt(DEFAULT_VARIANT)  # our variants share one tokenizer, whatever the sidebar's model
 has_prompt = prompt_notices(prompt)  # shown once, here; False when the prompt is empty
 
 

@@ -11,12 +11,12 @@ import numpy as np
 import streamlit as st
 
 from app_shared import (
-    cached_figure, checkpoint_problem, current_prompt, current_variant, download_json, load_model, model_error,
-    plain_md, prompt_notices, require_model, require_shell, sync_url, url_choice, url_int,
+    cached_figure, checkpoint_problem, current_model, current_prompt, download_json, is_folder, load_model,
+    model_config, model_error, model_name, plain_md, prompt_notices, require_model, require_shell, sync_url,
+    tokenizer_for, url_choice, url_int,
 )
 from model.decoding.beam import greedy_on_tree, tree_columns
 from model.net.checkpoints import VARIANTS, variant_config
-from model.text.tokenizer import EOT_ID, decode, encode, token_label
 from viz.decoding import (acceptance_caption, acceptance_figure, beam_tree_figure, cache_reorder_figure,
                           comparison_caption, rounds_figure, speed_caption, speedup_figure, verdict_figure)
 
@@ -24,7 +24,6 @@ require_shell()  # first, before any widget: see app_shared.require_shell
 
 TABS = ["Beam search", "Speculative decoding"]
 PENALTIES = [-1.0, 0.0, 0.5, 1.0, 1.5, 2.0]
-STOPS = {"eot": f"{EOT_ID} <|endoftext|>", "line": "“.↵”, a line ending in a full stop"}
 N_COMPARE = 48  # tokens per strategy in the comparison table: long enough for a loop to show
 SAMPLE_T = 0.8  # the app's default temperature
 TEMPERATURES = [0.0, 0.2, 0.5, 0.8, 1.0, 1.2, 1.5]
@@ -33,9 +32,18 @@ SPEED_KS = (1, 2, 3, 4, 6)
 SPEED_REPEATS = 3  # timed runs of each: the captions compare their spread, not only their medians
 PLOT_CONFIG = {"displaylogo": False}
 
-variant = current_variant()
-cfg = variant_config(variant)
+variant = current_model()
+cfg = model_config(variant)
+folder = is_folder(variant)
+tok = tokenizer_for(variant)
+decode, encode, token_label = tok.decode, tok.encode, tok.token_label
 prompt = current_prompt()
+# The token that ends a hypothesis: the model's end-of-text id (ours: <|endoftext|>; a folder's: eos_token_id in
+# its config.json), or the first token of ".\n" — for ours the single token ".↵", for others often just ".".
+LINE_STOP = encode(".\n")[0]
+STOPS = ({"eot": f"{tok.eos_id} {tok.token_label(tok.eos_id)}"} if tok.eos_id is not None else {})
+STOPS["line"] = f"“{token_label(LINE_STOP)}”, " + ("a line ending in a full stop" if token_label(LINE_STOP) == ".↵"
+                                                   else "a full stop")
 
 st.title("Decoding strategies: beam search and speculative decoding")
 st.markdown(
@@ -53,7 +61,7 @@ ids = tuple(prompt.ids)
 
 
 def stop_id(stop: str) -> int:
-    return EOT_ID if stop == "eot" else encode(".\n")[0]
+    return tok.eos_id if stop == "eot" and tok.eos_id is not None else LINE_STOP
 
 
 def tail(tokens, n: int = 4) -> str:
@@ -166,7 +174,7 @@ with tab_beam:
     if tab_beam.open is not False:
         url_int("dec_beams", 4, 1, 8)
         url_choice("dec_penalty", PENALTIES, 1.0)
-        url_choice("dec_stop", list(STOPS), "eot")
+        url_choice("dec_stop", list(STOPS), list(STOPS)[0])
         url_int("dec_beam_n", 12, 2, 24)
         c = st.columns([3, 3, 3, 3])
         c[0].select_slider("Beams B", list(range(1, 9)), key="dec_beams",
@@ -175,8 +183,10 @@ with tab_beam:
                            help="A finished hypothesis scores (sum of log-probs) / length ** this: > 0 favours "
                                 "longer ones, 0 = the raw sum, < 0 shorter ones. 1 is Hugging Face's default.")
         c[2].selectbox("Stop token", list(STOPS), key="dec_stop", format_func=STOPS.get,
-                       help="The token that ends a hypothesis. Our training text has no <|endoftext|>, so the "
-                            "models never write it and only the length ends beams; “.↵” ends them often.")
+                       help="The token that ends a hypothesis. " + (
+                           "This model's end-of-text token comes from its config.json (eos_token_id)." if folder else
+                           "Our training text has no <|endoftext|>, so the models never write it and only the "
+                           "length ends beams; “.↵” ends them often."))
         c[3].slider("Tokens to generate", 2, 24, key="dec_beam_n")
         sync_url("dec_beams", "dec_penalty", "dec_stop", "dec_beam_n")
         s_ = st.session_state
@@ -289,7 +299,7 @@ with tab_beam:
                 with cols[i % 2]:
                     st.markdown(f"**{r['strategy']}**")
                     st.code(r["text"], language=None, wrap_lines=True)
-        download_json({"variant": variant, "prompt_ids": list(ids), "num_beams": B, "length_penalty": lp,
+        download_json({"variant": model_name(variant), "prompt_ids": list(ids), "num_beams": B, "length_penalty": lp,
                        "eos_id": eos, "stopped": result.stopped, "forwards": result.forwards,
                        "n_best": [{"ids": list(h.ids), "score": h.score, "logprob": h.logprob, "ended_by": h.ended_by}
                                   for h in result.hypotheses],
@@ -301,7 +311,13 @@ with tab_beam:
 # Speculative decoding
 # ==========================================================================================================
 with tab_spec:
-    if tab_spec.open:
+    if tab_spec.open and folder:
+        st.info(f"Speculative decoding needs a draft model that shares the target's tokenizer: the draft proposes "
+                f"token ids and the target checks those same ids. Our draft was trained with our Shakespeare BPE, "
+                f"not with **{plain_md(model_name(variant))}**'s tokenizer, so there is no draft for this model "
+                "here. Choose **Ours (Shakespeare)** in the sidebar to step through speculative decoding.",
+                icon=":material/info:")
+    elif tab_spec.open:
         drafts = [v for v in VARIANTS if v != variant]
         url_choice("dec_draft", drafts, "draft" if "draft" in drafts else drafts[0])
         url_int("dec_k", 4, 1, 8)

@@ -8,13 +8,11 @@ import numpy as np
 import streamlit as st
 
 from app_shared import (
-    current_prompt, current_variant, download_csv, download_json, load_model, prompt_notices, require_model,
-    require_shell, sync_url, trace_prompt, url_int,
+    current_model, current_prompt, download_csv, download_json, file_name, is_folder, load_model, model_config, prompt_notices,
+    require_model, require_shell, sync_url, tokenizer_for, trace_prompt, url_int,
 )
 from model.analysis.geometry import cosine_by_distance, cosine_matrix, nearest_neighbours, pca
 from model.analysis.rope import absolute_position_table
-from model.net.checkpoints import variant_config
-from model.text.tokenizer import token_label
 from viz.embeddings import (
     embedding_heatmap, norms_bar, norms_caption, position_heatmap, position_similarity_sentence,
     position_table_sentence, scale_label, similarity_heatmap, vocab_map,
@@ -23,15 +21,24 @@ from viz.embeddings import (
 require_shell()  # first, before any widget: see app_shared.require_shell
 
 N_NEIGHBOURS = 10
+MAX_MAP_POINTS = 8192  # grey dots in the vocabulary map: past this a 50k-token vocabulary only costs the browser
 
 
-@st.cache_data(show_spinner="Projecting the vocabulary…", max_entries=8)
+@st.cache_resource(show_spinner="Projecting the vocabulary…", max_entries=8)
 def vocabulary(variant: str) -> dict:
-    """The embedding matrix, its 2-D PCA and every token's label and norm (shared by every prompt)."""
-    E = load_model(variant).tok_embed.weight.detach().numpy()  # (V, d)
+    """The embedding matrix, its 2-D PCA, every token's label and norm, and the rows the map draws (all of them,
+    or an even sample of MAX_MAP_POINTS for a large vocabulary). Shared by every prompt and session, not copied
+    per rerun (a 49,152 × 576 table is 113 MB): every array is read-only."""
+    E = load_model(variant).tok_embed.weight.detach().numpy()  # (V, d), a read-only view of the model's table
+    label = tokenizer_for(variant).token_label
     coords, explained = pca(E, 2)
-    return dict(E=E, coords=coords, explained=explained, norms=np.linalg.norm(E, axis=1),
-                labels=[token_label(i) for i in range(E.shape[0])])
+    V = E.shape[0]
+    shown = np.arange(V) if V <= MAX_MAP_POINTS else np.unique(np.linspace(0, V - 1, MAX_MAP_POINTS).astype(int))
+    out = dict(E=E.view(), coords=coords, explained=explained, norms=np.linalg.norm(E, axis=1), shown=shown)
+    for a in out.values():
+        a.flags.writeable = False
+    out["labels"] = tuple(label(i) for i in range(V))
+    return out
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -40,13 +47,13 @@ def position_table(variant: str) -> np.ndarray:
     return absolute_position_table(load_model(variant))  # (N, d)
 
 
-variant = current_variant()
-cfg = variant_config(variant)
+variant = current_model()
+cfg = model_config(variant)
 prompt = current_prompt()
 
 st.title("Embeddings: tokens become vectors")
 scale = cfg.token_scale
-scaled = (f" This variant then multiplies the row by {scale_label(scale, cfg.d_model)} before anything else "
+scaled = (f" This model then multiplies the row by {scale_label(scale, cfg.d_model)} before anything else "
           "happens; the charts below show the rows as stored in the table." if scale != 1 else "")
 tied = (" This model ties the table to its output: the same matrix, transposed, turns the last vector back into "
         "scores over the vocabulary." if cfg.tie_embeddings else "")
@@ -81,11 +88,14 @@ sync_url("emb_pos")
 tok = ids[pos]
 c1, c2 = st.columns([3, 2])
 with c1:
-    st.plotly_chart(vocab_map(voc["coords"], voc["labels"], ids, labels, voc["explained"], highlight=tok),
-                    width="stretch", key="emb_map")
-    st.caption(f"PCA keeps the two directions along which the {cfg.vocab_size} vectors vary most "
+    st.plotly_chart(vocab_map(voc["coords"], voc["labels"], ids, labels, voc["explained"], highlight=tok,
+                              background=voc["shown"]), width="stretch", key="emb_map")
+    sampled = (f" Grey dots: every {cfg.vocab_size // len(voc['shown'])}th token, {len(voc['shown']):,} of "
+               f"{cfg.vocab_size:,} (the PCA and the neighbours use them all)." if len(voc["shown"]) < cfg.vocab_size
+               else "")
+    st.caption(f"PCA keeps the two directions along which the {cfg.vocab_size:,} vectors vary most "
                f"({voc['explained'].sum():.0%} of the variance); distances in the other "
-               f"{cfg.d_model - 2} dimensions are lost, so trust the neighbour list more than the picture.")
+               f"{cfg.d_model - 2} dimensions are lost, so trust the neighbour list more than the picture." + sampled)
 with c2:
     nn_idx, nn_sim = nearest_neighbours(voc["E"], tok, N_NEIGHBOURS + 1)
     neighbours = [{"token": voc["labels"][i], "id": int(i), "cosine": float(s)} for i, s in zip(nn_idx, nn_sim)]
@@ -123,11 +133,12 @@ if has_table:
                + position_similarity_sentence(distances, *cosine_by_distance(S, distances)))
     pos_data = {"position_vectors": P[:T], "position_similarity": S[:T, :T]}
 else:
+    kind = "" if is_folder(variant) else " variant"
     where = {
-        "rope": "**RoPE** variant: no position vector is added here. Position enters inside every attention "
+        "rope": f"**RoPE**{kind}: no position vector is added here. Position enters inside every attention "
                 "layer instead: each query and key is *rotated* by an angle proportional to its position, so the "
                 "score between two tokens depends on how far apart they are.",
-        "alibi": "**ALiBi** variant: no position vector is added here. Position enters inside every attention "
+        "alibi": f"**ALiBi**{kind}: no position vector is added here. Position enters inside every attention "
                  "layer instead: each head subtracts a penalty proportional to the distance between query and "
                  "key from its scores (a different slope per head) — visible in the attention page's raw scores.",
         "none": "**No positional encoding** at all: no position vector, no rotation, no bias. The only source of "
@@ -152,6 +163,6 @@ c1, c2 = st.columns(2)
 with c1:
     download_json({"variant": variant, "tokens": labels, "ids": ids, "embedding_rows": E_prompt, "embed_scale": scale,
                    "pca_explained_variance": voc["explained"], "neighbours_of": labels[pos],
-                   "neighbours": neighbours, **pos_data}, f"embeddings_{variant}.json")
+                   "neighbours": neighbours, **pos_data}, f"embeddings_{file_name(variant)}.json")
 with c2:
-    download_csv(rows, f"embeddings_{variant}.csv")
+    download_csv(rows, f"embeddings_{file_name(variant)}.csv")

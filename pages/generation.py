@@ -9,13 +9,11 @@ import numpy as np
 import streamlit as st
 
 from app_shared import (
-    current_prompt, current_variant, download_json, load_model, plain_md, prompt_notices, require_model,
-    require_shell, sync_url, url_choice, url_int,
+    current_model, current_prompt, download_json, load_model, model_config, model_name, plain_md, prompt_notices,
+    require_model, require_shell, sync_url, tokenizer_for, url_choice, url_int,
 )
 from model.decoding.sampling import SamplerConfig
 from model.decoding.stepper import Stepper, kv_bytes_by_attention
-from model.net.checkpoints import variant_config
-from model.text.tokenizer import decode, token_label
 from viz.generation import (attention_rows_figure, cache_bytes_figure, cache_figure, distribution_figure,
                             history_figure, kv_kinds_figure, step_cost_text, top_slice)
 
@@ -26,9 +24,12 @@ TOP_PS = [round(0.05 * i, 2) for i in range(1, 21)]  # 0.05 … 1.0 (1.0 = off)
 MIN_PS = [0.0, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5]  # 0 = off
 N_SHOWN = 15  # bars in the sampling panel (the chosen token is added when it is not among them)
 PLOT_CONFIG = {"displaylogo": False}
+ROW_LAYERS = 8  # layers of attention rows drawn at once (a 30-layer model is paged around the chosen layer)
 
-variant = current_variant()
-cfg = variant_config(variant)
+variant = current_model()
+cfg = model_config(variant)
+tok = tokenizer_for(variant)
+decode, token_label = tok.decode, tok.token_label
 prompt = current_prompt()
 
 st.title("Generation, one token at a time")
@@ -191,8 +192,11 @@ else:
 
 # --- the KV cache --------------------------------------------------------------------------------------------
 st.subheader("The KV cache", anchor=False)
-layer = st.segmented_control("Layer", list(range(cfg.n_layers)), default=0, required=True, key="gen_layer",
-                             format_func=lambda l: f"layer {l}")
+if cfg.n_layers <= ROW_LAYERS:
+    layer = st.segmented_control("Layer", list(range(cfg.n_layers)), default=0, required=True, key="gen_layer",
+                                 format_func=lambda l: f"layer {l}")
+else:  # 30 buttons would wrap into a wall: a list instead
+    layer = st.selectbox("Layer", list(range(cfg.n_layers)), key="gen_layer", format_func=lambda l: f"layer {l}")
 layer = 0 if layer is None else layer
 K, V, pos = stepper.cache_rows(layer, upto=r.cache_len)
 new_from = r.first_pos
@@ -226,13 +230,18 @@ st.plotly_chart(cache_bytes_figure(steps, [x.cache_bytes for x in records], by_k
 q_pos = r.cache_len - 1
 st.subheader("The new position's attention", anchor=False)
 fed = "the last prompt position" if r.is_prefill else "fed by this step"
+row0 = layer // ROW_LAYERS * ROW_LAYERS if cfg.n_layers > ROW_LAYERS else 0
+row1 = min(cfg.n_layers, row0 + ROW_LAYERS)
+shown_layers = (f" Layers {row0}–{row1 - 1} of {cfg.n_layers} are drawn (the page of {ROW_LAYERS} holding the layer "
+                "chosen above)." if cfg.n_layers > ROW_LAYERS else "")
 st.caption(f"The query is position {q_pos} (“{plain_md(labels[q_pos])}”, {fed}): each head's weights over every cached "
-           "position, per layer. Each row sums to 1; the colour runs up to the largest weight shown.")
-st.plotly_chart(attention_rows_figure(r.attn, r.key_positions, [labels[p] for p in r.key_positions]),
+           "position, per layer. Each row sums to 1; the colour runs up to the largest weight shown." + shown_layers)
+st.plotly_chart(attention_rows_figure(r.attn[row0:row1], r.key_positions, [labels[p] for p in r.key_positions],
+                                      first_layer=row0),
                 key="gen_attn", config=PLOT_CONFIG)
 
 download_json(
-    {"variant": variant, "prompt_ids": stepper.prompt_ids, "seed": stepper.seed,
+    {"variant": model_name(variant), "prompt_ids": stepper.prompt_ids, "seed": stepper.seed,
      "steps": [{"step": x.index, "fed": list(x.fed), "token": x.token, "label": x.label, "prob": x.prob,
                 "rank": x.rank, "cache_positions": x.cache_len, "cache_bytes": x.cache_bytes,
                 "flops": x.flops_cached, "flops_without_cache": x.flops_recompute,

@@ -4,26 +4,28 @@ import numpy as np
 import streamlit as st
 
 from app_shared import (
-    checkpoint_problem, current_prompt, current_variant, model_error, prompt_notices, require_shell, trace_prompt,
+    checkpoint_problem, current_model, current_prompt, is_folder, model_config, model_error, model_name, plain_md,
+    prompt_notices, require_shell, tokenizer_for, trace_prompt,
 )
 from model.accounting.arch import arch_from_model_config
 from model.accounting.counts import count_params
 from model.decoding.sampling import softmax
-from model.net.checkpoints import variant_config
-from model.text.tokenizer import token_label
 from viz.embeddings import scale_label
 from viz.pipeline import Stage, pipeline_figure
 
 require_shell()  # first, before any widget: see app_shared.require_shell
 
-variant = current_variant()
-cfg = variant_config(variant)  # the diagram needs only the config: on a fresh server it is drawn before torch loads
+variant = current_model()
+cfg = model_config(variant)  # the diagram needs only the config: on a fresh server it is drawn before torch loads
 prompt = current_prompt()
+folder = is_folder(variant)
 
 st.title("What a language model does with your text")
 st.markdown(
-    "A real, trained Llama-style model (trained here on Shakespeare) runs on your prompt. "
-    "Each box below is a step of its computation, with the tensor's shape for your prompt; the links beside it "
+    (f"**{plain_md(model_name(variant))}**, a Llama-style model from a folder on this machine, runs on your prompt "
+     "(every weight computed in fp32 by this app's own code). " if folder else
+     "A real, trained Llama-style model (trained here on Shakespeare) runs on your prompt. ")
+    + "Each box below is a step of its computation, with the tensor's shape for your prompt; the links beside it "
     "open the steps' own pages."
 )
 notice = st.container()  # filled once the diagram is out: knowing whether the checkpoint loads means loading it
@@ -55,18 +57,19 @@ if pos in ("sinusoidal", "learned"):
     stages.append(Stage(f"+ {pos} position vectors", f"[{T}, {d}]", "embed"))
 stages += [
     Stage("RMSNorm", f"[{T}, {d}]", "norm", True),
-    Stage(f"q, k, v  ({nh} q heads, {nkv} k/v heads)", f"q [{T}, {nh}, {hd}]  k, v [{T}, {nkv}, {hd}]", "attn", True),
+    Stage(f"q, k, v{' (+ bias)' if cfg.qkv_bias else ''}  ({nh} q heads, {nkv} k/v heads)", f"q [{T}, {nh}, {hd}]  k, v [{T}, {nkv}, {hd}]", "attn", True),
 ]
 if pos == "rope":
     stages.append(Stage("RoPE: rotate q and k", f"[{T}, {nh}, {hd}]", "attn", True))
 stages += [
     Stage(f"scores q·k/√{hd}" + (" + ALiBi bias" if pos == "alibi" else "") + ", causal mask"
-          + (f" (last {cfg.sliding_window} keys)" if cfg.sliding_window else ""), f"[{nh}, {T}, {T}]",
+          + (f" (last {cfg.sliding_window} keys" + (" on some layers)" if cfg.sliding_layers else ")")
+             if cfg.sliding_window else ""), f"[{nh}, {T}, {T}]",
           "attn", True),  # √d_head, not √d_model: the model divides by its head size
     Stage("softmax → attention pattern", f"[{nh}, {T}, {T}]", "attn", True),
     Stage("mix values, W_o, add to stream", f"[{T}, {d}]", "attn", True),
     Stage("RMSNorm", f"[{T}, {d}]", "norm", True),
-    Stage("SwiGLU MLP, add to stream", f"[{T}, {cfg.d_mlp}] → [{T}, {d}]", "mlp", True),
+    Stage(f"{'GeGLU' if cfg.mlp_act == 'gelu_tanh' else 'SwiGLU'} MLP, add to stream", f"[{T}, {cfg.d_mlp}] → [{T}, {d}]", "mlp", True),
     Stage("final RMSNorm", f"[{T}, {d}]", "norm"),
     Stage("unembedding → logits", f"[{T}, {cfg.vocab_size}]", "io"),
     Stage("softmax + sampling", "next token", "io"),
@@ -83,7 +86,7 @@ with right:
         top = np.argsort(-probs)[:5]
         st.subheader("The model's next-token guess")
         st.dataframe(
-            [{"token": token_label(int(i)), "probability": float(probs[i])} for i in top],
+            [{"token": tokenizer_for(variant).token_label(int(i)), "probability": float(probs[i])} for i in top],
             hide_index=True,
             column_config={"probability": st.column_config.ProgressColumn(format="%.3f", min_value=0.0,
                                                                           max_value=1.0)},
@@ -98,5 +101,5 @@ with right:
     st.page_link("pages/generation.py", label="Logits → sampling, one token at a time (KV cache)", icon=":material/play_arrow:")
     st.page_link("pages/accounting.py", label="How many parameters and FLOPs was that?", icon=":material/calculate:")
     n_params = count_params(arch_from_model_config(cfg)).total  # exact; tests hold it to sum(p.numel())
-    st.caption(f"Model: {variant} · {n_params:,} parameters · context {cfg.max_seq_len} tokens · "
-               f"vocabulary {cfg.vocab_size}")
+    st.caption(f"Model: {plain_md(model_name(variant))} · {n_params:,} parameters · context {cfg.max_seq_len:,} "
+               f"tokens · vocabulary {cfg.vocab_size:,}")

@@ -9,8 +9,9 @@ import numpy as np
 import streamlit as st
 
 from app_shared import (
-    cached_figure, checkpoint_problem, current_prompt, current_variant, is_trained, load_model, model_error,
-    plain_md, prompt_notices, require_shell, shape_model, sync_url, trace_prompt, url_choice, url_int,
+    cached_figure, checkpoint_problem, current_model, current_prompt, is_folder, is_trained, load_model,
+    model_config, model_error, model_name, plain_md, prompt_notices, require_shell, shape_model, sync_url,
+    tokenizer_for, trace_prompt, url_choice, url_int,
 )
 from model.accounting.arch import arch_from_model_config
 from model.accounting.counts import (decode_compute_bound_batch, decode_intensity, gib_text, kv_cache_bytes,
@@ -22,7 +23,6 @@ from model.evaluation.stats import paired_difference
 from model.inference import flash, paging, roofline
 from model.inference.batched import receptive_field, rolling_generation, slot_of
 from model.net.checkpoints import variant_config
-from model.text.tokenizer import token_label
 from viz.compare import loss_by_position_figure
 from viz.inference import (decode_batch_figure, decode_speed_figure, fit_figure, intensity_figure,
                            memory_layout_figure, memory_over_time_figure, receptive_field_figure,
@@ -42,12 +42,14 @@ KV_MEMORY_GIB = [0.25, 1.0, 4.0, 16.0, 64.0]
 PREFILL_T = [16, 64, 256, 1024, 4096, 16384]
 DECODE_B = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
 MEASURE_B = [1, 2, 4, 8, 16, 32, 64]
+BIG_MODEL_PARAMS = 50_000_000  # past this a folder's model is timed at batches up to 16 only (seconds, not minutes)
 MEASURE_CONTEXT = 64
 KV_DTYPE = "bf16"  # serving memory is counted at bf16, as the calculator does by default
 PLOT_CONFIG = {"displaylogo": False}
 
-variant = current_variant()
-cfg = variant_config(variant)
+variant = current_model()
+cfg = model_config(variant)
+folder = is_folder(variant)
 prompt = current_prompt()
 
 st.title("Inside fast inference")
@@ -62,7 +64,7 @@ preset = st.columns([1, 2])[0].selectbox("Large model to compare with", list(PRE
                                          help="A preset of the Parameters, FLOPs, memory page's calculator.")
 sync_url("inf_preset")
 big = preset_arch(preset)
-ours = arch_from_model_config(cfg, name=f"ours ({variant})")
+ours = arch_from_model_config(cfg, name=f"{model_name(variant)}" if folder else f"ours ({variant})")
 tab_tiles, tab_kv, tab_roof = st.tabs(TABS, key="inf_tab", bind="query-params")
 
 
@@ -74,7 +76,7 @@ tab_tiles, tab_kv, tab_roof = st.tabs(TABS, key="inf_tab", bind="query-params")
 @st.cache_resource(show_spinner="Tiling the attention…", max_entries=32)
 def tiled_run(variant: str, ids: tuple[int, ...], layer: int, head: int, bq: int, bk: int) -> dict:
     tr = trace_prompt(variant, ids)
-    c = variant_config(variant)
+    c = model_config(variant)
     inp = flash.head_inputs(tr.acts, c, layer, head)
     res = flash.tiled_attention(**inp, block_q=bq, block_k=bk)
     ref, pattern = flash.explicit_attention(**inp)
@@ -89,12 +91,12 @@ def rolling_run(variant: str, ids: tuple[int, ...]):
     return rolling_generation(load_model(variant), list(ids), N_GEN)
 
 
-@st.cache_data(show_spinner=False)
-def exchanges(max_len: int) -> list:
+@st.cache_data(show_spinner=False, max_entries=8)
+def exchanges(max_len: int, model: str) -> list:
+    """The held-out plays' speech / reply pairs as request lengths, in tokens of `model`'s tokenizer."""
     from model.text.corpus import load_corpus
-    from model.text.tokenizer import encode
 
-    return paging.exchanges_from_text(load_corpus("val"), encode, max_len)
+    return paging.exchanges_from_text(load_corpus("val"), tokenizer_for(model).encode, max_len)
 
 
 @st.cache_data(show_spinner=False)
@@ -113,7 +115,9 @@ def this_machine():
 def decode_speeds(variant: str, trained: bool) -> list[dict]:
     # Time depends on the shapes alone; the trained weights are used when this checkout has them.
     m = load_model(variant) if trained else shape_model(variant)
-    return roofline.measure_decode(m, MEASURE_B, MEASURE_CONTEXT, steps=6, repeats=2)
+    big_model = sum(p.numel() for p in m.parameters()) > BIG_MODEL_PARAMS
+    return roofline.measure_decode(m, [b for b in MEASURE_B if b <= 16] if big_model else MEASURE_B, MEASURE_CONTEXT,
+                                   steps=6, repeats=2)
 
 
 def size(n: float) -> str:
@@ -244,21 +248,28 @@ if tab_tiles.open:
 if tab_kv.open:
     with tab_kv:
         st.subheader("A sliding window's rolling buffer", anchor=False)
-        wv = variant if cfg.sliding_window else WINDOW_VARIANT
-        wcfg = variant_config(wv)
+        # One ring for every layer: a model whose window is on some layers only (a Qwen2) is not drawn as one.
+        wv = variant if cfg.sliding_window and cfg.sliding_layers is None else WINDOW_VARIANT
+        wcfg = model_config(wv)
         W, L = wcfg.sliding_window, wcfg.n_layers
+        W_ours = variant_config(WINDOW_VARIANT).sliding_window  # the evaluated window, in the loss section below
+        w_prompt = prompt if wv == variant else current_prompt(WINDOW_VARIANT)  # our model reads our tokens
+        w_label = tokenizer_for(wv).token_label
         if wv != variant:
-            st.caption(f"The sidebar's variant has no window, so this part runs **{wv}** (each query sees its last "
-                       f"{W} keys; otherwise the default model).")
+            has = ("has its window on some layers only, not one ring for all" if cfg.sliding_window else
+                   "has no window")
+            st.caption(f"The sidebar's {'model' if folder else 'variant'} {has}, so this part runs **{wv}** (each "
+                       f"query sees its last {W} keys; otherwise our default model)"
+                       + (", on your prompt in our tokenizer." if folder else "."))
         w_problem = checkpoint_problem(wv)
         if not is_trained(wv):  # a second model, not the sidebar's: say it is missing, and go on with the rest
             st.info(f"The trained **{wv}** is not in this checkout yet, so the rolling buffer is not drawn "
                     "(it needs the model's real tokens).", icon=":material/hourglass_empty:")
         elif w_problem:
             model_error(wv, w_problem)
-        elif prompt_notices(prompt):
-            ids, steps = rolling_run(wv, prompt.ids)
-            labels = [token_label(i) for i in ids]
+        elif prompt_notices(w_prompt):
+            ids, steps = rolling_run(wv, w_prompt.ids)
+            labels = [w_label(i) for i in ids]
             first_evict = next((k for k, s in enumerate(steps) if s.evicted >= 0), len(steps) - 1)
             url_int("inf_step", first_evict, 0, len(steps) - 1)
             st.slider("Model call (0 = the prefill, then one decode step each)", 0, len(steps) - 1, key="inf_step")
@@ -271,9 +282,9 @@ if tab_kv.open:
                 f"{W} positions however long the text: "
                 f"{kv_cache_bytes(arch_from_model_config(wcfg), 10**6, 1, 'fp32'):,} bytes (fp32, every layer) at a "
                 f"million tokens, as at {W}. "
-                + (f"The prompt's {len(prompt.ids)} positions fill the first slots in the prefill; "
-                   if len(prompt.ids) <= W else
-                   f"The prompt's {len(prompt.ids)} positions wrap round the ring in the prefill: only its last {W} "
+                + (f"The prompt's {len(w_prompt.ids)} positions fill the first slots in the prefill; "
+                   if len(w_prompt.ids) <= W else
+                   f"The prompt's {len(w_prompt.ids)} positions wrap round the ring in the prefill: only its last {W} "
                    "stay; ")
                 + f"{N_GEN} sampled tokens follow (temperature 0.8, seed 0)."
             )
@@ -306,6 +317,9 @@ if tab_kv.open:
             )
 
         st.subheader("What the window costs: loss by position", anchor=False)
+        if folder:
+            st.caption(f"Measured on our variants' held-out evaluation (results/evaluation.json), trained alike with "
+                       f"and without a window — not on {plain_md(model_name(variant))}, which has no such twin.")
         res = evaluation(RESULTS_PATH.stat().st_mtime if RESULTS_PATH.is_file() else 0.0)
         shown = [n for n in ("gqa-rope", WINDOW_VARIANT) if res and n in res.get("variants", {})]
         if WINDOW_VARIANT not in shown:
@@ -328,7 +342,8 @@ if tab_kv.open:
                 past = float(m[ctx:].mean()) if len(m) > ctx else None
                 if past is not None:
                     rise[n] = past - float(m[:ctx].mean())
-                parts.append(f"{n}: positions 1–{W} {m[:W].mean():.3f}, {W + 1}–{ctx} {m[W:ctx].mean():.3f}"
+                parts.append(f"{n}: positions 1–{W_ours} {m[:W_ours].mean():.3f}, {W_ours + 1}–{ctx} "
+                             f"{m[W_ours:ctx].mean():.3f}"
                              + (f", {ctx + 1}–{len(m)} {past:.3f}" if past is not None else "")
                              + f" (held-out {res['variants'][n]['heldout']['nats_per_token']:.3f})")
             cost = ""
@@ -337,12 +352,12 @@ if tab_kv.open:
             if len(per_window) == 2 and all(per_window):  # the same held-out windows for both: paired
                 gap, gap_se = paired_difference(*per_window)
                 n_pos = len(res["variants"][WINDOW_VARIANT]["loss_by_position"]["mean"])
-                cost = window_cost_text(WINDOW_VARIANT, "gqa-rope", gap, gap_se, rise, W, ctx, n_pos) + " "
+                cost = window_cost_text(WINDOW_VARIANT, "gqa-rope", gap, gap_se, rise, W_ours, ctx, n_pos) + " "
             st.caption("Mean held-out loss (nats/token): " + "; ".join(parts) + ". " + cost
                        + "The dotted line is the training context.")
 
         st.subheader("Paged KV cache: blocks instead of one slab per request", anchor=False)
-        reqs_all = exchanges(cfg.max_seq_len)
+        reqs_all = exchanges(cfg.max_seq_len, variant)
         url_int("inf_nreq", 8, 1, 32)
         url_int("inf_first", 0, 0, len(reqs_all) - 1)
         url_choice("inf_block", REQ_BLOCKS, 16)
@@ -359,7 +374,8 @@ if tab_kv.open:
         ps = states[int(st.session_state.inf_pstep)]
         st.markdown(
             "Real request lengths: each speech of the held-out plays is a prompt and the next speech its reply "
-            f"(tokens, each pair capped at our context of {cfg.max_seq_len}). Every request arrives at step 0; each "
+            f"(tokens{' of this model' if folder else ''}, each pair capped at "
+            f"{'its' if folder else 'our'} context of {cfg.max_seq_len:,}). Every request arrives at step 0; each "
             "decode step adds a position to each request still generating; a finished one frees its memory."
         )
         st.plotly_chart(memory_layout_figure(ps.lengths, ps.tables, block, cfg.max_seq_len), key="inf_pages",
@@ -481,7 +497,7 @@ if tab_roof.open:
             + "; ".join(f"{x}: from B = {cross[x][hw.name]} on this CPU" if cross[x][hw.name] else
                         f"{x}: never compute-bound on this CPU" for x in cross) + ".")
 
-        st.subheader(f"Decode speed on this CPU vs the roofline ({variant})", anchor=False)
+        st.subheader(f"Decode speed on this CPU vs the roofline ({model_name(variant)})", anchor=False)
         rows = decode_speeds(variant, checkpoint_problem(variant) is None)
         bs = [r["batch"] for r in rows]
         measured = [r["tokens_per_s"] for r in rows]

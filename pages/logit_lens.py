@@ -5,13 +5,10 @@ import numpy as np
 import streamlit as st
 
 from app_shared import (
-    current_prompt, current_variant, download_csv, download_json, load_model, prompt_notices, require_model,
-    require_shell, sync_url, trace_prompt, url_int,
+    current_model, current_prompt, download_csv, download_json, file_name, load_model, model_config, prompt_notices,
+    require_model, require_shell, sync_url, tokenizer_for, trace_prompt, url_int,
 )
-from model.analysis.lens import lens_stages, logit_lens, next_token_probs, top_k
-from model.decoding.sampling import softmax
-from model.net.checkpoints import variant_config
-from model.text.tokenizer import token_label
+from model.analysis.lens import lens_stages, lens_summary
 from viz.lens import embedding_row_sentence, lens_heatmap, next_token_heatmap, next_token_lines
 
 require_shell()  # first, before any widget: see app_shared.require_shell
@@ -27,16 +24,15 @@ def lens(variant: str, ids: tuple[int, ...]) -> dict:
     tr = trace_prompt(variant, ids)
     stages = lens_stages(model.cfg.n_layers)
     resids = np.stack([tr[name] for name, _ in stages])  # (S, T, d)
-    logits = logit_lens(resids, model.ln_final.weight.detach().numpy(), model.cfg.norm_eps,
-                        model.W_U.detach().numpy())  # (S, T, V)
-    probs = softmax(logits)  # (S, T, V)
-    top_idx, top_p = top_k(probs, K)  # (S, T, K) each
+    top_idx, top_p, p_next = lens_summary(resids, model.ln_final.weight.detach().numpy(), model.cfg.norm_eps,
+                                          model.W_U.detach().numpy(), np.asarray(ids), K)  # (S, T, K) ×2, (S, T)
     return dict(stages=[name for _, name in stages], hooks=[h for h, _ in stages], top_idx=top_idx, top_p=top_p,
-                p_next=next_token_probs(probs, np.asarray(ids)))
+                p_next=p_next)
 
 
-variant = current_variant()
-cfg = variant_config(variant)
+variant = current_model()
+cfg = model_config(variant)
+token_label = tokenizer_for(variant).token_label
 prompt = current_prompt()
 
 st.title("Layer by layer: the logit lens")
@@ -104,6 +100,6 @@ c1, c2 = st.columns(2)
 with c1:
     download_json({"variant": variant, "tokens": labels, "ids": list(prompt.ids), "stages": stages,
                    "hooks": res["hooks"], "top_ids": res["top_idx"], "top_probs": res["top_p"],
-                   "p_actual_next": res["p_next"]}, f"logit_lens_{variant}.json")
+                   "p_actual_next": res["p_next"]}, f"logit_lens_{file_name(variant)}.json")
 with c2:
-    download_csv(rows, f"logit_lens_{variant}.csv")
+    download_csv(rows, f"logit_lens_{file_name(variant)}.csv")

@@ -12,13 +12,12 @@ import numpy as np
 import streamlit as st
 
 from app_shared import (
-    current_prompt, current_variant, download_csv, load_model, prompt_notices, require_model, require_shell,
-    sync_url, trace_prompt, url_choice, url_int,
+    current_model, current_prompt, download_csv, is_folder, load_model, model_config, prompt_notices, require_model,
+    require_shell, sync_url, trace_prompt, url_choice, url_int,
 )
 from model.analysis import rope as rope_probe
 from model.analysis.geometry import cosine_by_distance, cosine_matrix
 from model.analysis.heads import kv_head_of
-from model.net.checkpoints import variant_config
 from viz.embeddings import embed_scale_sentence, position_similarity_sentence, position_table_sentence
 from viz.rope import (alibi_figure, angle_table_figure, angle_table_sentence, decay_sentence, distance_figure,
                       pair_arrows_figure, pair_turn_sentence, position_table_figure, shift_figure, similarity_figure,
@@ -30,8 +29,8 @@ MAX_ARROWS = 32  # positions drawn at once in the arrow plot
 MAX_SHIFT = 512  # Δ and relative distances explored (past the context on purpose: RoPE is a formula)
 PLOT_CONFIG = {"displaylogo": False}
 
-variant = current_variant()
-cfg = variant_config(variant)
+variant = current_model()
+cfg = model_config(variant)
 prompt = current_prompt()
 compare_page = Path(__file__).resolve().parent / "compare.py"
 
@@ -40,7 +39,7 @@ require_model(variant)
 
 
 def link_to_compare() -> None:
-    if compare_page.exists():
+    if compare_page.exists() and not is_folder(variant):  # Compare is about our trained variants
         st.page_link("pages/compare.py", label="Compare the five positional encodings, trained alike",
                      icon=":material/compare:")
 
@@ -115,12 +114,17 @@ if not prompt_notices(prompt):
     st.stop()
 T = len(prompt.ids)
 hd, nh, nkv, theta = cfg.head_dim, cfg.n_heads, cfg.n_kv_heads, cfg.rope_theta
+scaling = cfg.rope_scaling  # None for ours; an imported Llama-3.1 or interpolated model rescales the frequencies
 tr = trace_prompt(variant, prompt.ids)
 st.markdown(
     f"RoPE (Su et al. 2021) rotates every query and key, pair of dimensions by pair: pair i = (x₂ᵢ, x₂ᵢ₊₁) of a "
     f"vector at position m turns by the angle m·θᵢ, with θᵢ = {theta:g}^(−2i/{hd}). Nothing is added to the "
     "residual stream; the dot product of a rotated q at m and a rotated k at n depends only on m − n. "
     "Everything below is the model's own q and k for your prompt."
+    + ("" if scaling is None else
+       f" This model also **rescales** the frequencies ({scaling['rope_type']} RoPE scaling, factor "
+       f"{scaling['factor']:g}, to stretch its context): every θᵢ below, and every angle and score computed from "
+       "it, is the rescaled one the model uses.")
 )
 
 url_int("rope_layer", 0, 0, cfg.n_layers - 1)
@@ -134,8 +138,8 @@ pair = c[2].slider("Frequency pair i", 0, hd // 2 - 1, key="rope_pair", help="0 
 which = c[3].segmented_control("Vector", ["q", "k"], key="rope_which", required=True) or "q"
 sync_url("rope_layer", "rope_head", "rope_pair", "rope_which")
 kvh = kv_head_of(head, nh, nkv)
-inv = rope_probe.inv_freq(hd, theta)
-waves = rope_probe.wavelengths(hd, theta)
+inv = rope_probe.inv_freq(hd, theta, scaling)
+waves = rope_probe.wavelengths(hd, theta, scaling)
 
 # --- one pair, before and after ------------------------------------------------------------------------------
 st.subheader(f"Pair {pair} of {which}, position by position", anchor=False)
@@ -168,7 +172,7 @@ st.caption(pair_turn_sentence(pair, inv[pair], T, cfg.max_seq_len))
 st.subheader("The angle table and the wavelengths", anchor=False)
 c1, c2 = st.columns([3, 2], gap="large")
 n_rows = max(T, min(cfg.max_seq_len, 64))
-c1.plotly_chart(angle_table_figure(rope_probe.angle_table(n_rows, hd, theta), waves, T), key="rope_angles",
+c1.plotly_chart(angle_table_figure(rope_probe.angle_table(n_rows, hd, theta, scaling), waves, T), key="rope_angles",
                 config=PLOT_CONFIG)
 c1.caption(angle_table_sentence(inv, n_rows))
 c2.plotly_chart(wavelength_figure(waves, cfg.max_seq_len), key="rope_waves", config=PLOT_CONFIG)
@@ -184,7 +188,7 @@ n = c[1].number_input("Key position n", 0, T - 1, max(0, T - 4), key="rope_n")
 delta = c[2].number_input("Move both by Δ", 0, MAX_SHIFT, 100, key="rope_delta")
 q = tr[f"blocks.{layer}.attn.hook_q"][m, head].astype(np.float64)  # (hd,) before rotation
 k = tr[f"blocks.{layer}.attn.hook_k"][n, kvh].astype(np.float64)  # (hd,)
-s_mn, s_shift = rope_probe.scores_at(q, k, [m, m + delta], [n, n + delta], theta)
+s_mn, s_shift = rope_probe.scores_at(q, k, [m, m + delta], [n, n + delta], theta, scaling)
 c = st.columns(4)
 c[0].metric(f"score at ({m}, {n})", f"{s_mn:.6f}")
 c[1].metric(f"score at ({m + delta}, {n + delta})", f"{s_shift:.6f}")
@@ -196,8 +200,8 @@ if m >= n:
 else:
     c[3].metric("the model's own score", "masked", help="A query never reads a later key (causal mask).")
 deltas = np.arange(0, MAX_SHIFT + 1, 16)
-both = rope_probe.scores_at(q, k, m + deltas, n + deltas, theta)
-q_only = rope_probe.scores_at(q, k, m + deltas, np.full_like(deltas, n), theta)
+both = rope_probe.scores_at(q, k, m + deltas, n + deltas, theta, scaling)
+q_only = rope_probe.scores_at(q, k, m + deltas, np.full_like(deltas, n), theta, scaling)
 st.plotly_chart(shift_figure(deltas, both, q_only, m, n), key="rope_shift", config=PLOT_CONFIG)
 st.caption(f"Green: both moved together — the score stays at {s_mn:.4f} (largest change "
            f"{np.abs(both - both[0]).max():.1e}). Grey: only the query moves, so m − n grows and the score changes.")
@@ -205,8 +209,8 @@ st.caption(f"Green: both moved together — the score stays at {s_mn:.4f} (large
 st.markdown("Now vary the distance: the same q and k at relative distance m − n, beside the RoPE paper's "
             "long-term decay bound (its §3.4.3).")
 dist = np.arange(0, MAX_SHIFT)
-scores = rope_probe.scores_at(q, k, dist, np.zeros_like(dist), theta)
-bound = rope_probe.decay_bound(hd, theta, dist)
+scores = rope_probe.scores_at(q, k, dist, np.zeros_like(dist), theta, scaling)
+bound = rope_probe.decay_bound(hd, theta, dist, scaling)
 st.plotly_chart(distance_figure(dist, scores, bound, T), key="rope_distance", config=PLOT_CONFIG)
 st.caption(decay_sentence(dist, bound))
 download_csv([{"distance": int(d), "score": float(s), "decay_bound": float(b)} for d, s, b in zip(dist, scores, bound)],

@@ -30,7 +30,6 @@ import asyncio
 import random
 import re
 import time
-import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Optional

@@ -187,9 +187,12 @@ def test_run_gate_admits_in_arrival_order_up_to_its_slots():
     waiting = [gate.join() for _ in range(3)]
     assert not any(got for _, got in waiting) and [gate.place(t) for t, _ in waiting] == [0, 1, 2]
 
+    stop = threading.Event()
+
     def wait(k, ticket):
         while not gate.wait(ticket, 0.05):
-            pass
+            if stop.is_set():
+                return
         with lock:
             order.append(k)
 
@@ -206,9 +209,11 @@ def test_run_gate_admits_in_arrival_order_up_to_its_slots():
     assert order == [0, 1] and gate.running == 2 and gate.place(waiting[2][0]) == 0
     threads[2].join(0.3)
     assert threads[2].is_alive()  # it left the queue: it is never admitted
+    stop.set()
+    threads[2].join(2)
     gate.release()
     gate.release()
-    assert gate.running == 0
+    assert gate.running == 0 and order == [0, 1]
 
 
 def test_a_saturated_server_says_so_and_recovers(shipped_variants, monkeypatch):
@@ -245,8 +250,10 @@ def test_a_queued_page_waits_then_draws(shipped_variants, monkeypatch):
     holder.start()
     while gate.running == 0:
         time.sleep(0.01)
-    threading.Timer(1.5, release.set).start()
+    timer = threading.Timer(1.5, release.set)
+    timer.start()
     at.run()
     holder.join()
+    timer.join()
     assert not at.exception and at.get("plotly_chart") and gate.waited >= 1
     assert not any(app_shared.BUSY_TITLE in i.value for i in at.info)  # the notice is gone once the page is in

@@ -239,3 +239,5 @@ def test_twenty_app_sessions_at_once(model, reference):
     assert all(r["n_cached"] == len(reference[r["i"]]["ids"]) + 1 for r in results)
     assert app_shared.load_model(DEFAULT_VARIANT) is model  # every session used this one object …
     assert_untouched(model, digest)  # … and left it as it was
+    # 20 pages through app_shared.GATE's few slots: every slot given back, no one left queued.
+    assert app_shared.GATE.running == 0 and not app_shared.GATE._queue

@@ -10,6 +10,7 @@ About 15 s on 2 cores.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 
 import pytest
 
@@ -17,6 +18,14 @@ from scripts.replicas import app_server
 from scripts.student import Student, student_prompt, summarize
 
 N = 6
+
+
+def in_own_loop(make_coro) -> None:
+    """asyncio.run in a thread of its own: a browser test earlier in the same pytest process leaves
+    Playwright's event loop running on the main thread, where asyncio.run refuses to start."""
+    with concurrent.futures.ThreadPoolExecutor(1) as ex:
+        ex.submit(lambda: asyncio.run(make_coro())).result()
+
 
 pytestmark = pytest.mark.slow
 
@@ -31,11 +40,11 @@ def test_a_saturated_server_queues_students_with_a_busy_notice(tmp_path):
         async def scenario() -> None:
             await together(lambda s: s.open())
             await together(lambda s: s.type_prompt(student_prompt(s.i)))
-            await together(lambda s: s.goto("attention", "Attention page"))
+            await together(lambda s: s.goto("logit_lens", "Layer by layer page"))
             await together(lambda s: s.goto("generation", "Generation page"))
             await asyncio.gather(*(s.close() for s in students))
 
-        asyncio.run(scenario())
+        in_own_loop(scenario)
     s = summarize(students)
     assert s["ok"] == s["interactions"] == 4 * N, s["failures"]
     assert s["tracebacks"] == 0 and s["error_alerts"] == 0

@@ -14,6 +14,7 @@ skip. About 20–30 s on 2 cores: two servers start side by side.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import re
 import subprocess
@@ -27,6 +28,13 @@ from scripts.replicas import NGINX, ROUTE_COOKIE, cluster, nginx_conf
 from scripts.student import Student, student_prompt
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def in_own_loop(make_coro) -> None:
+    """asyncio.run in a thread of its own: a browser test earlier in the same pytest process leaves
+    Playwright's event loop running on the main thread, where asyncio.run refuses to start."""
+    with concurrent.futures.ThreadPoolExecutor(1) as ex:
+        ex.submit(lambda: asyncio.run(make_coro())).result()
 
 
 def require_nginx() -> None:
@@ -124,7 +132,7 @@ def test_two_replicas_behind_nginx_keep_each_session_on_its_replica(tmp_path):
             assert any("0 decode steps" in t for t in ctrl.texts) and it.own_marker
             await asyncio.gather(*(s.close() for s in students))
 
-        asyncio.run(scenario())
+        in_own_loop(scenario)
         deadline = time.monotonic() + 10  # nginx logs a websocket when it closes
         while len([r for r in c.access_log() if r["uri"] == "/_stcore/stream"]) < 7 and time.monotonic() < deadline:
             time.sleep(0.2)

