@@ -186,9 +186,11 @@ def streamlit_cmd(port: int) -> list[str]:
 @contextmanager
 def app_server(log: Path, port: Optional[int] = None, env: Optional[dict] = None, wait: bool = True) -> Iterator[Server]:
     """`streamlit run app.py` on loopback (a free port unless given), usage statistics off; `env` is added to
-    this process's environment (APP_MAX_CONCURRENT_RUNS=…). Stopped when the block exits."""
+    this process's environment (APP_MAX_CONCURRENT_RUNS=…), and MALLOC_ARENA_MAX=2 unless set (as
+    scripts/run_app.sh and deploy/Dockerfile do). Stopped when the block exits."""
     port = port or free_port()
-    full_env = dict(os.environ, PYTHONPATH=str(REPO), STREAMLIT_BROWSER_GATHER_USAGE_STATS="false", **(env or {}))
+    full_env = {"MALLOC_ARENA_MAX": "2", **os.environ, "PYTHONPATH": str(REPO),
+                "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", **(env or {})}  # arenas: see scripts/run_app.sh
     with open(log, "wb") as out:
         proc = subprocess.Popen(streamlit_cmd(port), cwd=REPO, env=full_env, stdout=out, stderr=subprocess.STDOUT)
     server = Server(f"http://127.0.0.1:{port}", proc, log)
