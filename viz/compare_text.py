@@ -131,8 +131,8 @@ def seed_status(names: Sequence[str], seeds: Mapping[str, dict[int, float]], dig
 def _window_note(diffs: Sequence[Difference]) -> str:
     if any(d.source == "windows" for d in diffs):
         return (" Where the interval is over windows it says only how precisely this text measures these particular "
-                "weights: each of those variants was trained once, so how much of a difference a different seed "
-                "would undo is not measured.")
+                "weights: in each such pair at least one variant was trained once, so how much of the difference a "
+                "different seed would undo is not measured.")
     return ""
 
 
