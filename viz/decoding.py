@@ -317,7 +317,7 @@ def comparison_caption(rows: list[dict]) -> str:
     d_tok = g["log-prob per token"] - sum(r["log-prob per token"] for r in samples) / len(samples)
     s_max = max(r["repeated 3-grams"] for r in samples)
     less = s_max < min(g["repeated 3-grams"], b["repeated 3-grams"])
-    text += (f"Sampling (the {len(samples)} seeds' mean) scored {abs(d_tok):.2f} nats per token "
+    text += (f"Sampling (the mean of {len(samples)} sampled runs) scored {abs(d_tok):.2f} nats per token "
              f"{'below' if d_tok > 0 else 'above'} greedy")
     if less and d_tok > 0 and s_max < LOOP_SHARE and searches_loop:
         return text + (" and repeated less than both: less likely per token, but it does not loop — why the "
