@@ -8,7 +8,8 @@ arrays are made read-only: a page that writes into one gets a ValueError instead
 student's view.
 
 Memory is bounded in bytes, not in entries (a 256-token trace is ~29 MiB, a 20-token one ~1.3 MiB): the trace
-cache and the figure cache are `BoundedCache`s (LRU, `APP_TRACE_CACHE_MIB` / `APP_FIGURE_CACHE_MIB`), and what one
+cache, the figure cache and the pages' result cache (`shared_result`) are `BoundedCache`s (LRU,
+`APP_TRACE_CACHE_MIB` / `APP_FIGURE_CACHE_MIB` / `APP_RESULT_CACHE_MIB`), and what one
 session keeps in `st.session_state` is held under `APP_SESSION_STATE_MIB` by `run_shell`. Under a lecture hall's
 load, `run_shell` lets at most `APP_MAX_CONCURRENT_RUNS` pages compute at once; the others see a "busy" notice
 with their place in the queue (`RunGate`), and after `APP_BUSY_TIMEOUT_S` a "try again" button, never a hung page.
@@ -30,6 +31,7 @@ as `model=PATH`. Every model function takes a model key (`current_model`): a var
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -127,8 +129,8 @@ def run_shell() -> None:
         st.caption(f":material/visibility: **What am I looking at?** {blurbs.get(pg.title, '')}")
         sync_url("prompt")
     _register_cache_stats()
-    # Bound what this session stores before the page runs, not after: the buttons' callbacks (run before this
-    # script) still found what the last run left them, and the page rebuilds whatever was dropped.
+    # Bound what this session stores before the page runs, not after: what a page keeps (a generation's steps)
+    # grows inside the gate during its run, is bounded at the start of the next one, and is rebuilt if dropped.
     if bound_session_state():
         st.toast(f"This session's stored history passed {SESSION_STATE_BYTES // _MIB} MiB, so its largest part "
                  "was cleared: a generation starts over from its prompt.", icon=":material/delete_sweep:")
@@ -176,6 +178,8 @@ _MIB = 2**20
 # forward pass, so the cache only needs to hold the traces of the students active right now.
 TRACE_CACHE_BYTES = int(_env_number("APP_TRACE_CACHE_MIB", 128, 1) * _MIB)
 FIGURE_CACHE_BYTES = int(_env_number("APP_FIGURE_CACHE_MIB", 64, 1) * _MIB)
+# What pages compute from traces (logit-lens tables, tiled attention, quantized copies, decoding runs, …).
+RESULT_CACHE_BYTES = int(_env_number("APP_RESULT_CACHE_MIB", 128, 1) * _MIB)
 # One student's stored state: a Generation run to the full 256-token context is 6–7 MiB (logits and attention
 # rows per step, the KV cache); the sliding-window variant has no such end, and stops at this bound instead.
 SESSION_STATE_BYTES = int(_env_number("APP_SESSION_STATE_MIB", 16, 1) * _MIB)
@@ -615,6 +619,60 @@ def cached_figure(build: Callable, *args, **kwargs):
 FIGURES = BoundedCache("figures", FIGURE_CACHE_BYTES, sizeof=_figure_nbytes)
 
 
+def freeze(value: Any, _depth: int = 0) -> Any:
+    """Every NumPy array inside `value` (through dicts, lists, tuples and dataclass/object attributes, 6 levels)
+    made read-only, in place: what a shared cache hands to every session must not be writable by one of them."""
+    if _depth > 6 or value is None:
+        return value
+    if isinstance(value, np.ndarray):
+        value.flags.writeable = False
+    elif isinstance(value, Mapping):
+        for v in value.values():
+            freeze(v, _depth + 1)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            freeze(v, _depth + 1)
+    elif hasattr(value, "__dict__") and not type(value).__module__.startswith(("torch", "plotly", "streamlit")):
+        for v in vars(value).values():
+            freeze(v, _depth + 1)
+    return value
+
+
+def shared_result(spinner: Optional[str] = None) -> Callable:
+    """Decorator for a page's cached computation: one result per distinct arguments (hashed by value), shared by
+    every rerun and session, kept in `RESULTS` — bounded in bytes (APP_RESULT_CACHE_MIB), where
+    `st.cache_data(max_entries=…)` bounds only a count of entries that range from kilobytes (a decoding run) to
+    megabytes (a many-panel attention grid, a tiled attention run at 256 tokens).
+    Results are shared by reference, so their arrays are made read-only (`freeze`); a page copies before
+    writing. `spinner` is shown while a miss computes inside a page run.
+
+        @shared_result("Quantizing every matrix…")
+        def weight_errors(variant: str) -> dict: ...
+    """
+
+    def deco(fn: Callable) -> Callable:
+        # The defining file and name, not fn.__module__: every page script runs as "__main__".
+        name = f"{fn.__code__.co_filename}:{fn.__qualname__}"
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            def compute():
+                if spinner and _in_script_run():
+                    with st.spinner(spinner):
+                        return freeze(fn(*args, **kwargs))
+                return freeze(fn(*args, **kwargs))
+
+            return RESULTS.get((name, value_digest(args, kwargs)), compute)
+
+        wrapper.clear = RESULTS.clear
+        return wrapper
+
+    return deco
+
+
+RESULTS = BoundedCache("results", RESULT_CACHE_BYTES)
+
+
 def is_trained(variant: str) -> bool:
     """Its checkpoint is in this checkout (whether it loads is `checkpoint_problem`, which reads the file); a
     folder's model: the folder passes every check made before loading (`folder_problem`)."""
@@ -681,7 +739,7 @@ TRACES = BoundedCache("traces", TRACE_CACHE_BYTES)
 
 class _BoundedCacheStats:
     """The bounded caches in Streamlit's own metrics endpoint (`/_stcore/metrics`, Prometheus text):
-    cache_memory_bytes{cache_type="app_bounded_cache",cache="traces"|"figures"}. The capacity benchmark's
+    cache_memory_bytes{cache_type="app_bounded_cache",cache="traces"|"figures"|"results"}. The capacity benchmark's
     soak reads them; a deployment can scrape them."""
 
     stats_families = ("cache_memory_bytes",)
@@ -689,7 +747,7 @@ class _BoundedCacheStats:
     def get_stats(self, family_names=None):
         from streamlit.runtime.stats import CacheStat
 
-        return {"cache_memory_bytes": [CacheStat("app_bounded_cache", c.name, c.bytes) for c in (TRACES, FIGURES)]}
+        return {"cache_memory_bytes": [CacheStat("app_bounded_cache", c.name, c.bytes) for c in (TRACES, FIGURES, RESULTS)]}
 
 
 _STATS_REGISTERED = threading.Event()

@@ -10,7 +10,8 @@ import json
 
 import streamlit as st
 
-from app_shared import current_model, is_folder, model_config, model_name, plain_md, require_shell, shape_model
+from app_shared import (current_model, is_folder, model_config, model_name, plain_md, require_shell, shape_model,
+                        shared_result)
 from model.accounting import counts as acc
 from model.accounting.arch import arch_from_model_config, attention_variants
 from model.accounting.hf_configs import FAMILIES, PRESETS, arch_from_json_text, preset_arch
@@ -28,7 +29,7 @@ def size_text(x: float) -> str:
     return f"{x:,.2f}" if x >= 1 else f"{x:.3g}"
 
 
-@st.cache_data(show_spinner="Running the live model…", max_entries=64)
+@shared_result("Running the live model…")
 def live_numbers(variant: str, batch: int, seq_len: int) -> dict:
     return acc.measure_model(shape_model(variant), batch, seq_len)
 

@@ -5,8 +5,8 @@ import numpy as np
 import streamlit as st
 
 from app_shared import (
-    current_model, current_prompt, download_csv, download_json, file_name, load_model, model_config, prompt_notices,
-    require_model, require_shell, sync_url, trace_prompt, url_choice, url_int,
+    current_model, current_prompt, download_csv, download_json, file_name, load_model, model_config,
+    prompt_notices, require_model, require_shell, shared_result, sync_url, trace_prompt, url_choice, url_int,
 )
 from model.analysis.heads import ROLE_HELP, ROLES, kv_groups, kv_head_of, repeated_random_ids, role_scores
 from viz.attention import attention_grid, head_zoom, kv_sharing_figure, role_heatmaps
@@ -37,7 +37,7 @@ def induction_patterns(variant: str) -> list[np.ndarray]:
     return [tr[f"blocks.{l}.attn.hook_pattern"] for l in range(model.cfg.n_layers)]
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
+@shared_result()
 def head_roles(variant: str, ids: tuple[int, ...]) -> dict:
     tr = trace_prompt(variant, ids)
     L = model_config(variant).n_layers
@@ -45,7 +45,7 @@ def head_roles(variant: str, ids: tuple[int, ...]) -> dict:
     return role_scores(patterns, induction_patterns(variant), INDUCTION_PERIOD)
 
 
-@st.cache_resource(show_spinner=False, max_entries=64)
+@shared_result()
 def grid_figure(variant: str, ids: tuple[int, ...], role: str, sort: bool, layer0: int = 0, head0: int = 0):
     """The L×H overview, or its page of GRID_LAYERS layers from `layer0` × GRID_HEADS heads from `head0`. Shared
     and cached (st.plotly_chart only reads a figure): its 24 subplots cost ~0.15 s of Plotly validation, which a

@@ -12,8 +12,8 @@ import streamlit as st
 
 from app_shared import (
     cached_figure, checkpoint_problem, current_model, current_prompt, download_json, is_folder, load_model,
-    model_config, model_error, model_name, plain_md, prompt_notices, require_model, require_shell, sync_url,
-    tokenizer_for, url_choice, url_int,
+    model_config, model_error, model_name, plain_md, prompt_notices, require_model, require_shell, shared_result,
+    sync_url, tokenizer_for, url_choice, url_int,
 )
 from model.decoding.beam import greedy_on_tree, tree_columns
 from model.net.checkpoints import VARIANTS, variant_config
@@ -76,7 +76,7 @@ def tail(tokens, n: int = 4) -> str:
 # --------------------------------------------------------------------------------------------------------
 
 
-@st.cache_data(show_spinner="Beam search…", max_entries=64)
+@shared_result("Beam search…")
 def run_beams(variant: str, ids: tuple, beams: int, penalty: float, eos: int, n: int):
     from model.decoding.beam import BeamConfig, beam_search
     from model.decoding.generate import generate
@@ -89,7 +89,7 @@ def run_beams(variant: str, ids: tuple, beams: int, penalty: float, eos: int, n:
     return result, greedy, np.cumsum(token_logprobs(m, list(ids), greedy))
 
 
-@st.cache_data(show_spinner="Greedy, beam and sampled continuations…", max_entries=32)
+@shared_result("Greedy, beam and sampled continuations…")
 def compare_strategies(variant: str, ids: tuple, beams: int, penalty: float, eos: int) -> list[dict]:
     from model.decoding.beam import BeamConfig, beam_search
     from model.decoding.generate import generate
@@ -113,7 +113,7 @@ def compare_strategies(variant: str, ids: tuple, beams: int, penalty: float, eos
     return rows
 
 
-@st.cache_data(show_spinner="Speculative decoding…", max_entries=64)
+@shared_result("Speculative decoding…")
 def run_speculative(variant: str, draft: str, ids: tuple, k: int, temperature: float, seed: int, n: int):
     from model.decoding.generate import generate
     from model.decoding.sampling import SamplerConfig
@@ -125,7 +125,7 @@ def run_speculative(variant: str, draft: str, ids: tuple, k: int, temperature: f
     return r, plain
 
 
-@st.cache_data(show_spinner="Acceptance for every K and temperature (one run each)…", max_entries=16)
+@shared_result("Acceptance for every K and temperature (one run each)…")
 def sweep(variant: str, draft: str, ids: tuple) -> list[dict]:
     from model.decoding.speculative import acceptance_sweep
 
@@ -133,7 +133,7 @@ def sweep(variant: str, draft: str, ids: tuple) -> list[dict]:
                             list(SWEEP_TS))
 
 
-@st.cache_data(show_spinner="Timing plain and speculative decoding on this CPU…", max_entries=16)
+@shared_result("Timing plain and speculative decoding on this CPU…")
 def speed(variant: str, draft: str, ids: tuple, temperature: float) -> dict:
     from model.decoding.sampling import SamplerConfig
     from model.decoding.speculative import measure_speed

@@ -84,23 +84,23 @@ def show_latest() -> None:
     st.session_state.gen_view = len(st.session_state.gen_stepper.records) - 1
 
 
-def on_next() -> None:
-    st.session_state.gen_stepper.next(load_model(variant), sampler_from_state())
-    show_latest()
+# The buttons' callbacks only record what was asked: Streamlit runs callbacks before the script, outside the
+# shell's RunGate, so a model step taken there would bypass the lecture hall's limit on pages computing at once.
+# The step is taken here, inside the gate, on the stepper this run just checked.
+def ask(action: str) -> None:
+    st.session_state.gen_action = action
 
 
-def on_back() -> None:
-    st.session_state.gen_stepper.back(load_model(variant))
-    show_latest()
-
-
-def on_run() -> None:
-    st.session_state.gen_stepper.run_n(load_model(variant), st.session_state.n_steps, sampler_from_state())
-    show_latest()
-
-
-def on_reset() -> None:
-    st.session_state.gen_stepper.reset(load_model(variant), sampler_from_state())
+action = st.session_state.pop("gen_action", None)
+if action == "next":
+    stepper.next(model, sampler)
+elif action == "back":
+    stepper.back(model)
+elif action == "run":
+    stepper.run_n(model, int(st.session_state.n_steps), sampler)
+elif action == "reset":
+    stepper.reset(model, sampler)
+if action is not None:
     show_latest()
 
 
@@ -111,13 +111,13 @@ def on_pick() -> None:
 
 
 b = st.columns([2, 1, 1, 1, 4], vertical_alignment="center")
-b[0].button("Next token", key="gen_next", type="primary", icon=":material/skip_next:", on_click=on_next,
+b[0].button("Next token", key="gen_next", type="primary", icon=":material/skip_next:", on_click=ask, args=("next",),
             disabled=not stepper.ready or stepper.room == 0, width="stretch")
-b[1].button("Back", key="gen_back", icon=":material/undo:", on_click=on_back, disabled=not stepper.can_back(),
+b[1].button("Back", key="gen_back", icon=":material/undo:", on_click=ask, args=("back",), disabled=not stepper.can_back(),
             width="stretch")
-b[2].button(f"Run {st.session_state.n_steps}", key="gen_run", icon=":material/fast_forward:", on_click=on_run,
+b[2].button(f"Run {st.session_state.n_steps}", key="gen_run", icon=":material/fast_forward:", on_click=ask, args=("run",),
             disabled=not stepper.ready or stepper.room == 0, width="stretch")
-b[3].button("Reset", key="gen_reset", icon=":material/restart_alt:", on_click=on_reset, width="stretch")
+b[3].button("Reset", key="gen_reset", icon=":material/restart_alt:", on_click=ask, args=("reset",), width="stretch")
 b[4].markdown(f"**cache: {stepper.cache.n_cached} positions** · prompt {len(stepper.prompt_ids)} + "
               f"{stepper.n_steps} decode steps · {len(stepper.generated_ids)} tokens chosen")
 

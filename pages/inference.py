@@ -10,8 +10,8 @@ import streamlit as st
 
 from app_shared import (
     cached_figure, checkpoint_problem, current_model, current_prompt, is_folder, is_trained, load_model,
-    model_config, model_error, model_name, plain_md, prompt_notices, require_shell, shape_model, sync_url,
-    tokenizer_for, trace_prompt, url_choice, url_int,
+    model_config, model_error, model_name, plain_md, prompt_notices, require_shell, shape_model, shared_result,
+    sync_url, tokenizer_for, trace_prompt, url_choice, url_int,
 )
 from model.accounting.arch import arch_from_model_config
 from model.accounting.counts import (decode_compute_bound_batch, decode_intensity, gib_text, kv_cache_bytes,
@@ -73,7 +73,7 @@ tab_tiles, tab_kv, tab_roof = st.tabs(TABS, key="inf_tab", bind="query-params")
 # --------------------------------------------------------------------------------------------------------
 
 
-@st.cache_resource(show_spinner="Tiling the attention…", max_entries=32)
+@shared_result("Tiling the attention…")
 def tiled_run(variant: str, ids: tuple[int, ...], layer: int, head: int, bq: int, bk: int) -> dict:
     tr = trace_prompt(variant, ids)
     c = model_config(variant)
@@ -86,7 +86,7 @@ def tiled_run(variant: str, ids: tuple[int, ...], layer: int, head: int, bq: int
             "vs_model": float(np.abs(res.out - z).max())}
 
 
-@st.cache_resource(show_spinner="Generating through the rolling buffer…", max_entries=16)
+@shared_result("Generating through the rolling buffer…")
 def rolling_run(variant: str, ids: tuple[int, ...]):
     return rolling_generation(load_model(variant), list(ids), N_GEN)
 

@@ -5,8 +5,8 @@ import numpy as np
 import streamlit as st
 
 from app_shared import (
-    current_model, current_prompt, download_csv, download_json, file_name, load_model, model_config, prompt_notices,
-    require_model, require_shell, sync_url, tokenizer_for, trace_prompt, url_int,
+    current_model, current_prompt, download_csv, download_json, file_name, load_model, model_config,
+    prompt_notices, require_model, require_shell, shared_result, sync_url, tokenizer_for, trace_prompt, url_int,
 )
 from model.analysis.lens import lens_stages, lens_summary
 from viz.lens import embedding_row_sentence, lens_heatmap, next_token_heatmap, next_token_lines
@@ -17,7 +17,7 @@ K = 5  # predictions kept per (stage, position)
 WINDOW = 24  # positions drawn at once: each cell carries a token label and must stay readable
 
 
-@st.cache_data(show_spinner="Reading the residual stream through the unembedding…", max_entries=32)
+@shared_result("Reading the residual stream through the unembedding…")
 def lens(variant: str, ids: tuple[int, ...]) -> dict:
     """Top-K predictions and p(actual next token) at every (stage, position)."""
     model = load_model(variant)

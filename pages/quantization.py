@@ -16,8 +16,8 @@ import streamlit as st
 
 from app_shared import (
     FOLDER_MAX_TOKENS, cached_figure, current_model, current_prompt, download_json, is_folder, load_model,
-    model_config, model_name, plain_md, prompt_notices, require_model, require_shell, sync_url, tokenizer_for,
-    url_choice, url_int,
+    model_config, model_name, plain_md, prompt_notices, require_model, require_shell, shared_result, sync_url,
+    tokenizer_for, url_choice, url_int,
 )
 from model.accounting import counts as acc
 from model.accounting.arch import arch_from_model_config
@@ -63,7 +63,7 @@ def matrix_weights(variant: str, name: str) -> np.ndarray:
     return load_model(variant).get_submodule(name).weight.detach().numpy().copy()
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
+@shared_result()
 def scope_view(variant: str, name: str, bits: int, scope: str, group: int, row: int, outlier: float):
     from model.quantize.inspect import scope_view as view, with_outlier
 
@@ -81,7 +81,7 @@ def weight_errors(variant: str) -> dict[str, list[float]]:
     return errors(load_model(variant), list(FORMATS.values()))
 
 
-@st.cache_data(show_spinner="Tracing each quantized model…", max_entries=32)
+@shared_result("Tracing each quantized model…")
 def drift(variant: str, ids: tuple[int, ...]):
     from model.quantize.inspect import residual_drift
 

@@ -132,6 +132,49 @@ def test_figure_cache_is_bounded_in_bytes(monkeypatch):
     assert len(cache) <= 4 and cache.evictions > 0
 
 
+def test_page_results_are_shared_read_only_and_bounded_in_bytes(monkeypatch):
+    """shared_result: one computation per distinct arguments (by value), its arrays read-only, the cache
+    bounded in bytes; two functions of the same name in different files never share an entry."""
+    cache = BoundedCache("results", 2 * MiB)
+    monkeypatch.setattr(app_shared, "RESULTS", cache)
+    calls = []
+
+    @app_shared.shared_result()
+    def table(seed: int, n: int) -> dict:
+        calls.append(seed)
+        return {"a": np.random.default_rng(seed).random((n, n)), "rows": [np.zeros(3)]}
+
+    r1 = table(1, 256)  # 512 KiB
+    assert table(1, 256) is r1 and calls == [1]
+    with pytest.raises(ValueError):
+        r1["a"][0, 0] = 1.0
+    with pytest.raises(ValueError):
+        r1["rows"][0][0] = 1.0
+    for s in range(2, 10):
+        table(s, 256)
+        assert cache.bytes <= 2 * MiB
+    assert cache.evictions > 0 and len(cache) <= 4
+    ns: dict = {}
+    exec(compile("def table(seed, n):\n    return seed * 10\n", "/elsewhere/page.py", "exec"), ns)
+    assert app_shared.shared_result()(ns["table"])(1, 256) == 10  # same name and arguments, another file
+
+
+def test_a_generation_click_computes_inside_the_gate(shipped_variants, monkeypatch):
+    """Next's callback only records the request: with every slot taken the page waits (busy), and no model step
+    is taken until it holds a slot — a click never computes outside the lecture hall's limit."""
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.switch_page("pages/generation.py").run()
+    assert not at.exception
+    before = at.session_state["gen_stepper"].n_steps
+    gate = RunGate(1)
+    monkeypatch.setattr(app_shared, "GATE", gate)
+    monkeypatch.setattr(app_shared, "BUSY_TIMEOUT_S", 1.0)
+    with gate.held():
+        at.button(key="gen_next").click().run()
+        assert at.session_state["gen_stepper"].n_steps == before  # queued: nothing computed
+    assert not at.exception and any(app_shared.OVERLOADED_TITLE in w.value for w in at.warning)
+
+
 def test_value_digest_is_by_content():
     a = np.arange(6, dtype=np.float32).reshape(2, 3)
     assert app_shared.value_digest(a, {"x": [1, "b"]}) == app_shared.value_digest(a.copy(), {"x": [1, "b"]})
@@ -159,9 +202,9 @@ def test_session_state_is_trimmed_largest_first():
 
 
 def test_generation_history_is_bounded_in_a_real_session(shipped_variants, monkeypatch):
-    """Run N on the Generation page with a tiny per-session budget: the click's callback still finds its steps
-    (the bound is applied when the next run starts, after callbacks), then the steps are dropped with a toast and
-    the page starts over from its prompt. Nothing raises."""
+    """Run N on the Generation page, then Next with a tiny per-session budget: the bound is applied when the
+    next run starts, so the steps are dropped with a toast, the page starts over from its prompt and takes the
+    step the click asked for (the click only records it; the step runs inside the page). Nothing raises."""
     at = AppTest.from_file(APP, default_timeout=120)
     at.query_params["n_steps"] = "20"
     at.switch_page("pages/generation.py").run()
@@ -173,7 +216,7 @@ def test_generation_history_is_bounded_in_a_real_session(shipped_variants, monke
     at.button(key="gen_next").click().run()
     assert not at.exception
     assert any("stored history" in t.value for t in at.toast)
-    assert at.session_state["gen_stepper"].n_steps == 0  # started over from the prompt
+    assert at.session_state["gen_stepper"].n_steps == 1  # started over from the prompt, then the step asked for
     assert nbytes(at.session_state["gen_stepper"]) < size // 2
 
 
