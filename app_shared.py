@@ -64,7 +64,12 @@ from model.net.checkpoints import DEFAULT_VARIANT, VARIANT_BLURBS, VARIANTS, ava
 # "partially initialized module 'pandas' has no attribute 'Series'", a traceback for an early visitor.
 # tests/test_load.py starts 20 sessions at once.
 
-DEFAULT_PROMPT = "ROMEO.\nBut soft, what light through yonder window breaks?\nIt is the east, and Juliet is the sun."
+# Ends in a newline: in our tokenizer ".\n" / ",\n" is one token, so a prompt that stops at "," or "." asks the
+# model to continue in the middle of a token (its best guess is then a space). Four lines, 48 tokens: a count
+# that matches none of the model's sizes (d_head 32, 6 heads, 2 K/V heads, 4 layers, …), so a shape reads
+# unambiguously. tests/test_default_prompt.py checks the guess and the logit lens at the default position.
+DEFAULT_PROMPT = ("ROMEO.\nBut soft, what light through yonder window breaks?\nIt is the east, and Juliet is the sun.\n"
+                  "Arise, fair sun, and kill the envious moon,\n")
 MAX_PROMPT_CHARS = 20_000  # the text box refuses more; tokens beyond the model's context are cut with a notice
 
 
@@ -76,6 +81,8 @@ MAX_PROMPT_CHARS = 20_000  # the text box refuses more; tokens beyond the model'
 PAGES = [
     ("pages/home.py", "The whole path", ":material/route:",
      "One prompt's trip through the model, stage by stage, with the live tensor shapes."),
+    ("pages/lesson.py", "Guided lesson", ":material/school:",
+     "Ten steps from text to the next token: predict what the model will do, then see what it computed."),
     ("pages/tokenization.py", "Tokenization", ":material/text_fields:",
      "How text becomes token ids: our Shakespeare BPE beside GPT-4's, and the merges that build a word."),
     ("pages/embeddings.py", "Embeddings", ":material/scatter_plot:",
@@ -914,6 +921,32 @@ def url_int(key: str, default: int, lo: int, hi: int) -> int:
     if not isinstance(v, int) or not lo <= v <= hi:  # e.g. a layer index from a deeper variant
         st.session_state[key] = v = min(hi, max(lo, int(v) if isinstance(v, (int, float)) else default))
     return v
+
+
+def url_float(key: str, default: float, lo: float, hi: float) -> float:
+    """A finite float from the URL, clamped to [lo, hi] with a notice; like `url_int` otherwise."""
+
+    def parse(s: str) -> float:
+        v = float(s)  # "abc" raises ValueError; "nan" and "inf" are refused below
+        if not np.isfinite(v):
+            raise ValueError(s)
+        if not lo <= v <= hi:
+            _url_notice(key, s, f"{min(hi, max(lo, v)):g}")
+        return min(hi, max(lo, v))
+
+    v = _from_url(key, parse, default)
+    if not isinstance(v, (int, float)) or not lo <= v <= hi:
+        st.session_state[key] = v = float(min(hi, max(lo, v if isinstance(v, (int, float)) else default)))
+    return v
+
+
+def url_tabs(labels: list[str], key: str):
+    """`st.tabs` bound to the URL's `key` (only the open tab's `.open` is True). Streamlit drops a value that
+    names no tab without a word; a link with one gets the usual notice here instead, once."""
+    raw = st.query_params.get(key)
+    if raw is not None and raw not in labels:
+        _url_notice(key, raw, labels[0])
+    return st.tabs(labels, key=key, bind="query-params")
 
 
 def url_choice(key: str, options: list, default):

@@ -11,7 +11,7 @@ import json
 import streamlit as st
 
 from app_shared import (current_model, is_folder, model_config, model_name, plain_md, require_shell, shape_model,
-                        shared_result)
+                        shared_result, sync_url, url_choice, url_float, url_int, url_tabs, url_text)
 from model.accounting import counts as acc
 from model.accounting.arch import arch_from_model_config, attention_variants
 from model.accounting.hf_configs import FAMILIES, PRESETS, arch_from_json_text, preset_arch
@@ -22,6 +22,11 @@ require_shell()  # first, before any widget: see app_shared.require_shell
 
 MAX_UPLOAD_BYTES = 1_000_000  # a config.json is a few kB
 FOLDER_LIVE = (1, 64)  # (batch, tokens) at most for a folder's model: a forward of a 100 M+ model is seconds
+# A pasted config travels in the link as text. Percent-encoded, 8,000 characters of JSON are up to ~24 kB of URL:
+# well inside what browsers and the server's request line take, and far more than a config.json needs.
+MAX_URL_CONFIG_CHARS = 8_000
+PASTE_DEFAULT = json.dumps(PRESETS["Mistral-7B-v0.1"], indent=1)
+TABS = ["Parameters", "FLOPs", "Memory", "GPU: compute or memory bound?", "Check against the live model"]
 
 
 def size_text(x: float) -> str:
@@ -45,21 +50,37 @@ st.markdown(
 SOURCES = ["Our model", "Preset", "Paste a config.json", "Upload a config.json"]
 variant = current_model()
 folder = is_folder(variant)
+url_choice("acc_source", SOURCES, "Our model")
 source = st.radio("Model", SOURCES, key="acc_source", horizontal=True,
                   format_func=lambda x: "The sidebar's model" if x == "Our model" and folder else x)
+sync_url("acc_source")
 try:
     if source == "Our model":
         arch = arch_from_model_config(model_config(variant), name=model_name(variant))
         st.caption(f"**{plain_md(model_name(variant))}**, the folder's model chosen in the sidebar (its config.json)."
                    if folder else f"The **{variant}** variant chosen in the sidebar.")
     elif source == "Preset":
-        name = st.selectbox("Preset", list(PRESETS), index=list(PRESETS).index("Llama-2-7B"), key="acc_preset")
+        url_choice("acc_preset", list(PRESETS), "Llama-2-7B")
+        name = st.selectbox("Preset", list(PRESETS), key="acc_preset")
+        sync_url("acc_preset")
         arch = preset_arch(name)
     elif source == "Paste a config.json":
+        url_text("acc_paste", PASTE_DEFAULT, MAX_URL_CONFIG_CHARS)
         text = st.text_area(
             f"A Hugging Face config.json ({', '.join(FAMILIES)}) or one of ours", key="acc_paste", height=220,
-            max_chars=MAX_UPLOAD_BYTES, value=json.dumps(PRESETS["Mistral-7B-v0.1"], indent=1),
+            max_chars=MAX_UPLOAD_BYTES,
         )
+        # The link carries what was pasted, unless it is the example (the URL stays short) or too long to carry.
+        if text == PASTE_DEFAULT:
+            st.query_params.pop("acc_paste", None)
+        elif len(text) > MAX_URL_CONFIG_CHARS:
+            st.query_params.pop("acc_paste", None)  # an older, shorter paste there would open the wrong config
+            st.warning(f"This config is {len(text):,} characters: too long to carry in the page's link (at most "
+                       f"{MAX_URL_CONFIG_CHARS:,}), so a link copied now opens with the example config instead. "
+                       "Remove what the count does not need (e.g. the tokenizer's fields) to share it.",
+                       icon=":material/link_off:")
+        else:
+            sync_url("acc_paste")
         arch = arch_from_json_text(text, name="your config")
     else:
         up = st.file_uploader("config.json", type=["json"], key="acc_upload")
@@ -86,25 +107,52 @@ st.caption(
 )
 
 c1, c2, c3, c4 = st.columns(4)
-seq_len = c1.number_input("Sequence length s", 1, 2**20, min(arch.max_seq_len, 2**20),
+# s opens at the model's context, and follows it when another model is chosen (as an unkeyed input did); a link's
+# s is read before any such change, so it is kept.
+s_default = min(arch.max_seq_len, 2**20)
+if st.session_state.get("acc_seq_for", (arch.name, arch.max_seq_len)) != (arch.name, arch.max_seq_len):
+    st.session_state.acc_seq = s_default
+st.session_state.acc_seq_for = (arch.name, arch.max_seq_len)
+url_int("acc_seq", s_default, 1, 2**20)
+url_int("acc_batch", 1, 1, 4096)
+url_choice("acc_wdtype", list(acc.WEIGHT_FORMATS), list(acc.WEIGHT_FORMATS)[1])
+url_choice("acc_kvdtype", list(acc.KV_FORMATS), list(acc.KV_FORMATS)[1])
+seq_len = c1.number_input("Sequence length s", 1, 2**20, key="acc_seq",
                           help="tokens in the prefill; also the context of the decode step")
-batch = c2.number_input("Batch b", 1, 4096, 1)
-w_dtype = c3.selectbox("Weights dtype", list(acc.WEIGHT_FORMATS), index=1,
+batch = c2.number_input("Batch b", 1, 4096, key="acc_batch")
+w_dtype = c3.selectbox("Weights dtype", list(acc.WEIGHT_FORMATS), key="acc_wdtype",
                        help="quantized formats are counted with their scales; see the Memory tab")
-kv_dtype = c4.selectbox("KV cache dtype", list(acc.KV_FORMATS), index=1,
+kv_dtype = c4.selectbox("KV cache dtype", list(acc.KV_FORMATS), key="acc_kvdtype",
                         help="Q8_0 / Q4_0: llama.cpp's quantized cache, blocks of 32 along head_dim with an fp16 scale")
+sync_url("acc_seq", "acc_batch", "acc_wdtype", "acc_kvdtype")
 seq_len, batch = int(seq_len), int(batch)
 
 params = acc.count_params(arch)
-tab_p, tab_f, tab_m, tab_g, tab_live = st.tabs(["Parameters", "FLOPs", "Memory", "GPU: compute or memory bound?",
-                                                "Check against the live model"])
+tab_p, tab_f, tab_m, tab_g, tab_live = url_tabs(TABS, "acc_tab")
 
 # --- parameters -------------------------------------------------------------------------------------------
 with tab_p:
     st.metric("Parameters", f"{params.total:,}")
-    st.dataframe(params.rows(), hide_index=True, width="stretch")
-    others = st.multiselect("Compare with", [p for p in PRESETS if p != arch.name], key="acc_compare")
+    # height="content" on every table here: no inner scroll hiding the last row
+    st.dataframe(params.rows(), hide_index=True, width="stretch", height="content")
+    options = [p for p in PRESETS if p != arch.name]
+    # The link lists the compared presets comma-separated (no preset name has a comma) under acc_with.
+    first = "acc_with" not in st.session_state
+    url_text("acc_with", "", 2_000)
+    if first:
+        asked = [p for p in st.session_state.acc_with.split(",") if p]
+        unknown = [p for p in asked if p not in options]
+        if unknown:
+            st.warning(f"The link's acc\\_with names {plain_md(', '.join(unknown), 120)}, which cannot be compared "
+                       "here; the others are shown.", icon=":material/link_off:")
+        st.session_state.acc_compare = [p for p in asked if p in options]
+    elif "acc_compare" in st.session_state:  # the model changed to one of them: it cannot be compared with itself
+        st.session_state.acc_compare = [p for p in st.session_state.acc_compare if p in options]
+    url_choice("acc_percent", [False, True], False)
+    others = st.multiselect("Compare with", options, key="acc_compare")
     percent = st.toggle("Show shares (%)", key="acc_percent", help="compare models of very different sizes")
+    st.session_state.acc_with = ",".join(others)
+    sync_url("acc_with", "acc_percent")
     archs = [arch] + [preset_arch(p) for p in others]
     groups = ["embedding", "attention", "mlp", "norms", "head"]
     per_model = [acc.count_params(a).by_group() for a in archs]
@@ -147,12 +195,12 @@ with tab_f:
              "logits at the last only)", rec.total),
             ("training step (forward + backward ≈ 3 × forward)", train),
         )],
-        hide_index=True, width="stretch",
+        hide_index=True, width="stretch", height="content",
     )
     st.dataframe(
         [{"component": t.name, "formula": t.formula, "FlopCounterMode": f"{t.value:,}", "causal-aware": f"{u.value:,}"}
          for t, u in zip(fwd.terms, causal.terms)],
-        hide_index=True, width="stretch",
+        hide_index=True, width="stretch", height="content",
     )
     st.caption(
         "FlopCounterMode convention: our model computes the full s×s score matrix and masks it afterwards, so "
@@ -168,7 +216,7 @@ with tab_f:
     st.dataframe(
         [{**r, "formula": f"{r['formula']:,}", "ours": f"{r['ours']:,}", "difference": f"{r['difference']:+,}"}
          for r in acc.megatron_comparison(arch, batch, seq_len)],
-        hide_index=True, width="stretch",
+        hide_index=True, width="stretch", height="content",
     )
     st.subheader("Beside Kaplan et al.'s estimates", anchor=False)
     st.markdown("Kaplan et al. (2020, eq. 2.2 and §2.1) count forward FLOPs per token from the non-embedding "
@@ -178,7 +226,7 @@ with tab_f:
     st.dataframe(
         [{**r, "formula": f"{r['formula']:,}", "ours": f"{r['ours']:,}", "difference": f"{r['difference']:+,}"}
          for r in acc.kaplan_comparison(arch, batch, seq_len)],
-        hide_index=True, width="stretch",
+        hide_index=True, width="stretch", height="content",
     )
     st.caption(f"For b·s = {batch * seq_len:,} tokens with n_ctx = s = {seq_len:,} and N = "
                f"{acc.non_embedding_params(arch):,}.")
@@ -201,7 +249,7 @@ with tab_m:
           "bytes": f"{m['total']:,}", "of which scales": f"{m['scales']:,}", "kept at fp16": f"{m['kept']:,}",
           "GiB (2³⁰ B)": size_text(acc.gib(m["total"])), "GB (10⁹ B)": size_text(m["total"] / 1e9)}
          for k, m in mems.items()],
-        hide_index=True, width="stretch",
+        hide_index=True, width="stretch", height="content",
     )
     st.caption(weights_caption(acc.kept_tensors(arch), params.total, per_q))
     per_tok, kv = acc.kv_cache_bytes_per_token(arch, kv_dtype), acc.kv_cache_bytes(arch, seq_len, batch, kv_dtype)
@@ -214,17 +262,27 @@ with tab_m:
     contexts = [2**k for k in range(4, max(arch.max_seq_len, seq_len, 256).bit_length() + 1)]
     variants = attention_variants(arch)
     st.plotly_chart(kv_cache_vs_context(contexts, acc.kv_cache_vs_context(variants, contexts, batch, kv_dtype),
-                                        title=f"KV cache vs context ({kv_dtype}, batch {batch})"), width="stretch")
+                                        title=f"KV cache vs context ({kv_dtype}, batch {batch})", chosen=seq_len),
+                    width="stretch")
     st.caption(" · ".join(f"{k}: {v.n_kv_heads} K/V heads" for k, v in variants.items())
                + ". Query heads and everything else stay the same; only the cache (and K/V weights) shrink.")
 
 # --- GPU bound --------------------------------------------------------------------------------------------
 with tab_g:
-    hw_name = st.selectbox("GPU", list(acc.HARDWARE), index=1, key="acc_hw")
+    url_choice("acc_hw", list(acc.HARDWARE), list(acc.HARDWARE)[1])
+    hw_name = st.selectbox("GPU", list(acc.HARDWARE), key="acc_hw")
     preset_hw = acc.HARDWARE[hw_name]
+    pk, bk = f"acc_peak_{hw_name}", f"acc_bw_{hw_name}"  # per GPU: choosing another one opens on its own figures
+    if "acc_peak" not in st.session_state:  # a link's figures (acc_peak, acc_bw) are for the GPU it names
+        st.session_state[pk] = url_float("acc_peak", preset_hw.peak_flops / 1e12, 1.0, 1e5)
+        st.session_state[bk] = url_float("acc_bw", preset_hw.mem_bandwidth / 1e12, 0.01, 1e3)
+    st.session_state.setdefault(pk, preset_hw.peak_flops / 1e12)
+    st.session_state.setdefault(bk, preset_hw.mem_bandwidth / 1e12)
     g1, g2 = st.columns(2)
-    peak = g1.number_input("Peak dense FLOP/s (TFLOP/s)", 1.0, 1e5, preset_hw.peak_flops / 1e12, key=f"acc_peak_{hw_name}")
-    bw = g2.number_input("Memory bandwidth (TB/s)", 0.01, 1e3, preset_hw.mem_bandwidth / 1e12, key=f"acc_bw_{hw_name}")
+    peak = g1.number_input("Peak dense FLOP/s (TFLOP/s)", 1.0, 1e5, key=pk)
+    bw = g2.number_input("Memory bandwidth (TB/s)", 0.01, 1e3, key=bk)
+    st.session_state.acc_peak, st.session_state.acc_bw = float(peak), float(bw)
+    sync_url("acc_hw", "acc_peak", "acc_bw")
     hw = acc.Hardware(hw_name, peak * 1e12, bw * 1e12)
     pre = acc.prefill_intensity(arch, batch, seq_len, w_dtype, kv_dtype)
     dec_i = acc.decode_intensity(arch, batch, seq_len, w_dtype, kv_dtype)

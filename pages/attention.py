@@ -9,7 +9,7 @@ from app_shared import (
     prompt_notices, require_model, require_shell, shared_result, sync_url, trace_prompt, url_choice, url_int,
 )
 from model.analysis.heads import ROLE_HELP, ROLES, kv_groups, kv_head_of, repeated_random_ids, role_scores
-from viz.attention import attention_grid, head_zoom, kv_sharing_figure, role_heatmaps
+from viz.attention import attention_grid, head_zoom, kv_sharing_figure, role_heatmaps, shared_keys_figure
 
 require_shell()  # first, before any widget: see app_shared.require_shell
 
@@ -173,6 +173,18 @@ if shared_kv:
         f"cache is {cfg.n_heads // cfg.n_kv_heads}× smaller than with one K/V head per query head (MHA). "
         "Heads that share keys can still attend differently, because their queries differ."
     )
+    # The actual keys the chosen head's group shares, beside the queries of every head that reads them.
+    kv = kv_of_head[head]
+    members = [h for h in range(H) if kv_of_head[h] == kv]
+    rot = "hook_rot_k" if f"blocks.{layer}.attn.hook_rot_k" in tr else "hook_k"
+    qname = "hook_rot_q" if rot == "hook_rot_k" else "hook_q"
+    st.plotly_chart(shared_keys_figure(tr[f"blocks.{layer}.attn.{rot}"][:, kv],
+                                       [tr[f"blocks.{layer}.attn.{qname}"][:, h] for h in members], members, kv, labels,
+                                       rot == "hook_rot_k"), width="stretch", key="att_shared_keys")
+    st.caption(f"Layer {layer}: the {len(members)} query heads {', '.join(map(str, members))} all read these same "
+               f"{T} keys (K/V head {kv}, the group of head {head} chosen above). Each score of those heads is one "
+               "row of its query panel dotted with one row of the key panel, ÷ √d_head: the keys are computed and "
+               "cached once for the whole group.")
 else:
     st.caption(f"{cfg.attention_kind}: every query head has its own key/value head.")
 

@@ -20,6 +20,7 @@ import streamlit as st
 from app_shared import (
     cached_figure, checkpoint_problem, current_model, current_prompt, download_csv, download_json, is_folder,
     load_model, model_error, model_name, plain_md, prompt_notices, require_shell, sync_url, trace_prompt, url_int,
+    url_tabs,
 )
 from model.analysis import rope as rope_probe
 from model.analysis.lens import top_k
@@ -136,7 +137,7 @@ for v, problem in broken.items():
     model_error(v, problem, "it is left out of the live views and the quick re-run")
 live = [v for v in COMPARED_VARIANTS if v in trained and v not in broken]  # only weights that really loaded
 
-c1, c2 = st.columns([3, 1], vertical_alignment="center")
+c1, c2 = st.columns([2, 1], vertical_alignment="center")  # [3, 1] clipped the button's label at 1280 px
 with c2:
     rerun = st.button("Re-run the quick evaluation", icon=":material/refresh:", disabled=not live, key="cmp_rerun",
                       help="A few windows of everything, on this machine, now (tens of seconds). Noisier than "
@@ -250,7 +251,7 @@ def reading(lines: list[str]) -> None:
     st.markdown("\n".join(f"- {l}" for l in lines))
 
 
-tab_attn, tab_pos = st.tabs(TABS, key="cmp_tab", bind="query-params")
+tab_attn, tab_pos = url_tabs(TABS, "cmp_tab")
 
 # ---- Attention variants ------------------------------------------------------------------------------
 with tab_attn:

@@ -3,8 +3,8 @@ reordered between steps, greedy / beam / sampled side by side), and speculative 
 model, one round at a time, with acceptance and speed as K and the temperature change.
 
 Thin: searches and runs come from `model/decoding/beam.py`, `speculative.py` and `repetition.py` (cached per
-setting: they are deterministic given the seed), figures from `viz/decoding.py`. The step or round shown is
-this user's `st.session_state`; settings and the tab are in the URL.
+setting: they are deterministic given the seed), figures from `viz/decoding.py`. Settings, the tab and the step
+or round shown (beam_view, spec_view: 0-based) are in the URL.
 """
 
 import numpy as np
@@ -13,7 +13,7 @@ import streamlit as st
 from app_shared import (
     cached_figure, checkpoint_problem, current_model, current_prompt, download_json, is_folder, load_model,
     model_config, model_error, model_name, plain_md, prompt_notices, require_model, require_shell, shared_result,
-    sync_url, tokenizer_for, url_choice, url_int,
+    sync_url, tokenizer_for, url_choice, url_int, url_tabs,
 )
 from model.decoding.beam import greedy_on_tree, tree_columns
 from model.net.checkpoints import VARIANTS, variant_config
@@ -146,7 +146,12 @@ def stepper(key: str, n: int, ident: tuple, unit: str) -> int:
     """Next / Back / To the end / Reset over steps 0 … n − 1; the step shown lives in session_state[key] and
     goes back to 0 when `ident` (the settings it belongs to) changes."""
     if st.session_state.get(key + "_ident") != ident:
-        st.session_state[key + "_ident"], st.session_state[key] = ident, 0
+        first = key + "_ident" not in st.session_state
+        st.session_state[key + "_ident"] = ident
+        if first:  # a link's step, read once per session (the runs are deterministic: the same step comes back)
+            url_int(key, 0, 0, n - 1)
+        else:
+            st.session_state[key] = 0
     st.session_state[key] = min(max(0, st.session_state.get(key, 0)), n - 1)
 
     def move(to: int) -> None:
@@ -162,10 +167,11 @@ def stepper(key: str, n: int, ident: tuple, unit: str) -> int:
                 args=(n - 1,), disabled=now >= n - 1)
     b[3].button("Reset", key=key + "_reset", icon=":material/restart_alt:", width="stretch", on_click=move, args=(0,))
     b[4].markdown(f"**{unit} {now + 1} of {n}**")
+    sync_url(key)  # 0-based, as in session_state
     return now
 
 
-tab_beam, tab_spec = st.tabs(TABS, key="dec_tab", bind="query-params")
+tab_beam, tab_spec = url_tabs(TABS, "dec_tab")
 
 # ==========================================================================================================
 # Beam search

@@ -15,7 +15,7 @@ from model.analysis.geometry import cosine_by_distance, cosine_matrix, nearest_n
 from model.analysis.rope import absolute_position_table
 from viz.embeddings import (
     embedding_heatmap, norms_bar, norms_caption, position_heatmap, position_similarity_sentence,
-    position_table_sentence, scale_label, similarity_heatmap, vocab_map,
+    position_table_sentence, scale_label, similarity_heatmap, untrained_sentence, vocab_map,
 )
 
 require_shell()  # first, before any widget: see app_shared.require_shell
@@ -24,16 +24,29 @@ N_NEIGHBOURS = 10
 MAX_MAP_POINTS = 8192  # grey dots in the vocabulary map: past this a 50k-token vocabulary only costs the browser
 
 
+@st.cache_resource(show_spinner="Finding the tokens the training text never uses…", max_entries=2)
+def untrained_ids(vocab_size: int) -> np.ndarray:
+    """The ids of our tokenizer that never occur in the training split (counted from the corpus, read-only)."""
+    from model.text.batches import never_trained
+
+    out = np.flatnonzero(never_trained(vocab_size))
+    out.flags.writeable = False
+    return out
+
+
 @st.cache_resource(show_spinner="Projecting the vocabulary…", max_entries=8)
-def vocabulary(variant: str) -> dict:
-    """The embedding matrix, its 2-D PCA, every token's label and norm, and the rows the map draws (all of them,
-    or an even sample of MAX_MAP_POINTS for a large vocabulary). Shared by every prompt and session, not copied
-    per rerun (a 49,152 × 576 table is 113 MB): every array is read-only."""
+def vocabulary(variant: str, leave_out: tuple[int, ...] = ()) -> dict:
+    """The embedding matrix, its 2-D PCA (fitted without the rows `leave_out`), every token's label and norm, and
+    the rows the map draws (all of them, or an even sample of MAX_MAP_POINTS for a large vocabulary). Shared by
+    every prompt and session, not copied per rerun (a 49,152 × 576 table is 113 MB): every array is read-only."""
     E = load_model(variant).tok_embed.weight.detach().numpy()  # (V, d), a read-only view of the model's table
     label = tokenizer_for(variant).token_label
-    coords, explained = pca(E, 2)
     V = E.shape[0]
+    fit = np.ones(V, dtype=bool)
+    fit[list(leave_out)] = False
+    coords, explained = pca(E, 2, fit=fit)
     shown = np.arange(V) if V <= MAX_MAP_POINTS else np.unique(np.linspace(0, V - 1, MAX_MAP_POINTS).astype(int))
+    shown = shown[fit[shown]]
     out = dict(E=E.view(), coords=coords, explained=explained, norms=np.linalg.norm(E, axis=1), shown=shown)
     for a in out.values():
         a.flags.writeable = False
@@ -86,15 +99,33 @@ url_int("emb_pos", 0, 0, T - 1)
 pos = st.selectbox("Token to look at", list(range(T)), key="emb_pos", format_func=lambda t: f"{t}: {labels[t]}")
 sync_url("emb_pos")
 tok = ids[pos]
+# Tokens that never occur in the training text (found from the corpus, for our tokenizer only): left out of the
+# map and its PCA unless asked for — untouched by training, they sit in one clump that the PCA spends itself on.
+untrained = np.empty(0, dtype=np.int64) if is_folder(variant) else untrained_ids(cfg.vocab_size)
+show_untrained = False
+if len(untrained):
+    show_untrained = st.toggle(f"Show the {len(untrained):,} never-trained tokens", value=False, key="emb_untrained",
+                               help="Tokens that never occur in the training text (bytes and pieces always merged "
+                                    "into longer tokens, <|endoftext|>): left out of the map and its PCA by default.")
+voc_map = voc if show_untrained or not len(untrained) else vocabulary(variant, tuple(int(i) for i in untrained))
 c1, c2 = st.columns([3, 2])
 with c1:
-    st.plotly_chart(vocab_map(voc["coords"], voc["labels"], ids, labels, voc["explained"], highlight=tok,
-                              background=voc["shown"]), width="stretch", key="emb_map")
+    st.plotly_chart(vocab_map(voc_map["coords"], voc_map["labels"], ids, labels, voc_map["explained"], highlight=tok,
+                              background=voc_map["shown"], untrained=untrained if show_untrained else None),
+                    width="stretch", key="emb_map")
+    if len(untrained):
+        trained = np.ones(cfg.vocab_size, dtype=bool)
+        trained[untrained] = False
+        st.caption(untrained_sentence(len(untrained), cfg.vocab_size, [voc["labels"][i] for i in untrained[[0, 10, -2]]]
+                                      if len(untrained) > 10 else [voc["labels"][i] for i in untrained[:3]],
+                                      show_untrained, float(np.median(voc["norms"][untrained])),
+                                      float(np.median(voc["norms"][trained]))))
+    n_fit = cfg.vocab_size - (0 if voc_map is voc else len(untrained))  # the rows the PCA was fitted on
     sampled = (f" Grey dots: every {cfg.vocab_size // len(voc['shown'])}th token, {len(voc['shown']):,} of "
                f"{cfg.vocab_size:,} (the PCA and the neighbours use them all)." if len(voc["shown"]) < cfg.vocab_size
                else "")
-    st.caption(f"PCA keeps the two directions along which the {cfg.vocab_size:,} vectors vary most "
-               f"({voc['explained'].sum():.0%} of the variance); distances in the other "
+    st.caption(f"PCA keeps the two directions along which the {n_fit:,} vectors vary most "
+               f"({voc_map['explained'].sum():.0%} of the variance); distances in the other "
                f"{cfg.d_model - 2} dimensions are lost, so trust the neighbour list more than the picture." + sampled)
 with c2:
     nn_idx, nn_sim = nearest_neighbours(voc["E"], tok, N_NEIGHBOURS + 1)

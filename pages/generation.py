@@ -2,8 +2,11 @@
 and the new token's attention — for the step you are on or any earlier one.
 
 Thin: this user's `model.decoding.stepper.Stepper` lives in `st.session_state` and changes only in the buttons'
-callbacks; figures come from `viz/generation.py`. Sampler settings, seed and N are in the URL.
+callbacks; figures come from `viz/generation.py`. Sampler settings, seed, N, the decode steps taken (gen_steps),
+the step shown (gen_view) and the layer are in the URL: a fresh session replays gen_steps steps from the prompt.
 """
+
+import dataclasses
 
 import numpy as np
 import streamlit as st
@@ -15,7 +18,8 @@ from app_shared import (
 from model.decoding.sampling import SamplerConfig
 from model.decoding.stepper import Stepper, kv_bytes_by_attention
 from viz.generation import (attention_rows_figure, cache_bytes_figure, cache_figure, distribution_figure,
-                            history_figure, kv_kinds_figure, step_cost_text, top_slice)
+                            history_figure, kv_kinds_figure, plural, prob_text, shape_text, step_cost_text,
+                            temperature_pair_figure, temperature_pair_sentence, top_slice)
 
 require_shell()  # first, before any widget: see app_shared.require_shell
 
@@ -25,6 +29,8 @@ MIN_PS = [0.0, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5]  # 0 = off
 N_SHOWN = 15  # bars in the sampling panel (the chosen token is added when it is not among them)
 PLOT_CONFIG = {"displaylogo": False}
 ROW_LAYERS = 8  # layers of attention rows drawn at once (a 30-layer model is paged around the chosen layer)
+# Decode steps a link may ask to replay: our models' whole context. A sliding window has no end; this is its.
+MAX_REPLAY = 256
 
 variant = current_model()
 cfg = model_config(variant)
@@ -77,6 +83,15 @@ if stepper is None or st.session_state.get("gen_ident") != ident:
     stepper.prefill(model, sampler)
     st.session_state.gen_stepper, st.session_state.gen_ident = stepper, ident
     st.session_state.pop("gen_view", None)
+    if "gen_steps" not in st.session_state and stepper.ready:
+        # A link's run, once per session: replay its decode steps from the prompt with the link's seed and
+        # settings. Each draw depends only on those and the tokens before it, so the same tokens come out.
+        room = stepper.room
+        want = url_int("gen_steps", 0, 0, MAX_REPLAY if room is None else min(room, MAX_REPLAY))
+        if want:
+            with st.spinner(f"Replaying the link's {want} decode steps…"):
+                stepper.run_n(model, want, sampler)
+        url_int("gen_view", len(stepper.records) - 1, 0, len(stepper.records) - 1)
 stepper.resample_last(sampler)  # new settings redraw the current token from its stored logits (no model call)
 
 
@@ -102,6 +117,8 @@ elif action == "reset":
     stepper.reset(model, sampler)
 if action is not None:
     show_latest()
+st.session_state.gen_steps = stepper.n_steps  # the link replays this many steps (with its seed and settings)
+sync_url("gen_steps")
 
 
 def on_pick() -> None:
@@ -110,7 +127,9 @@ def on_pick() -> None:
         st.session_state.gen_view = int(points[0]["point_index"])
 
 
-b = st.columns([2, 1, 1, 1, 4], vertical_alignment="center")
+# Four equal columns and the status on its own line: beside the status, at 1280 px with the sidebar open, the
+# buttons were squeezed to "B…", "R…".
+b = st.columns(4, vertical_alignment="center")
 b[0].button("Next token", key="gen_next", type="primary", icon=":material/skip_next:", on_click=ask, args=("next",),
             disabled=not stepper.ready or stepper.room == 0, width="stretch")
 b[1].button("Back", key="gen_back", icon=":material/undo:", on_click=ask, args=("back",), disabled=not stepper.can_back(),
@@ -118,8 +137,8 @@ b[1].button("Back", key="gen_back", icon=":material/undo:", on_click=ask, args=(
 b[2].button(f"Run {st.session_state.n_steps}", key="gen_run", icon=":material/fast_forward:", on_click=ask, args=("run",),
             disabled=not stepper.ready or stepper.room == 0, width="stretch")
 b[3].button("Reset", key="gen_reset", icon=":material/restart_alt:", on_click=ask, args=("reset",), width="stretch")
-b[4].markdown(f"**cache: {stepper.cache.n_cached} positions** · prompt {len(stepper.prompt_ids)} + "
-              f"{stepper.n_steps} decode steps · {len(stepper.generated_ids)} tokens chosen")
+st.markdown(f"**cache: {plural(stepper.cache.n_cached, 'position')}** · prompt {len(stepper.prompt_ids)} + "
+            f"{plural(stepper.n_steps, 'decode step')} · {plural(len(stepper.generated_ids), 'token')} chosen")
 
 if stepper.message:
     st.warning(stepper.message, icon=":material/block:")
@@ -134,6 +153,13 @@ if latest > 0:
     step_names = ["0 · prefill"] + [f"{k} · fed {token_label(x.fed[0])}" for k, x in enumerate(records) if k]
     st.select_slider("Step shown", list(range(latest + 1)), key="gen_view",
                      format_func=lambda k: step_names[k] if 0 <= k < len(step_names) else str(k))
+    sync_url("gen_view")
+else:
+    st.query_params.pop("gen_view", None)  # only the prefill: nothing to choose, and no stale step in the link
+if any(x.sampler != records[-1].sampler for x in records):
+    st.caption(":material/link: Some steps of this run were drawn with other settings than the current ones. A link "
+               "replays every step with the settings it carries, so from the first such step on it may choose "
+               "other tokens.")
 view = st.session_state.get("gen_view", latest)
 r = records[view]
 ids = stepper.token_ids()
@@ -141,8 +167,8 @@ labels = [token_label(i) for i in ids]
 
 # --- the history strip ---------------------------------------------------------------------------------------
 st.subheader("The chosen tokens", anchor=False)
-st.caption("Colour: the probability each token had in the model's raw distribution when it was chosen — red "
-           "unlikely, yellow about 0.5, green near 1. Click a token to see the step that chose it; the outlined "
+st.caption("Colour: the probability each token had in the model's raw distribution when it was chosen — orange "
+           "unlikely, pale about 0.5, blue near 1. Click a token to see the step that chose it; the outlined "
            "one is shown below.")
 st.plotly_chart(history_figure([x.label for x in records], np.array([x.prob for x in records]), view),
                 key="gen_history", on_select=on_pick, selection_mode="points", config=PLOT_CONFIG)
@@ -172,13 +198,13 @@ with left:
 with right:
     st.markdown("**Chosen token**")
     st.code(r.label, language=None)
-    st.metric("Probability (raw softmax)", f"{res.prob:.4f}")
-    st.metric("Probability it was drawn with", f"{res.final[res.token]:.4f}")
+    st.metric("Probability (raw softmax)", prob_text(res.prob))
+    st.metric("Probability it was drawn with", prob_text(res.final[res.token]))
     st.metric("Rank", f"{res.rank + 1} of {len(res.raw):,}")
     st.metric("Entropy (nats)", f"{res.entropy_raw:.2f} → {res.entropy_final:.2f}",
               help="Of the raw softmax → of the distribution drawn from. How spread out it is: 0 = certain, "
                    f"ln {len(res.raw):,} = {np.log(len(res.raw)):.2f} = uniform.")
-    st.caption(f"Kept set: {int(res.kept.sum()):,} tokens.")
+    st.caption(f"Kept set: {plural(int(res.kept.sum()), 'token')}.")
 if res.greedy:
     st.info("Temperature 0 is **greedy**: the most likely token, every time; no random draw, so the seed does "
             "not matter. Small models often loop when greedy.", icon=":material/target:")
@@ -190,17 +216,35 @@ else:
                f"top-k {s.top_k or 'off'}, top-p {s.top_p or 'off'}, min-p {s.min_p or 'off'}). "
                "Settings apply to the current step.")
 
+# --- two temperatures on the same logits ----------------------------------------------------------------------
+st.subheader("Two temperatures, the same logits", anchor=False)
+url_choice("temperature2", TEMPERATURES, 1.5)
+t2 = st.select_slider("Second temperature", TEMPERATURES, key="temperature2",
+                      help="Compared with this step's own temperature; the filters and the random number stay the same.")
+sync_url("temperature2")
+pair = (res, r.result(dataclasses.replace(s, temperature=float(t2))))
+pair_shown = top_slice(res.raw, N_SHOWN, res.token)  # the same tokens in both panels (raw order = any T's order)
+st.plotly_chart(temperature_pair_figure(
+    [token_label(int(i)) for i in pair_shown], tuple(x.final[pair_shown] for x in pair), (s.temperature, float(t2)),
+    tuple(int(np.flatnonzero(pair_shown == x.token)[0]) if x.token in pair_shown else -1 for x in pair)),
+    key="gen_temps", config=PLOT_CONFIG)
+st.caption(plain_md(temperature_pair_sentence(
+    (s.temperature, float(t2)), tuple(float(x.final.max()) for x in pair), tuple(x.entropy_final for x in pair),
+    tuple(int(x.kept.sum()) for x in pair), tuple(token_label(x.token) for x in pair))))
+
 # --- the KV cache --------------------------------------------------------------------------------------------
 st.subheader("The KV cache", anchor=False)
+url_int("gen_layer", 0, 0, cfg.n_layers - 1)
 if cfg.n_layers <= ROW_LAYERS:
-    layer = st.segmented_control("Layer", list(range(cfg.n_layers)), default=0, required=True, key="gen_layer",
+    layer = st.segmented_control("Layer", list(range(cfg.n_layers)), required=True, key="gen_layer",
                                  format_func=lambda l: f"layer {l}")
 else:  # 30 buttons would wrap into a wall: a list instead
     layer = st.selectbox("Layer", list(range(cfg.n_layers)), key="gen_layer", format_func=lambda l: f"layer {l}")
+sync_url("gen_layer")
 layer = 0 if layer is None else layer
 K, V, pos = stepper.cache_rows(layer, upto=r.cache_len)
 new_from = r.first_pos
-k_shape = (1, cfg.n_kv_heads, r.n_cached, cfg.head_dim)
+k_shape_text = shape_text(b=1, kv=cfg.n_kv_heads, n=r.n_cached, d=cfg.head_dim)  # every size named
 cl, cr = st.columns([3, 2], gap="large")
 with cl:
     st.plotly_chart(cache_figure(K, V, pos, [labels[p] for p in pos], cfg.n_kv_heads, cfg.head_dim, new_from),
@@ -211,8 +255,8 @@ with cl:
 with cr:
     by_kind_now = kv_bytes_by_attention(cfg, r.cache_len)
     st.markdown(
-        f"Each layer holds K and V of shape `{k_shape}` — (batch, K/V heads, positions, head dim). "
-        f"All {cfg.n_layers} layers: 2 × {cfg.n_layers} × {cfg.n_kv_heads} × {r.n_cached} × {cfg.head_dim} "
+        f"Each layer holds K and V, each of shape {k_shape_text}. All {cfg.n_layers} layers: 2 (K and V) × "
+        f"{shape_text(L=cfg.n_layers, kv=cfg.n_kv_heads, n=r.n_cached, d=cfg.head_dim)} "
         f"numbers × 4 bytes = **{r.cache_bytes:,} bytes** ({r.cache_bytes / 1024:,.1f} KiB)."
     )
     st.plotly_chart(kv_kinds_figure(by_kind_now, cfg.attention_kind), key="gen_kinds", config=PLOT_CONFIG)

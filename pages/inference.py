@@ -11,7 +11,7 @@ import streamlit as st
 from app_shared import (
     cached_figure, checkpoint_problem, current_model, current_prompt, is_folder, is_trained, load_model,
     model_config, model_error, model_name, plain_md, prompt_notices, require_shell, shape_model, shared_result,
-    sync_url, tokenizer_for, trace_prompt, url_choice, url_int,
+    sync_url, tokenizer_for, trace_prompt, url_choice, url_int, url_tabs,
 )
 from model.accounting.arch import arch_from_model_config
 from model.accounting.counts import (decode_compute_bound_batch, decode_intensity, gib_text, kv_cache_bytes,
@@ -65,7 +65,7 @@ preset = st.columns([1, 2])[0].selectbox("Large model to compare with", list(PRE
 sync_url("inf_preset")
 big = preset_arch(preset)
 ours = arch_from_model_config(cfg, name=f"{model_name(variant)}" if folder else f"ours ({variant})")
-tab_tiles, tab_kv, tab_roof = st.tabs(TABS, key="inf_tab", bind="query-params")
+tab_tiles, tab_kv, tab_roof = url_tabs(TABS, "inf_tab")
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ import numpy as np
 import streamlit as st
 
 from app_shared import (
-    current_model, current_prompt, download_csv, download_json, file_name, load_model, model_config,
+    current_model, current_prompt, download_csv, download_json, file_name, load_model, model_config, plain_md,
     prompt_notices, require_model, require_shell, shared_result, sync_url, tokenizer_for, trace_prompt, url_int,
 )
 from model.analysis.lens import lens_stages, lens_summary
@@ -89,6 +89,33 @@ with c2:
         st.plotly_chart(next_token_lines(res["p_next"], stages, pos, labels[pos]), width="stretch", key="lens_lines")
     else:
         st.caption("The last position has no next token in the prompt to score.")
+
+
+@shared_result("Running the prompt with and without its trailing newline…")
+def boundary(variant: str, text: str, limit: int):
+    from model.analysis.boundary import boundary_pair
+    from model.net.trace import forward_logits
+
+    model, tok = load_model(variant), tokenizer_for(variant)
+    return boundary_pair(lambda ids: forward_logits(model, ids), tok.encode, tok.token_label, text, k=8,
+                         max_tokens=limit)
+
+
+st.subheader("Where the prompt ends matters: the trailing newline")
+pair = boundary(variant, prompt.text, len(prompt.ids) if prompt.truncated else cfg.max_seq_len)
+if pair is None:
+    st.caption("The prompt is only newlines: there is no text to compare with and without one.")
+else:
+    from model.analysis.boundary import boundary_sentence
+    from viz.boundary import boundary_figure
+
+    without, with_nl = pair
+    st.plotly_chart(boundary_figure(
+        (f"ends in “{without.last_label}” (no newline)", f"ends in “{with_nl.last_label}” (with the newline)"),
+        ([token_label(int(i)) for i in without.top_ids], [token_label(int(i)) for i in with_nl.top_ids]),
+        (without.top_probs, with_nl.top_probs)), width="stretch", key="lens_boundary")
+    st.caption("The model's final output after your prompt with its trailing newlines removed (left) and with "
+               "exactly one (right), computed now. " + plain_md(boundary_sentence(without, with_nl, token_label)))
 
 rows = [
     {"stage": stages[s], "position": t, "input_token": labels[t], "top1": top_labels[s][t],

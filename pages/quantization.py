@@ -17,7 +17,7 @@ import streamlit as st
 from app_shared import (
     FOLDER_MAX_TOKENS, cached_figure, current_model, current_prompt, download_json, is_folder, load_model,
     model_config, model_name, plain_md, prompt_notices, require_model, require_shell, shared_result, sync_url,
-    tokenizer_for, url_choice, url_int,
+    tokenizer_for, url_choice, url_int, url_tabs,
 )
 from model.accounting import counts as acc
 from model.accounting.arch import arch_from_model_config
@@ -196,7 +196,7 @@ st.markdown(
 require_model(variant)
 
 results = committed_results(str(RESULTS_PATH), RESULTS_PATH.stat().st_mtime if RESULTS_PATH.is_file() else 0.0)
-tab_mem, tab_matrix, tab_layers, tab_loss, tab_speed = st.tabs(TABS, key="q_tab", bind="query-params")
+tab_mem, tab_matrix, tab_layers, tab_loss, tab_speed = url_tabs(TABS, "q_tab")
 
 # --- memory -----------------------------------------------------------------------------------------------
 with tab_mem:

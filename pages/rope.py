@@ -19,9 +19,9 @@ from model.analysis import rope as rope_probe
 from model.analysis.geometry import cosine_by_distance, cosine_matrix
 from model.analysis.heads import kv_head_of
 from viz.embeddings import embed_scale_sentence, position_similarity_sentence, position_table_sentence
-from viz.rope import (alibi_figure, angle_table_figure, angle_table_sentence, decay_sentence, distance_figure,
-                      pair_arrows_figure, pair_turn_sentence, position_table_figure, shift_figure, similarity_figure,
-                      wavelength_figure, wavelength_sentence)
+from viz.rope import (abs_score_figure, abs_score_sentence, alibi_figure, angle_table_figure, angle_table_sentence,
+                      fixed_vector_figure, pair_arrows_figure, pair_turn_sentence, position_table_figure, shift_figure,
+                      similarity_figure, wavelength_figure, wavelength_sentence)
 
 require_shell()  # first, before any widget: see app_shared.require_shell
 
@@ -148,12 +148,13 @@ lo_default = (0, min(hi, MAX_ARROWS // 2 - 1))
 # A shorter prompt than last run: bring this session's positions back inside it before the widgets read them.
 if "rope_span" in st.session_state and max(st.session_state.rope_span) > hi:
     st.session_state.rope_span = lo_default
-for key in ("rope_m", "rope_n"):
-    if st.session_state.get(key, 0) > hi:
-        st.session_state[key] = hi
 if T > 1:
-    span = st.slider("Positions drawn", 0, hi, lo_default, key="rope_span",
-                     help=f"At most {MAX_ARROWS} at once.")
+    if "rope_span" not in st.session_state:  # the link carries the span as rope_from and rope_to (two ints)
+        a, b = url_int("rope_from", lo_default[0], 0, hi), url_int("rope_to", lo_default[1], 0, hi)
+        st.session_state.rope_span = (min(a, b), max(a, b))
+    span = st.slider("Positions drawn", 0, hi, key="rope_span", help=f"At most {MAX_ARROWS} at once.")
+    st.session_state.rope_from, st.session_state.rope_to = span
+    sync_url("rope_from", "rope_to")
     start, end = span[0], min(span[1], span[0] + MAX_ARROWS - 1)
 else:
     start, end = 0, 0
@@ -163,10 +164,14 @@ before = tr[f"blocks.{layer}.attn.hook_{which}"][idx, h_idx, 2 * pair: 2 * pair 
 after = tr[f"blocks.{layer}.attn.hook_rot_{which}"][idx, h_idx, 2 * pair: 2 * pair + 2]  # (N, 2)
 angles = idx * inv[pair]
 shared = " — a K/V head, shared by its group" if which == "k" and nkv < nh else ""
-st.plotly_chart(pair_arrows_figure(before, after, idx, [prompt.labels[i] for i in idx], angles,
+ca, cb = st.columns([2, 1], gap="medium")
+ca.plotly_chart(pair_arrows_figure(before, after, idx, [prompt.labels[i] for i in idx], angles,
                                    f"{which} (head {h_idx}{shared})"),
                 key="rope_arrows", config=PLOT_CONFIG)
-st.caption(pair_turn_sentence(pair, inv[pair], T, cfg.max_seq_len))
+cb.plotly_chart(fixed_vector_figure(idx, angles, pair), key="rope_fixed", config=PLOT_CONFIG)
+st.caption(pair_turn_sentence(pair, inv[pair], T, cfg.max_seq_len) + " Each position of the prompt holds another "
+           "token, so the model's arrows (left) differ in length and starting direction; the right panel turns one "
+           "fixed vector by the same angles, so only the rotation changes from position to position.")
 
 # --- angles and wavelengths ----------------------------------------------------------------------------------
 st.subheader("The angle table and the wavelengths", anchor=False)
@@ -183,9 +188,13 @@ st.subheader("Only m − n matters", anchor=False)
 st.markdown(f"Take the query of one prompt token and the key of another (layer {layer}, head {head}, before rotation) "
             "and place them at any positions.")
 c = st.columns(3)
-m = c[0].number_input("Query position m", 0, T - 1, T - 1, key="rope_m")
-n = c[1].number_input("Key position n", 0, T - 1, max(0, T - 4), key="rope_n")
-delta = c[2].number_input("Move both by Δ", 0, MAX_SHIFT, 100, key="rope_delta")
+url_int("rope_m", T - 1, 0, T - 1)  # also brings a position back inside a shorter prompt
+url_int("rope_n", max(0, T - 4), 0, T - 1)
+url_int("rope_delta", 100, 0, MAX_SHIFT)
+m = c[0].number_input("Query position m", 0, T - 1, key="rope_m")
+n = c[1].number_input("Key position n", 0, T - 1, key="rope_n")
+delta = c[2].number_input("Move both by Δ", 0, MAX_SHIFT, key="rope_delta")
+sync_url("rope_m", "rope_n", "rope_delta")
 q = tr[f"blocks.{layer}.attn.hook_q"][m, head].astype(np.float64)  # (hd,) before rotation
 k = tr[f"blocks.{layer}.attn.hook_k"][n, kvh].astype(np.float64)  # (hd,)
 s_mn, s_shift = rope_probe.scores_at(q, k, [m, m + delta], [n, n + delta], theta, scaling)
@@ -206,13 +215,15 @@ st.plotly_chart(shift_figure(deltas, both, q_only, m, n), key="rope_shift", conf
 st.caption(f"Green: both moved together — the score stays at {s_mn:.4f} (largest change "
            f"{np.abs(both - both[0]).max():.1e}). Grey: only the query moves, so m − n grows and the score changes.")
 
-st.markdown("Now vary the distance: the same q and k at relative distance m − n, beside the RoPE paper's "
-            "long-term decay bound (its §3.4.3).")
+st.markdown(f"Now vary the distance. Does RoPE make far-apart tokens score lower? Take every query and every key "
+            f"of your prompt (layer {layer}, head {head}, before rotation), place each query that far after each "
+            "key, and average the size of the score.")
 dist = np.arange(0, MAX_SHIFT)
-scores = rope_probe.scores_at(q, k, dist, np.zeros_like(dist), theta, scaling)
-bound = rope_probe.decay_bound(hd, theta, dist, scaling)
-st.plotly_chart(distance_figure(dist, scores, bound, T), key="rope_distance", config=PLOT_CONFIG)
-st.caption(decay_sentence(dist, bound))
-download_csv([{"distance": int(d), "score": float(s), "decay_bound": float(b)} for d, s, b in zip(dist, scores, bound)],
-             "rope_score_vs_distance.csv")
+all_scores = rope_probe.scores_by_distance(tr[f"blocks.{layer}.attn.hook_q"][:, head],
+                                           tr[f"blocks.{layer}.attn.hook_k"][:, kvh], dist, theta, scaling)
+mean_abs, se_abs = rope_probe.mean_abs_by_distance(all_scores)
+st.plotly_chart(abs_score_figure(dist, mean_abs, se_abs, T), key="rope_distance", config=PLOT_CONFIG)
+st.caption(abs_score_sentence(dist, mean_abs, se_abs, all_scores.shape[0]))
+download_csv([{"distance": int(d), "mean_abs_score": float(a), "standard_error": float(e)}
+              for d, a, e in zip(dist, mean_abs, se_abs)], "rope_score_vs_distance.csv")
 link_to_compare()

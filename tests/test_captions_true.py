@@ -17,14 +17,14 @@ import torch
 
 from model.analysis.geometry import cosine_by_distance, cosine_matrix
 from model.analysis.heads import ROLES
-from model.analysis.rope import decay_bound, inv_freq
+from model.analysis.rope import inv_freq
 from model.net.config import ModelConfig
 from model.net.transformer import Transformer
 from viz.attention import role_heatmaps
 from viz.embeddings import (embed_scale_sentence, norms_caption, position_similarity_sentence, position_table_sentence,
                             scale_label)
 from viz.lens import embedding_row_sentence
-from viz.rope import angle_table_sentence, decay_sentence, pair_turn_sentence, wavelength_sentence
+from viz.rope import angle_table_sentence, pair_turn_sentence, wavelength_sentence
 
 DISTANCES = [1, 2, 4, 8, 16, 32, 64, 128]
 
@@ -126,14 +126,6 @@ def test_wavelength_and_angle_table_sentences():
     assert wavelength_sentence(th, 10**6).endswith("context.")  # every pair turns: nothing more to say
     a = angle_table_sentence(th, 64)
     assert "positions 0 … 63" in a and "pair 0 turns 3,610° (10.0 turns)" in a and "pair 15 turns 0.6°" in a
-
-
-def test_decay_sentence_follows_the_bound():
-    d = np.arange(512)
-    s = decay_sentence(d, decay_bound(32, 10000.0, d))
-    assert "shrinks with distance on average (8.5 at distance 0" in s and "favour nearby tokens" in s
-    rising = decay_sentence(d, np.linspace(1, 2, 512))
-    assert "does not shrink" in rising and "favour nearby" not in rising
 
 
 # ---- attention, lens ----------------------------------------------------------------------------------------

@@ -186,8 +186,16 @@ def test_embeddings_data():
     cfg = variant_config("gqa-rope")
     assert arr(c["emb_heatmap"]["data"][0]["z"]).shape == (len(ids), cfg.d_model)
     vocab, marked, ring = c["emb_map"]["data"]
-    assert len(arr(vocab["x"])) == cfg.vocab_size
+    from model.text.batches import never_trained
+
+    n_never = int(never_trained(cfg.vocab_size).sum())  # counted from the corpus, independently of the page
+    assert n_never > 0
+    assert len(arr(vocab["x"])) == cfg.vocab_size - n_never  # never-trained tokens are left out by default
     assert len(arr(marked["x"])) == len(set(ids))
+    at.toggle(key="emb_untrained").set_value(True).run()
+    assert not at.exception
+    assert sum(len(arr(t["x"])) for t in charts(at)["emb_map"]["data"]
+               if t.get("name") not in (marked.get("name"), ring.get("name"))) == cfg.vocab_size
     at.selectbox(key="emb_pos").set_value(3).run()
     assert not at.exception
     nn = at.dataframe[0].value

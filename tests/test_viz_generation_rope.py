@@ -12,12 +12,12 @@ from model.net.transformer import Transformer
 from model.net.positions import apply_rope, rope_angles, rope_inv_freq, sinusoidal_table
 from model.analysis.geometry import cosine_matrix as position_similarity
 from model.analysis.heads import kv_head_of
-from model.analysis.rope import angle_table, decay_bound, inv_freq, rotate, scores_at, wavelengths
+from model.analysis.rope import angle_table, inv_freq, rotate, scores_at, wavelengths
 from model.decoding.sampling import SamplerConfig, sample
 from model.net.trace import run_with_trace
 from viz.generation import (attention_rows_figure, cache_bytes_figure, cache_figure, distribution_figure,
                             history_figure, kv_kinds_figure, top_slice)
-from viz.rope import (alibi_figure, angle_table_figure, distance_figure, pair_arrows_figure, position_table_figure,
+from viz.rope import (alibi_figure, angle_table_figure, pair_arrows_figure, position_table_figure,
                       shift_figure, similarity_figure, wavelength_figure)
 from viz.tokens import plotly_text
 
@@ -59,7 +59,7 @@ def test_distribution_bars_sum_to_at_most_one_and_respect_the_kept_set(cfg):
     ticks = fig.layout.xaxis2.ticktext
     assert ticks[0] in (plotly_text(HOSTILE), f"<b>{plotly_text(HOSTILE)}</b>")  # the hostile label is escaped
     assert any(t.startswith("<b>") for t in ticks)  # the chosen token, bold
-    assert fig.layout.annotations[-1].text == "chosen"
+    assert fig.layout.annotations[-1].text == "▼ chosen"  # unboxed, above every bar (see test_classroom_examples)
 
 
 def test_history_strip_one_box_per_token_selected_outlined():
@@ -118,16 +118,6 @@ def test_scores_match_the_models_own_scores_and_depend_on_m_minus_n_only():
         assert np.ptp(moved) < 1e-9
 
 
-def test_decay_bound_against_the_definition():
-    hd, th = 8, 1e4
-    r = np.array([0, 3, 40])
-    theta = [th ** (-2 * i / hd) for i in range(hd // 2)]
-    brute = [np.mean([abs(sum(np.exp(1j * d * theta[kk]) for kk in range(j))) for j in range(1, hd // 2 + 1)])
-             for d in r]
-    np.testing.assert_allclose(decay_bound(hd, th, r), brute, rtol=1e-12)
-    assert decay_bound(32, th, np.array([0]))[0] == pytest.approx((16 + 1) / 2)
-
-
 def test_sinusoidal_similarity_depends_on_distance_only():
     sim = position_similarity(sinusoidal_table(torch.arange(20), 16).numpy())
     assert np.allclose(np.diag(sim), 1) and np.allclose(np.diag(sim, 3), np.diag(sim, 3)[0], atol=1e-5)
@@ -144,7 +134,6 @@ def test_rope_figures():
     assert fig.data[0].marker.color[0] != fig.data[0].marker.color[-1]  # fast vs slow
     fig = shift_figure(np.arange(3), np.ones(3), np.arange(3.0), 5, 2)
     assert list(fig.data[0].y) == [1, 1, 1]
-    assert len(distance_figure(np.arange(10), np.zeros(10), np.ones(10), 5).data) == 2
     assert len(alibi_figure(np.array([0.25, 0.0625, 0.0156]), 6).data) == 3
     table = np.arange(20.0).reshape(5, 4) - 10
     fig = position_table_figure(table, "t", 3)

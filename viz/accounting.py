@@ -79,20 +79,25 @@ def flops_vs_seq_len(seq_lens: Sequence[int], series: dict[str, Sequence[int]], 
 
 
 def kv_cache_vs_context(contexts: Sequence[int], series: dict[str, Sequence[int]],
-                        title: str = "KV cache vs context") -> go.Figure:
+                        title: str = "KV cache vs context", chosen: Optional[int] = None) -> go.Figure:
     """One line per attention variant (MHA, GQA, MQA of one model), in GiB (2³⁰ bytes), exact bytes in the
-    hover. Linear in context until a sliding window caps it."""
+    hover. Linear in context until a sliding window caps it — drawn on linear axes, so it looks linear (a log x
+    with a linear y made it look exponential). `chosen`: the context chosen on the page, marked."""
     fig = go.Figure()
     for i, (name, ys) in enumerate(series.items()):
         fig.add_trace(go.Scatter(
             x=list(contexts), y=[v / 2**30 for v in ys], name=name, mode="lines+markers",
-            line=dict(width=2, color=["#E4572E", "#4C6FFF", "#29A36A"][i % 3]),
+            line=dict(width=2, color=["#E4572E", "#4C6FFF", "#29A36A"][i % 3], dash=["solid", "dash", "dot"][i % 3]),
             customdata=[f"{v:,}" for v in ys],
             hovertemplate=f"{name}<br>context %{{x:,}}: %{{y:.3g}} GiB (%{{customdata}} bytes)<extra></extra>",
         ))
     fig.update_layout(title=title, xaxis_title="context (tokens)", yaxis_title="KV cache (GiB)",
                       legend_title_text="attention", margin=dict(l=10, r=10, t=50, b=10))
-    fig.update_xaxes(type="log")
+    fig.update_xaxes(rangemode="tozero", separatethousands=True)
+    fig.update_yaxes(rangemode="tozero")
+    if chosen:
+        fig.add_vline(x=chosen, line=dict(dash="dot", color="#888"), annotation_text=f"your context: {chosen:,}",
+                      annotation_position="top left" if chosen > max(contexts, default=0) / 2 else "top right")
     return fig
 
 

@@ -75,7 +75,7 @@ def attention_grid(
                 fig.add_trace(_mask_trace(masked), row=l + 1, col=c + 1)
             fig.add_trace(go.Heatmap(
                 z=_masked(patterns[l][h], masked), zmin=0, zmax=1, colorscale="Viridis",
-                showscale=(l == 0 and c == 0), colorbar=dict(title="attention", thickness=12, len=0.6),
+                showscale=(l == 0 and c == 0), colorbar=dict(title=dict(text="attention", side="right"), thickness=12, len=0.6),
                 hovertemplate="query %{y} → key %{x}<br>%{z:.3f}<extra>" + f"L{first_layer + l} H{first_head + h}"
                               + "</extra>",
                 name=f"L{first_layer + l} H{first_head + h}",
@@ -109,7 +109,7 @@ def head_zoom(pattern: np.ndarray, scores: np.ndarray, labels: list[str], title:
     s = _masked(scores, None)
     p = np.array(pattern, dtype=np.float32)
     p[np.isnan(s)] = np.nan
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.18,
                         subplot_titles=("scores q·k/√d_head (before softmax)",
                                         "pattern = softmax(scores), rows sum to 1"))
     mask = np.isnan(s)
@@ -119,12 +119,12 @@ def head_zoom(pattern: np.ndarray, scores: np.ndarray, labels: list[str], title:
     lim = float(np.abs(finite).max()) if finite.size else 1.0
     fig.add_trace(go.Heatmap(
         z=s, x=cats, y=cats, colorscale="RdBu", reversescale=True, zmid=0, zmin=-lim, zmax=lim,
-        colorbar=dict(title="score", thickness=12, x=0.43), name="scores",
+        colorbar=dict(title=dict(text="score", side="right"), thickness=12, x=0.42, xanchor="left"), name="scores",
         hovertemplate="query %{y}<br>key %{x}<br>score %{z:.3f}<extra></extra>",
     ), row=1, col=1)
     fig.add_trace(go.Heatmap(
         z=p, x=cats, y=cats, colorscale="Viridis", zmin=0, zmax=1,
-        colorbar=dict(title="attention", thickness=12, x=1.0), name="pattern",
+        colorbar=dict(title=dict(text="attention", side="right"), thickness=12, x=1.0), name="pattern",
         hovertemplate="query %{y}<br>key %{x}<br>attention %{z:.3f}<extra></extra>",
     ), row=1, col=2)
     fig.update_yaxes(range=[T - 0.5, -0.5], showgrid=False, title="query", row=1, col=1)
@@ -156,7 +156,7 @@ def role_heatmaps(scores: dict[str, np.ndarray], kv_of_head: list[int] | None = 
         ), row=i // cols + 1, col=i % cols + 1)
     fig.update_yaxes(autorange="reversed")
     fig.update_layout(height=rows * (50 + 40 * L) + 40, margin=dict(l=10, r=10, t=30, b=10),
-                      coloraxis=dict(colorscale="Viridis", cmin=0, cmax=1, colorbar=dict(title="score", thickness=12)),
+                      coloraxis=dict(colorscale="Viridis", cmin=0, cmax=1, colorbar=dict(title=dict(text="score", side="right"), thickness=12)),
                       **_CLEAR)
     return fig
 
@@ -186,4 +186,34 @@ def kv_sharing_figure(groups: list[list[int]]) -> go.Figure:
     fig.update_xaxes(visible=False, range=[-0.7, H - 0.3], fixedrange=True)
     fig.update_yaxes(visible=False, range=[-0.6, 1.6], fixedrange=True)
     fig.update_layout(height=200, margin=dict(l=10, r=10, t=10, b=10), plot_bgcolor="rgba(0,0,0,0)", **_CLEAR)
+    return fig
+
+
+def shared_keys_figure(K: np.ndarray, Qs: list[np.ndarray], heads: list[int], kv_head: int, labels: list[str],
+                       rotated: bool) -> go.Figure:
+    """One layer's K/V head and the query heads that read it, side by side: the keys K (T, d_head) of every
+    prompt position, then each query head's queries (T, d_head), rows aligned by position. Every score of the
+    group is a row of one of the query panels dotted with a row of the key panel (÷ √d_head). One colour scale
+    per panel kind (keys, queries), centred at 0. rotated: the vectors are after RoPE."""
+    T, d = K.shape
+    after = " after RoPE" if rotated else ""
+    titles = [f"keys, K/V head {kv_head}{after}<br>[{T} positions × {d} d_head]"] + [
+        f"queries, head {h}{after}<br>[{T} positions × {d} d_head]" for h in heads]
+    n = 1 + len(Qs)
+    fig = make_subplots(rows=1, cols=n, shared_yaxes=True, horizontal_spacing=0.03, subplot_titles=titles)
+    cats = [f"{i} {plotly_text(l)}" for i, l in enumerate(labels)]
+    k_lim = float(np.abs(K).max()) or 1.0
+    q_lim = max([float(np.abs(Q).max()) for Q in Qs] + [1e-9])
+    for j, (M, lim, name) in enumerate([(K, k_lim, f"K/V head {kv_head}")]
+                                       + [(Q, q_lim, f"query head {h}") for Q, h in zip(Qs, heads)]):
+        fig.add_trace(go.Heatmap(
+            z=np.asarray(M, dtype=np.float32), x=list(range(d)), y=cats, zmid=0, zmin=-lim, zmax=lim,
+            colorscale="RdBu_r", showscale=j < 2, name=name,
+            colorbar=dict(title=dict(text="key" if j == 0 else "query", side="right"), thickness=10, len=0.45,
+                          y=0.75 if j == 0 else 0.22),
+            hovertemplate="position %{y}<br>dim %{x}: %{z:.3f}<extra>" + name + "</extra>",
+        ), row=1, col=j + 1)
+        fig.update_xaxes(title_text="d_head dim", row=1, col=j + 1)
+    fig.update_yaxes(autorange="reversed", tickfont=dict(family="monospace", size=10), row=1, col=1)
+    fig.update_layout(height=int(np.clip(14 * T + 140, 300, 900)), margin=dict(l=10, r=10, t=60, b=10), **_CLEAR)
     return fig

@@ -292,14 +292,18 @@ def attention_side_by_side(patterns: dict[str, np.ndarray], labels: Sequence[str
             z = np.where(causal, p[h], np.nan)
             fig.add_trace(go.Heatmap(z=z, zmin=0, zmax=1, colorscale="Viridis", customdata=hover,
                                      showscale=(r == 0 and h == 0),
-                                     colorbar=dict(title="attention", thickness=10, len=0.5),
+                                     colorbar=dict(title=dict(text="attention", side="right"), thickness=10,
+                                                   len=0.5),
                                      name=f"{name} L{layer} H{h}",
                                      hovertemplate="%{customdata}<br>%{z:.3f}<extra>" + f"{name} head {h}</extra>"),
                           row=r + 1, col=h + 1)
     fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, ticks="")
     fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, ticks="", autorange="reversed")
     fig.update_annotations(font_size=12)
-    fig.update_layout(height=140 * len(names) + 50, margin=dict(l=10, r=110, t=30, b=10), plot_bgcolor=MASK_GREY,
+    # The variant names (make_subplots' row titles: rotated, at the right, where the colour bar also is) read
+    # horizontally in the left margin instead, in the theme's text colour.
+    fig.update_annotations(selector=dict(textangle=90), textangle=0, x=-0.01, xanchor="right", font_size=12)
+    fig.update_layout(height=140 * len(names) + 50, margin=dict(l=120, r=10, t=30, b=10), plot_bgcolor=MASK_GREY,
                       **_CLEAR)
     return fig
 
@@ -343,11 +347,14 @@ def last_token_attention(rows: dict[str, np.ndarray], labels: Sequence[str], n_l
         ylab = [f"L{i // H} H{i % H}" for i in range(a.shape[0])]
         fig.add_trace(go.Heatmap(z=a, x=keys, y=ylab, zmin=0, zmax=1, colorscale="Viridis",
                                  showscale=c == len(names) - 1,
-                                 colorbar=dict(title="attention", thickness=10), name=name,
+                                 colorbar=dict(title=dict(text="attention", side="right"), thickness=10), name=name,
                                  hovertemplate="%{y} → key %{x}<br>%{z:.3f}<extra>" + plotly_text(name) + "</extra>"),
                       row=1, col=c + 1)
         fig.update_yaxes(autorange="reversed", showticklabels=c == 0, tickfont=dict(size=9), row=1, col=c + 1)
-    fig.update_xaxes(showticklabels=False, title_text=f"keys {first}–{len(labels) - 1}", title_font=dict(size=10))
+    # The keys are named (position and token, vertical; Plotly thins them when a panel is narrow).
+    fig.update_xaxes(tickangle=-90, tickfont=dict(family="monospace", size=9),
+                     title_text=f"keys {first}–{len(labels) - 1}", title_font=dict(size=10))
+    fig.update_yaxes(title_text="layer, head", row=1, col=1)
     fig.update_annotations(font_size=11)
-    fig.update_layout(height=360, margin=dict(l=10, r=10, t=40, b=10), **_CLEAR)
+    fig.update_layout(height=460, margin=dict(l=10, r=10, t=40, b=10), **_CLEAR)
     return fig

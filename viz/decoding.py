@@ -14,8 +14,9 @@ from plotly.subplots import make_subplots
 
 from viz.tokens import plotly_text
 
-KEPT, HYP, PRUNED, GREEDY = "#29A36A", "#8E5BD0", "#A9B0BC", "#F28C28"
-ACCEPTED, REJECTED, UNCHECKED, OWN = "#29A36A", "#E4572E", "#C9CED6", "#4C6FFF"
+# Colour-blind safe (Okabe–Ito-like): no pair that differs only in red vs green.
+KEPT, HYP, PRUNED, GREEDY = "#0072B2", "#CC79A7", "#A9B0BC", "#E69F00"
+ACCEPTED, REJECTED, UNCHECKED, OWN = "#56B4E9", "#D55E00", "#C9CED6", "#CC79A7"
 DRAFT, TARGET = "#F2A541", "#4C6FFF"
 FATE_NAMES = {"kept": "kept: a beam of the next step", "hypothesis": "ended: kept as a hypothesis",
               "pruned": "pruned"}

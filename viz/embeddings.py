@@ -58,17 +58,30 @@ def vocab_map(
     explained: np.ndarray,
     highlight: int | None = None,
     background: np.ndarray | None = None,
+    untrained: np.ndarray | None = None,
 ) -> go.Figure:
     """The whole vocabulary projected on its first two principal components (grey dots), the prompt's tokens
     marked and labelled, and one token (`highlight`, a vocabulary index) ringed. background: the vocabulary
-    indices drawn as grey dots (default all; a sample keeps a 50k-token vocabulary light in the browser)."""
+    indices drawn as grey dots (default all; a sample keeps a 50k-token vocabulary light in the browser).
+    untrained: vocabulary indices drawn apart, as hollow orange diamonds named "never trained" (they are
+    left out of the grey dots)."""
     fig = go.Figure()
     bg = np.arange(len(coords)) if background is None else np.asarray(background)
+    if untrained is not None and len(untrained):
+        bg = np.setdiff1d(bg, untrained)
     fig.add_trace(go.Scattergl(
         x=coords[bg, 0], y=coords[bg, 1], mode="markers", name="vocabulary",
         marker=dict(size=4, color="rgba(136,136,136,0.45)"),
         hovertext=axis_labels([vocab_labels[i] for i in bg]), hoverinfo="text",
     ))
+    if untrained is not None and len(untrained):
+        un = np.asarray(untrained)
+        fig.add_trace(go.Scattergl(
+            x=coords[un, 0], y=coords[un, 1], mode="markers", name=f"never trained ({len(un)})",
+            marker=dict(size=6, symbol="diamond-open", color="#D98E04"),
+            hovertext=[f"id {i}: {plotly_text(vocab_labels[i])} (never in the training text)" for i in un],
+            hoverinfo="text",
+        ))
     uniq = list(dict.fromkeys(marked))  # each prompt token once
     lab = dict(zip(marked, marked_labels))
     fig.add_trace(go.Scatter(
@@ -85,8 +98,8 @@ def vocab_map(
         ))
     fig.update_xaxes(title=f"PC 1 ({explained[0]:.1%} of variance)", zeroline=False)
     fig.update_yaxes(title=f"PC 2 ({explained[1]:.1%} of variance)", zeroline=False)
-    fig.update_layout(height=560, margin=dict(l=10, r=10, t=10, b=10),
-                      legend=dict(orientation="h", y=1.02, x=0), **_CLEAR)
+    fig.update_layout(height=560, margin=dict(l=10, r=10, t=40, b=10),  # the legend above the plot, not on it
+                      legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0), **_CLEAR)
     return fig
 
 
@@ -96,7 +109,8 @@ def position_heatmap(P: np.ndarray, title: str = "") -> go.Figure:
     lim = float(np.abs(P).max()) or 1.0
     fig = go.Figure(go.Heatmap(
         z=P.astype(np.float32), x=list(range(d)), y=list(range(N)),
-        colorscale="RdBu", reversescale=True, zmin=-lim, zmax=lim, colorbar=dict(thickness=12),
+        colorscale="RdBu", reversescale=True, zmin=-lim, zmax=lim,
+        colorbar=dict(title=dict(text="value", side="right"), thickness=12),
         hovertemplate="position %{y}<br>dim %{x}<br>%{z:.3f}<extra></extra>", name="position vectors",
     ))
     fig.update_yaxes(autorange="reversed", title="position")
@@ -210,3 +224,19 @@ def position_similarity_sentence(distances, mean: np.ndarray, p5: np.ndarray, p9
         s += (f" Single pairs stray far from these means: at distance {d[0]}, 5 % are below {p5[0]:.2f} and 5 % "
               f"above {p95[0]:.2f}.")
     return s
+
+
+def untrained_sentence(n_untrained: int, vocab_size: int, examples: list[str], shown: bool,
+                       median_untrained: float, median_trained: float) -> str:
+    """What the map does with the tokens that never occur in the training text, from their count, a few of their
+    labels and the median row length of each group."""
+    if n_untrained == 0:
+        return "Every token of the vocabulary occurs in the training text."
+    ex = ", ".join(examples)
+    s = (f"{n_untrained:,} of the {vocab_size:,} tokens never occur in the training text (e.g. {ex}): the model never read "
+         "one and never had to predict one, so their rows carry nothing learned about how those tokens are used. "
+         f"Their median row length is {median_untrained:.2f}, against {median_trained:.2f} for the trained rows.")
+    if shown:
+        return s + (" They are drawn as orange diamonds, and the PCA is computed over all rows, theirs included.")
+    return s + (" They are left out of the map and of its PCA (the toggle above shows them); the neighbour list "
+                "still searches every row.")

@@ -20,8 +20,8 @@ from viz.tokens import PALETTE, plotly_text
 
 CURRENT, DONE, SKIPPED = "#E4572E", "#4C6FFF", "#9AA3B2"
 TILE_DONE, TILE_SKIPPED = "#FFFFFF", "#F3A712"  # on Viridis and on the mask grey
-NAIVE, TILED = "#E4572E", "#29A36A"
-USED, PAGED, CONTIG = "#4C6FFF", "#29A36A", "#E4572E"
+NAIVE, TILED = "#E4572E", "#0072B2"  # never red against green: colour-blind readers
+USED, PAGED, CONTIG = "#4C6FFF", "#56B4E9", "#E4572E"
 PREFILL, DECODE = "#4C6FFF", "#E4572E"
 MACHINE_COLOURS = ["#29A36A", "#17BECF", "#1F77B4", "#B07CC6", "#F3A712", "#7F7F7F"]
 _CLEAR = dict(paper_bgcolor="rgba(0,0,0,0)")
@@ -108,7 +108,8 @@ def tile_state_figure(scores: Optional[np.ndarray], rows: Sequence[int], cols: S
         lim = float(max(np.abs(O_before).max(), np.abs(O_after).max(), 1e-9))
         for col, O, what in ((4, O_before, "before"), (5, O_after, "after")):
             fig.add_trace(go.Heatmap(z=O, y=ylab, colorscale="RdBu_r", zmin=-lim, zmax=lim, showscale=col == 5,
-                                     colorbar=dict(thickness=10, len=0.8), name=f"O {what}",
+                                     colorbar=dict(title=dict(text="O value", side="right"), thickness=10, len=0.8),
+                                     name=f"O {what}",
                                      hovertemplate=f"query %{{y}}, dim %{{x}}<br>O {what} %{{z:.4f}}<extra></extra>"),
                           row=1, col=col)
     fig.update_yaxes(autorange="reversed", type="category")
@@ -116,8 +117,9 @@ def tile_state_figure(scores: Optional[np.ndarray], rows: Sequence[int], cols: S
     fig.update_yaxes(showticklabels=False, col=3)
     fig.update_yaxes(showticklabels=False, col=4)
     fig.update_yaxes(showticklabels=False, col=5)
-    fig.update_layout(height=330, margin=dict(l=10, r=10, t=40, b=10), **_CLEAR,
-                      legend=dict(orientation="h", y=-0.12, x=0.3))
+    # The legend at the foot of the whole chart (container coordinates), below the tick labels, never on them.
+    fig.update_layout(height=350, margin=dict(l=10, r=10, t=40, b=10), **_CLEAR,
+                      legend=dict(orientation="h", yref="container", y=0, yanchor="bottom", x=0.3))
     fig.update_annotations(font_size=12)
     return fig
 

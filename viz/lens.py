@@ -31,11 +31,14 @@ def lens_heatmap(
     cols = [f"{first_pos + i} {plotly_text(l)}" for i, l in enumerate(pos_labels)]
     fig = go.Figure(go.Heatmap(
         z=np.asarray(top_prob, dtype=np.float32), x=cols, y=list(stages), zmin=0, zmax=1, colorscale="Viridis",
-        text=[[plotly_text(t) for t in row] for row in top_labels], texttemplate="%{text}",
-        textfont=dict(size=11), colorbar=dict(title="p(top)", thickness=12), name="top prediction",
-        hovertemplate="after input %{x}<br>%{y}: top guess %{text}<br>p = %{z:.3f}<extra></extra>",
+        # a cell holds about five characters: longer labels are cut (the hover has the whole label)
+        text=[[plotly_text(t if len(t) <= 5 else t[:4] + "…") for t in row] for row in top_labels],
+        texttemplate="%{text}", customdata=[[plotly_text(t) for t in row] for row in top_labels],
+        textfont=dict(size=11), colorbar=dict(title=dict(text="p(top)", side="right"), thickness=12),
+        name="top prediction",
+        hovertemplate="after input %{x}<br>%{y}: top guess %{customdata}<br>p = %{z:.3f}<extra></extra>",
     ))
-    fig.update_yaxes(autorange="reversed", title=None)
+    fig.update_yaxes(autorange="reversed", title="read out")
     fig.update_xaxes(title="input token (the lens predicts the next one)", tickangle=-60, side="top")
     fig.update_layout(height=90 + 46 * S + 90, margin=dict(l=10, r=10, t=10, b=10), **_CLEAR)
     return fig
@@ -57,10 +60,10 @@ def next_token_heatmap(
         z=z, x=cols, y=list(stages), zmin=0, zmax=1, colorscale="Viridis",
         text=[[("" if not np.isfinite(v) else f"{v:.2f}") for v in row] for row in z], texttemplate="%{text}",
         textfont=dict(size=10), customdata=[nxt for _ in range(S)], name="p(actual next)",
-        colorbar=dict(title="p(next)", thickness=12),
+        colorbar=dict(title=dict(text="p(next)", side="right"), thickness=12),
         hovertemplate="after input %{x}, the actual next token is %{customdata}<br>%{y}: p = %{z:.3f}<extra></extra>",
     ))
-    fig.update_yaxes(autorange="reversed")
+    fig.update_yaxes(autorange="reversed", title="read out")
     fig.update_xaxes(title="input token", tickangle=-60)
     fig.update_layout(height=90 + 40 * S + 90, margin=dict(l=10, r=10, t=10, b=10), **_CLEAR)
     return fig
@@ -76,8 +79,9 @@ def next_token_lines(p_next: np.ndarray, stages: list[str], position: int, label
                              mode="lines+markers", name=plotly_text(f"after {position} {label}"),
                              line=dict(color="#E4572E", width=3)))
     fig.update_yaxes(title="p(actual next token)", range=[0, 1.02])
-    fig.update_layout(height=300, margin=dict(l=10, r=10, t=10, b=10),
-                      legend=dict(orientation="h", y=1.12, x=0), **_CLEAR)
+    fig.update_xaxes(title="read out")
+    fig.update_layout(height=320, margin=dict(l=10, r=10, t=50, b=10),
+                      legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0), **_CLEAR)
     return fig
 
 

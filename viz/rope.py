@@ -48,6 +48,73 @@ def pair_arrows_figure(before: np.ndarray, after: np.ndarray, positions: np.ndar
     return fig
 
 
+def fixed_vector_figure(positions: np.ndarray, angles: np.ndarray, pair: int) -> go.Figure:
+    """One fixed vector, (1, 0), rotated by m·θᵢ at each of the positions drawn beside it: the same arrow at every
+    position, so only the rotation changes (the model's own arrows also change because each position holds a
+    different token). angles: (N,) radians."""
+    n = len(positions)
+    colours = sample_colorscale(POS_SCALE, list(np.linspace(0, 1, n))) if n > 1 else ["#440154"]
+    x, y = np.cos(angles), np.sin(angles)
+    fig = go.Figure(go.Scatter(
+        x=x, y=y, mode="markers+text", text=[str(int(p)) for p in positions], textposition="top center",
+        marker=dict(size=7, color=positions, colorscale=POS_SCALE), name="rotated (1, 0)",
+        customdata=np.stack([positions, np.degrees(angles) % 360], -1) if n else None,
+        hovertemplate="m = %{customdata[0]}: turned %{customdata[1]:.0f}° (mod 360)<extra></extra>",
+    ))
+    t = np.linspace(0, 2 * np.pi, 121)
+    fig.add_trace(go.Scatter(x=np.cos(t), y=np.sin(t), mode="lines", line=dict(color="#DDD", width=1),
+                             hoverinfo="skip", name="unit circle"))
+    fig.update_layout(annotations=[dict(x=x[p], y=y[p], ax=0, ay=0, xref="x", yref="y", axref="x", ayref="y",
+                                        showarrow=True, arrowhead=2, arrowwidth=1.6, arrowcolor=colours[p], text="")
+                                   for p in range(n)],
+                      title=dict(text=f"the fixed vector (1, 0), pair {pair}, turned by m·θᵢ", font=dict(size=13)),
+                      height=430, margin=dict(l=10, r=10, t=40, b=10), showlegend=False)
+    fig.update_xaxes(range=[-1.3, 1.3], zeroline=True, title_text="x₂ᵢ")
+    fig.update_yaxes(range=[-1.3, 1.3], zeroline=True, title_text="x₂ᵢ₊₁", scaleanchor="x", scaleratio=1)
+    return fig
+
+
+def abs_score_figure(distances: np.ndarray, mean: np.ndarray, se: np.ndarray, n_prompt: int) -> go.Figure:
+    """Mean |q·k|/√d_head by relative distance, over every (query, key) pair of the prompt placed that far
+    apart, with a ±2 standard-error band; one axis. A dotted line at the farthest distance the prompt reaches."""
+    d = np.asarray(distances)
+    lo, hi = mean - 2 * se, mean + 2 * se
+    fig = go.Figure([
+        go.Scatter(x=np.concatenate([d, d[::-1]]), y=np.concatenate([hi, lo[::-1]]), fill="toself",
+                   fillcolor="rgba(76,111,255,0.18)", line=dict(width=0), hoverinfo="skip", name="± 2 standard errors"),
+        go.Scatter(x=d, y=mean, mode="lines", line=dict(color="#4C6FFF", width=2), name="mean |score|",
+                   customdata=se, hovertemplate="distance %{x}: %{y:.3f} ± %{customdata:.3f} (1 s.e.)<extra></extra>"),
+    ])
+    if 0 < n_prompt <= d[-1]:
+        fig.add_vline(x=n_prompt - 1, line=dict(dash="dot", color="#888"), annotation_text="farthest in the prompt",
+                      annotation_position="top right")
+    fig.update_xaxes(title_text="relative distance m − n")
+    fig.update_yaxes(title_text="mean |q·k| / √d_head", rangemode="tozero")
+    fig.update_layout(height=340, margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+def abs_score_sentence(distances: np.ndarray, mean: np.ndarray, se: np.ndarray, n_pairs: int, near: int = 8) -> str:
+    """What the mean |score| by distance shows, from its numbers: the average over the first `near` distances
+    against the far half, and whether they differ by more than twice their combined standard error."""
+    d = np.asarray(distances)
+    half = len(d) // 2
+    a, b = slice(0, min(near, half)), slice(half, len(d))
+    m_near, m_far = float(np.mean(mean[a])), float(np.mean(mean[b]))
+    e_near, e_far = float(np.mean(se[a])), float(np.mean(se[b]))  # the window's typical s.e. (a conservative stand-in)
+    gap, tol = m_near - m_far, 2 * float(np.hypot(e_near, e_far))
+    s = (f"Each point: the mean |score| of all {n_pairs:,} (query, key) pairs of your prompt for this head, every "
+         f"query placed that far after every key. Over distances {int(d[a][0])}–{int(d[a][-1])} it is "
+         f"{m_near:.3f} (± {e_near:.3f}); over {int(d[b][0])}–{int(d[b][-1])}, {m_far:.3f} (± {e_far:.3f}).")
+    if gap > tol:
+        s += " For these vectors, scores are smaller far away than nearby: the rotation alone makes distant keys count less here."
+    elif -gap > tol:
+        s += " For these vectors, scores are larger far away than nearby: no decay with distance here."
+    else:
+        s += " The two differ by less than twice their standard error: no clear decay with distance for these vectors."
+    return s
+
+
 def angle_table_figure(angles: np.ndarray, wavelengths: np.ndarray, n_prompt: int) -> go.Figure:
     """m·θᵢ over positions × pairs, as the angle on the circle (mod 2π, a cyclic colour scale): fast pairs
     (left) wrap many times, slow pairs (right) barely turn. The prompt's positions are below the dotted line."""
@@ -98,25 +165,6 @@ def shift_figure(deltas: np.ndarray, both: np.ndarray, q_only: np.ndarray, m: in
                              line=dict(color="#9AA3B2")))
     fig.update_layout(height=320, margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=-0.25),
                       xaxis_title="Δ (positions moved)", yaxis_title="score q·k/√d_head")
-    return fig
-
-
-def distance_figure(distances: np.ndarray, scores: np.ndarray, bound: np.ndarray, n_prompt: int) -> go.Figure:
-    """This q·k's score as a function of m − n, beside the RoPE paper's relative upper bound
-    (1/(d_head/2))·Σⱼ|Sⱼ| on a second axis: the bound decays with distance, the actual score only has to stay under
-    its scaled version."""
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
-    fig.add_trace(go.Scatter(x=distances, y=scores, mode="lines", name="score of this q and k",
-                             line=dict(color="#4C6FFF")), secondary_y=False)
-    fig.add_trace(go.Scatter(x=distances, y=bound, mode="lines", name="decay bound (1/(d_head/2))·Σⱼ|Sⱼ|",
-                             line=dict(color="#E4572E", dash="dash")), secondary_y=True)
-    if 0 < n_prompt <= distances[-1]:
-        fig.add_vline(x=n_prompt - 1, line=dict(dash="dot", color="#888"))
-    fig.update_xaxes(title_text="relative distance m − n")
-    fig.update_yaxes(title_text="score", secondary_y=False)
-    fig.update_yaxes(title_text="relative upper bound", secondary_y=True,
-                     range=[0, 1.05 * float(np.max(bound)) if len(bound) else 1])
-    fig.update_layout(height=340, margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=-0.25))
     return fig
 
 
@@ -241,16 +289,3 @@ def wavelength_sentence(inv_freq: np.ndarray, context: int) -> str:
               "within it they are almost unrotated, close to position-free.")
     return s
 
-
-def decay_sentence(distances: np.ndarray, bound: np.ndarray) -> str:
-    """The decay-bound caption: the bound's value at the first distance against its mean over the far half."""
-    half = len(distances) // 2
-    b0, far = float(bound[0]), float(np.mean(bound[half:]))
-    shrinks = far < b0
-    trend = "shrinks with distance on average" if shrinks else "does not shrink with distance here"
-    where = f"distances {int(distances[half])}–{int(distances[-1])}"
-    return (f"The bound (1/(d_head/2))·Σⱼ|Sⱼ|, Sⱼ = Σ_{{k<j}} e^{{i(m−n)θₖ}}, is about the rotation alone: it "
-            f"{trend} ({b0:.1f} at distance {int(distances[0])}, {far:.1f} on average over {where})"
-            + (", which is why RoPE is said to favour nearby tokens" if shrinks else "")
-            + ". A particular q and k can still score high far away — the model chooses q and k. The dotted line is "
-            "the farthest the prompt reaches.")

@@ -63,16 +63,6 @@ def scores_at(q: np.ndarray, k: np.ndarray, m, n, theta: float, scaling: dict | 
     return (rq * rk).sum(-1) / math.sqrt(hd)  # (N,)
 
 
-def decay_bound(head_dim: int, theta: float, distances: np.ndarray, scaling: dict | None = None) -> np.ndarray:
-    """The RoPE paper's long-term decay (Su et al. 2021, §3.4.3): the score is bounded by
-    max|h_{i+1} − h_i| · Σ_j |S_j| with S_j = Σ_{k<j} e^{i·r·θ_k}; this returns (1/(d/2))·Σ_{j=1}^{d/2} |S_j|,
-    the relative upper bound their figure plots against relative distance r. At r = 0 it is (d/2 + 1)/2."""
-    th = inv_freq(head_dim, theta, scaling)  # (hd/2,)
-    r = np.asarray(distances, dtype=np.float64)[:, None]  # (R, 1)
-    S = np.cumsum(np.exp(1j * r * th[None, :]), axis=1)  # (R, hd/2): S_1 … S_{d/2}
-    return np.abs(S).mean(axis=1)  # (R,)
-
-
 def sinusoidal_position_table(cfg) -> np.ndarray:
     """The sinusoidal table (max_seq_len, d_model) for a config's sizes: a formula, so no weights are needed."""
     return sinusoidal_table(torch.arange(cfg.max_seq_len), cfg.d_model).numpy()
@@ -92,3 +82,26 @@ def absolute_position_table(model) -> np.ndarray:
 def alibi_head_slopes(n_heads: int) -> np.ndarray:
     """ALiBi's per-head slopes, as the model uses them. (nh,)"""
     return alibi_slopes(n_heads).numpy()
+
+
+def scores_by_distance(Q: np.ndarray, K: np.ndarray, distances, theta: float,
+                       scaling: dict | None = None) -> np.ndarray:
+    """Every unrotated query of Q (Nq, hd) against every key of K (Nk, hd), the query placed `distance` after
+    the key: (R(r)q)·(R(0)k)/√hd for each r in distances -> (Nq·Nk, R). Computed with complex pairs
+    (x_2i + i·x_2i+1): the score is Re Σ_i q̃_i·conj(k̃_i)·e^{i·r·θ_i} / √hd — the same numbers as `scores_at`."""
+    Q, K = np.asarray(Q, dtype=np.float64), np.asarray(K, dtype=np.float64)
+    hd = Q.shape[-1]
+    qc, kc = Q[:, 0::2] + 1j * Q[:, 1::2], K[:, 0::2] + 1j * K[:, 1::2]  # (Nq, hd/2), (Nk, hd/2)
+    z = (qc[:, None, :] * np.conj(kc)[None, :, :]).reshape(-1, hd // 2)  # (Nq·Nk, hd/2)
+    r = np.asarray(distances, dtype=np.float64)
+    phase = np.exp(1j * np.outer(inv_freq(hd, theta, scaling), r))  # (hd/2, R)
+    return (z @ phase).real / math.sqrt(hd)
+
+
+def mean_abs_by_distance(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean |score| over the pairs (rows of `scores_by_distance`) at each distance, and its standard error
+    (std / √pairs; the pairs share tokens, so it understates the uncertainty somewhat). (R,), (R,)"""
+    a = np.abs(np.asarray(scores, dtype=np.float64))
+    n = a.shape[0]
+    se = a.std(axis=0, ddof=1) / math.sqrt(n) if n > 1 else np.full(a.shape[1], np.nan)
+    return a.mean(axis=0), se
