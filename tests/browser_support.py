@@ -35,15 +35,17 @@ WAIT_MS = 120_000
 
 # True once, for the same charts in the same places with the same number of SVG nodes, the check has come out
 # the same `polls` times in a row (one poll per 100 ms) — and no script run is in progress meanwhile.
-_SETTLED_JS = """([sel, polls]) => {
+_SETTLED_JS = """([sel, polls, needChart]) => {
   const busy = document.querySelector('[data-testid="stStatusWidget"]');
   const charts = Array.from(document.querySelectorAll(sel)).filter(e => e.getBoundingClientRect().width > 0);
   const st = window.__settle || (window.__settle = {sig: null, n: 0});
-  if (busy || charts.length === 0) { st.sig = null; st.n = 0; return false; }
+  const main = document.querySelector('[data-testid="stMainBlockContainer"]');
+  const drawn = needChart ? charts.length > 0 : !!main && main.querySelectorAll('[data-testid="stMarkdown"]').length > 0;
+  if (busy || !drawn) { st.sig = null; st.n = 0; return false; }
   const sig = charts.map(e => {
     const r = e.getBoundingClientRect();
     return [r.x, r.y, r.width, r.height].map(Math.round).join(',') + ':' + e.querySelectorAll('*').length;
-  }).join(';');
+  }).join(';') + '|' + main.querySelectorAll('*').length;
   if (sig === st.sig) { st.n += 1; } else { st.sig = sig; st.n = 0; }
   return st.n >= polls;
 }"""
@@ -110,16 +112,17 @@ def open_app_once(browser, url: str) -> None:
         context.close()
 
 
-def wait_idle(page, scope: str = "", timeout: int = WAIT_MS, polls: int = 3) -> None:
+def wait_idle(page, scope: str = "", timeout: int = WAIT_MS, polls: int = 3, chart: bool = True) -> None:
     """Wait until the page has settled: at least one chart drawn and visible (under the CSS selector `scope`,
     e.g. the open tab's panel; the first chart may sit in a closed expander), no script run in progress (the
     status widget gone), and every visible chart's box and SVG node count unchanged over `polls` polls
-    100 ms apart — Plotly has finished laying out."""
+    100 ms apart — Plotly has finished laying out. `chart=False` is for a page that draws no chart (the guided
+    lesson's text steps): it waits for written text instead, and the same stillness."""
     page.evaluate("() => { window.__settle = null; }")
-    page.wait_for_function(_SETTLED_JS, arg=[f"{scope} {CHART}".strip(), polls], polling=100, timeout=timeout)
+    page.wait_for_function(_SETTLED_JS, arg=[f"{scope} {CHART}".strip(), polls, chart], polling=100, timeout=timeout)
 
 
-def grow_to_content(page, max_height: int = 9000, scope: str = "") -> None:
+def grow_to_content(page, max_height: int = 9000, scope: str = "", chart: bool = True) -> None:
     """Streamlit scrolls inside its main container, so a full-page screenshot would show one screen: grow the
     viewport to the content's height, then wait until the content fits and has settled again."""
     height = page.evaluate("() => { const m = document.querySelector('[data-testid=\"stMain\"]');"
@@ -128,13 +131,14 @@ def grow_to_content(page, max_height: int = 9000, scope: str = "") -> None:
     page.set_viewport_size({"width": page.viewport_size["width"], "height": target})
     page.wait_for_function(
         "h => window.innerHeight === h", arg=target, polling=100, timeout=WAIT_MS)
-    wait_idle(page, scope=scope)
+    wait_idle(page, scope=scope, chart=chart)
 
 
-def screenshot(page, path: Path, full_page: bool = True, scope: str = "") -> Path:
-    """Save `page` as a PNG at `path` (its folder is made): the whole content when `full_page`."""
+def screenshot(page, path: Path, full_page: bool = True, scope: str = "", chart: bool = True) -> Path:
+    """Save `page` as a PNG at `path` (its folder is made): the whole content when `full_page`. `chart`: as in
+    `wait_idle`."""
     if full_page:
-        grow_to_content(page, scope=scope)
+        grow_to_content(page, scope=scope, chart=chart)
     path.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(path), full_page=full_page)
     return path

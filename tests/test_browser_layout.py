@@ -174,6 +174,9 @@ def _sidebar_open(page) -> bool:
         return !!s && s.getAttribute('aria-expanded') !== 'false' && s.getBoundingClientRect().width > 100; }""")
 
 
+NO_CHARTS = {"lesson"}  # pages that draw text only: wait_idle waits for their text instead of a chart
+
+
 def _check_page(browser, app_url, shots_dir, stem, path, sizes, schemes, light_sizes) -> list[str]:
     """Load one page once, then check it at every (size, scheme); return the problems, each prefixed."""
     problems: list[str] = []
@@ -183,7 +186,8 @@ def _check_page(browser, app_url, shots_dir, stem, path, sizes, schemes, light_s
     page.set_default_timeout(WAIT_MS)
     try:
         page.goto(f"{app_url}/{path}")
-        wait_idle(page)
+        chart = stem not in NO_CHARTS
+        wait_idle(page, chart=chart)
         errors = page.locator(ERRORS)
         if errors.count():
             problems.append(f"{stem}: error on the page: {errors.first.inner_text()[:200]}")
@@ -194,12 +198,12 @@ def _check_page(browser, app_url, shots_dir, stem, path, sizes, schemes, light_s
             page.set_viewport_size({"width": w, "height": h})
             page.wait_for_function("([w, h]) => window.innerWidth === w && window.innerHeight === h", arg=[w, h],
                                    polling=100)
-            wait_idle(page)
+            wait_idle(page, chart=chart)
             where = f"{stem} @ {w}×{h} {scheme}"
             if full and not _sidebar_open(page):
                 problems.append(f"{where}: the sidebar is not open")
             problems += [f"{where}: {p}" for p in page.evaluate(_CHECK_JS, full)]
-            screenshot(page, shots_dir / f"layout-{stem}-{w}-{scheme}.png", full_page=full)
+            screenshot(page, shots_dir / f"layout-{stem}-{w}-{scheme}.png", full_page=full, chart=chart)
     finally:
         context.close()
     return problems

@@ -34,16 +34,27 @@ def selectbox(page, label: str):
     return page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first
 
 
+def squash(text: str) -> str:
+    return " ".join(text.split())  # the list's text collapses runs of spaces; the field's value keeps them
+
+
+def chosen(page, label: str) -> str:
+    return squash(selectbox(page, label).get_by_role("combobox").input_value())
+
+
 def pick(page, label: str, nth: int) -> str:
     """Open the selectbox labelled `label`, choose its nth option; returns the option's text."""
     box = selectbox(page, label)
-    shown = box.inner_text()
-    box.click()
-    options = page.get_by_role("option")
+    field = box.get_by_role("combobox")
+    shown = squash(field.input_value())
+    # Streamlit 1.67's selectbox is a react-aria combobox: a click focuses it, the arrow key opens its list.
+    field.click()
+    field.press("ArrowDown")
+    options = page.locator('[data-testid="stSelectboxVirtualDropdown"] [role="option"]')
     option = options.nth(nth)
-    if option.inner_text().strip() in shown:  # already chosen: the next one is a change
+    if squash(option.inner_text()) == shown:  # already chosen: the next one is a change
         option = options.nth(nth + 1)
-    text = option.inner_text().strip()
+    text = squash(option.inner_text())
     option.click()
     return text
 
@@ -55,11 +66,11 @@ def number(page, label: str, value: int) -> None:
 
 
 def tab(page, name: str) -> None:
-    page.get_by_role("tab", name=name).click()
+    page.get_by_role("tab", name=name, exact=True).click()
 
 
 def tab_selected(page, name: str) -> bool:
-    return page.get_by_role("tab", name=name).get_attribute("aria-selected") == "true"
+    return page.get_by_role("tab", name=name, exact=True).get_attribute("aria-selected") == "true"
 
 
 @pytest.fixture
@@ -92,13 +103,13 @@ CASES = {
     # page path: (change in the page -> value, the URL key it writes, check in the fresh page)
     "home": ("", _prompt, "prompt", lambda p, v: p.locator(PROMPT_BOX).input_value() == v),
     "tokenization": ("tokenization", lambda p: pick(p, "Word", 3), "tok_word",
-                     lambda p, v: v in selectbox(p, "Word").inner_text()),
+                     lambda p, v: v == chosen(p, "Word")),
     "embeddings": ("embeddings", lambda p: pick(p, "Token to look at", 4), "emb_pos",
-                   lambda p, v: v in selectbox(p, "Token to look at").inner_text()),
+                   lambda p, v: v == chosen(p, "Token to look at")),
     "attention": ("attention", lambda p: p.get_by_text("Sort each layer's heads by this score").click() or "True",
                   "att_sort", lambda p, v: p.get_by_label("Sort each layer's heads by this score").is_checked()),
     "logit_lens": ("logit_lens", lambda p: pick(p, "Position", 2), "lens_pos",
-                   lambda p, v: v in selectbox(p, "Position").inner_text()),
+                   lambda p, v: v == chosen(p, "Position")),
     "generation": ("generation", lambda p: [p.get_by_role("button", name="Next token").click(),
                                             url_has(p, "gen_steps", "1"), wait_idle(p),
                                             p.get_by_role("button", name="Next token").click()] and "2",
@@ -116,7 +127,7 @@ CASES = {
     "quantization": ("quantization", lambda p: tab(p, "Error by layer") or "Error by layer", "q_tab",
                      lambda p, v: tab_selected(p, v)),
     "inference": ("inference", lambda p: pick(p, "Q block (rows)", 1), "inf_bq",
-                  lambda p, v: v in selectbox(p, "Q block (rows)").inner_text()),
+                  lambda p, v: v == chosen(p, "Q block (rows)")),
 }
 
 
