@@ -14,9 +14,9 @@ from app_shared import (current_model, is_folder, model_config, model_name, plai
                         shared_result, sync_url, url_choice, url_float, url_int, url_tabs, url_text)
 from model.accounting import counts as acc
 from model.accounting.arch import arch_from_model_config, attention_variants
-from model.accounting.hf_configs import FAMILIES, PRESETS, arch_from_json_text, preset_arch
-from viz.accounting import (crossover_caption, flops_vs_seq_len, kv_cache_vs_context, param_bars, ridge_caption,
-                            weights_caption)
+from model.accounting.hf_configs import ALL_PRESETS, FAMILIES, PRESETS, arch_from_json_text, preset_arch
+from viz.accounting import (active_params_bars, crossover_caption, flops_vs_seq_len, kv_cache_vs_context, param_bars,
+                            ridge_caption, training_fit_caption, training_memory_bars, weights_caption)
 
 require_shell()  # first, before any widget: see app_shared.require_shell
 
@@ -26,7 +26,7 @@ FOLDER_LIVE = (1, 64)  # (batch, tokens) at most for a folder's model: a forward
 # well inside what browsers and the server's request line take, and far more than a config.json needs.
 MAX_URL_CONFIG_CHARS = 8_000
 PASTE_DEFAULT = json.dumps(PRESETS["Mistral-7B-v0.1"], indent=1)
-TABS = ["Parameters", "FLOPs", "Memory", "GPU: compute or memory bound?", "Check against the live model"]
+TABS = ["Parameters", "FLOPs", "Memory", "Training", "GPU: compute or memory bound?", "Check against the live model"]
 
 
 def size_text(x: float) -> str:
@@ -60,8 +60,9 @@ try:
         st.caption(f"**{plain_md(model_name(variant))}**, the folder's model chosen in the sidebar (its config.json)."
                    if folder else f"The **{variant}** variant chosen in the sidebar.")
     elif source == "Preset":
-        url_choice("acc_preset", list(PRESETS), "Llama-2-7B")
-        name = st.selectbox("Preset", list(PRESETS), key="acc_preset")
+        url_choice("acc_preset", list(ALL_PRESETS), "Llama-2-7B")
+        name = st.selectbox("Preset", list(ALL_PRESETS), key="acc_preset",
+                            help=f"mixtures of experts: {', '.join(ALL_PRESETS.keys() - PRESETS.keys())}")
         sync_url("acc_preset")
         arch = preset_arch(name)
     elif source == "Paste a config.json":
@@ -104,6 +105,11 @@ st.caption(
     f"({arch.mlp} MLP) · {arch.norm} · {arch.positions} positions · "
     f"{'tied' if arch.tie_embeddings else 'untied'} head"
     + (f" · window w = {arch.sliding_window:,} on {arch.n_window_layers} layers" if arch.n_window_layers else "")
+    + (" · q/k norms" if arch.qk_norm else "")
+    + (f" · **mixture of experts**: E = {arch.n_experts} experts of width me = {arch.d_expert:,}, k = "
+       f"{arch.experts_per_token} per token" + (f", a shared expert of width ms = {arch.d_shared:,}" if arch.d_shared else "")
+       + (f", on {arch.n_moe_layers} of {arch.n_layers} layers" if arch.n_dense_layers else "")
+       if arch.n_experts else "")
 )
 
 c1, c2, c3, c4 = st.columns(4)
@@ -128,14 +134,30 @@ sync_url("acc_seq", "acc_batch", "acc_wdtype", "acc_kvdtype")
 seq_len, batch = int(seq_len), int(batch)
 
 params = acc.count_params(arch)
-tab_p, tab_f, tab_m, tab_g, tab_live = url_tabs(TABS, "acc_tab")
+tab_p, tab_f, tab_m, tab_t, tab_g, tab_live = url_tabs(TABS, "acc_tab")
 
 # --- parameters -------------------------------------------------------------------------------------------
 with tab_p:
-    st.metric("Parameters", f"{params.total:,}")
+    if arch.n_experts:
+        active = acc.active_params(arch)
+        p1, p2 = st.columns(2)
+        p1.metric("Parameters", f"{params.total:,}", help="every tensor: what memory holds")
+        p2.metric("Active per token", f"{active.total:,}", f"{active.total / params.total:.1%} of them",
+                  delta_color="off", delta_arrow="off",
+                  help="the router, the k experts a token is routed to, the shared expert, and everything else")
+        groups_t, groups_a = params.by_group(), active.by_group()
+        st.plotly_chart(active_params_bars(list(groups_t), list(groups_t.values()),
+                                           [groups_a[g] for g in groups_t]), width="stretch")
+        st.caption(f"A token's forward uses {arch.experts_per_token} of the {arch.n_experts} experts in each MoE "
+                   "layer, so its FLOPs follow the active count, while memory (weights, gradients, optimizer "
+                   "states, and the weights a decode step may read) follows the total. Active = total − "
+                   f"Lm·(E − k)·(one expert) = {params.total:,} − {arch.n_moe_layers}·{arch.n_experts - arch.experts_per_token}"
+                   f"·{(params.total - active.total) // max(1, arch.n_moe_layers * (arch.n_experts - arch.experts_per_token)):,}.")
+    else:
+        st.metric("Parameters", f"{params.total:,}")
     # height="content" on every table here: no inner scroll hiding the last row
     st.dataframe(params.rows(), hide_index=True, width="stretch", height="content")
-    options = [p for p in PRESETS if p != arch.name]
+    options = [p for p in ALL_PRESETS if p != arch.name]
     # The link lists the compared presets comma-separated (no preset name has a comma) under acc_with.
     first = "acc_with" not in st.session_state
     url_text("acc_with", "", 2_000)
@@ -235,11 +257,14 @@ with tab_f:
     seq_lens = [2**k for k in range(4, top.bit_length())]
     st.plotly_chart(flops_vs_seq_len(seq_lens, acc.flops_by_group_vs_seq_len(arch, seq_lens, batch), float(crossover)),
                     width="stretch")
-    st.caption(crossover_caption(float(crossover), arch.mlp == "gated"))
+    st.caption(crossover_caption(float(crossover), arch.mlp == "gated") if not arch.n_experts else
+               f"Per layer, attention scores cost 4·b·s²·nh·hd and the MoE MLP a router (2·b·s·d·E) and the k = "
+               f"{arch.experts_per_token} experts each token is sent to: attention overtakes it at s* = "
+               f"{float(crossover):,.0f} tokens.")
 
 # --- memory ---------------------------------------------------------------------------------------------
 with tab_m:
-    quantized_weights = arch.n_layers * sum(o * i for _, o, i in acc.block_matrices(arch))
+    quantized_weights = sum(o * i * c for _, o, i, c in acc.weight_matrices(arch))
     mems = {k: acc.weight_memory(arch, k) for k in acc.WEIGHT_FORMATS}
     per_q = {k: 8 * (m["codes"] + m["scales"]) / quantized_weights for k, m in mems.items()
              if k not in acc.DTYPE_BITS}  # codes and scales per weight of the matrices a format quantizes
@@ -266,6 +291,69 @@ with tab_m:
                     width="stretch")
     st.caption(" · ".join(f"{k}: {v.n_kv_heads} K/V heads" for k, v in variants.items())
                + ". Query heads and everything else stay the same; only the cache (and K/V weights) shrink.")
+
+# --- training ---------------------------------------------------------------------------------------------
+with tab_t:
+    url_int("acc_train_batch", 1, 1, 4096)
+    url_choice("acc_precision", list(acc.TRAIN_PRECISIONS), "bf16 mixed")
+    url_choice("acc_gpu", list(acc.GPU_MEMORY), "H100 80GB")
+    url_choice("acc_ckpt", [False, True], True)
+    url_choice("acc_flash", [False, True], True)
+    url_float("acc_tokens", 1.0, 1e-6, 1e5)
+    t1, t2, t3 = st.columns(3)
+    train_batch = int(t1.number_input("Micro-batch (sequences per step)", 1, 4096, key="acc_train_batch",
+                                      help=f"each of {seq_len:,} tokens (the sequence length above)"))
+    precision = t2.selectbox("Precision", list(acc.TRAIN_PRECISIONS), key="acc_precision",
+                             help="mixed: 16-bit weights, gradients and activations, an fp32 master copy")
+    gpu = t3.selectbox("GPU", list(acc.GPU_MEMORY), key="acc_gpu")
+    t4, t5, t6 = st.columns(3)
+    ckpt = t4.toggle("Activation checkpointing", key="acc_ckpt",
+                     help="keep each layer's input only and recompute the layer in the backward")
+    flash = t5.toggle("FlashAttention", key="acc_flash", help="no s × s attention pattern kept for the backward")
+    tokens_b = t6.number_input("Training tokens (billions)", 1e-6, 1e5, key="acc_tokens", format="%g")
+    sync_url("acc_train_batch", "acc_precision", "acc_gpu", "acc_ckpt", "acc_flash", "acc_tokens")
+    parts = acc.training_memory(arch, train_batch, seq_len, precision, ckpt, flash)
+    other = acc.training_memory(arch, train_batch, seq_len, precision, not ckpt, flash)
+    labels = [f"{'with' if c else 'without'} checkpointing{' (chosen)' if c == ckpt else ''}" for c in (ckpt, not ckpt)]
+    st.plotly_chart(training_memory_bars(labels, [parts, other], gpu, acc.GPU_MEMORY[gpu],
+                                         title=f"Training memory by part ({precision}, AdamW, micro-batch "
+                                               f"{train_batch} × {seq_len:,} tokens)"), width="stretch")
+    st.markdown(training_fit_caption(parts, gpu, acc.GPU_MEMORY[gpu],
+                                     None if ckpt else sum(other.values())))
+    p = acc.TRAIN_PRECISIONS[precision]
+    st.caption(
+        f"Per parameter: {p['weights']} bytes of weights, {p['gradients']} of gradients"
+        + (f", {p['master']} of fp32 master weights" if p["master"] else "")
+        + f" and {acc.ADAMW_STATE_BYTES} of AdamW's two fp32 moments — "
+        f"{p['weights'] + p['gradients'] + p['master'] + acc.ADAMW_STATE_BYTES} bytes (Rajbhandari et al. 2020, "
+        "ZeRO, §3.1). Left out: the CUDA context and allocator slack (often 1–2 GiB), temporary buffers, and the "
+        "logits' gradient that exists for a moment at the start of the backward."
+    )
+    act = acc.activation_memory(arch, train_batch, seq_len, p["activations"], ckpt, flash)
+    st.dataframe([{"kept for the backward": t.name, "formula": t.formula, "bytes": f"{t.value:,}",
+                   "GiB": size_text(acc.gib(t.value))} for t in act.terms],
+                 hide_index=True, width="stretch", height="content")
+    st.caption(
+        "Activations as Korthikanti et al. (2022, *Reducing Activation Recomputation in Large Transformer Models*, "
+        "§4.1) count them — every tensor a backward needs: each matmul's input, each norm's input, the attention "
+        "pattern — adapted to GQA (only the nkv K/V heads), a gated MLP (4·m: gate, up, activation, product), "
+        "RMSNorm and no dropout; p bytes a number (2 in mixed precision, 4 in fp32), the log-softmax of the logits "
+        "in fp32. Checkpointing keeps each layer's input and recomputes one layer at a time in the backward. The "
+        "tests measure our own model's saved tensors and find exactly this, plus named extras of its implementation."
+    )
+    tc = acc.training_compute(arch, seq_len, max(1, round(tokens_b * 1e9)))
+    st.dataframe(
+        [{"training compute": w, "FLOPs": f"{v:,}", "≈": f"{v:.3g}"} for w, v in (
+            (f"exact: 3 × the forward of {tc['sequences']:,} sequences of {seq_len:,} tokens", tc["exact"]),
+            (f"6·N·D: N = {tc['N']:,} {'active ' if arch.n_experts else ''}non-embedding parameters, "
+             f"D = {tc['tokens']:,} tokens", tc["6ND"]),
+        )],
+        hide_index=True, width="stretch", height="content",
+    )
+    st.caption(f"6·N·D is {tc['6ND'] / tc['exact']:.1%} of the exact count: it leaves out attention over the "
+               "context and the unembedding. Checkpointing adds one more forward (4× instead of 3×) for the "
+               "recomputation, not counted here."
+               + (" For a mixture of experts N counts a token's k experts, not all E." if arch.n_experts else ""))
 
 # --- GPU bound --------------------------------------------------------------------------------------------
 with tab_g:
@@ -301,6 +389,10 @@ with tab_g:
         if b_short else "Decode stays memory-bound at any batch on this GPU."
     )
     st.caption(ridge_caption({k: (h.peak_flops, h.mem_bandwidth) for k, h in acc.HARDWARE.items()}))
+    if arch.n_experts:
+        st.caption("For a mixture of experts the bytes count every expert as read, which a decode step at a large "
+                   "batch does; at batch 1 it reads only the k experts its token is routed to in each layer, so "
+                   "the intensity shown is a lower bound there.")
 
 # --- live check -------------------------------------------------------------------------------------------
 with tab_live:

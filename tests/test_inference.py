@@ -18,8 +18,8 @@ from streamlit.testing.v1 import AppTest
 from app_shared import DEFAULT_PROMPT
 from conftest import SHIPPED_VARIANTS
 from model.accounting.arch import Arch, arch_from_model_config
-from model.accounting.counts import (HARDWARE, Hardware, decode_intensity, decode_step_flops, forward_flops,
-                                     kv_cache_bytes, weight_bytes)
+from model.accounting.counts import (HARDWARE, Hardware, count_params, decode_intensity, decode_step_flops,
+                                     forward_flops, kv_cache_bytes, weight_bytes)
 from model.accounting.hf_configs import PRESETS, preset_arch
 from model.inference import flash, paging, roofline
 from model.inference.batched import (SlotCache, decode_step, prefill, receptive_field, rolling_generation,
@@ -281,7 +281,7 @@ def test_matmul_costs_add_up_to_the_calculators(arch):
     dec = roofline.decode_matmuls(arch, 8, 5000, "bf16")
     assert sum(c.kv_bytes for c in dec) == kv_cache_bytes(arch, 5000, 8, "bf16")
     if not (arch.qkv_bias or arch.o_bias or arch.mlp_bias or arch.positions == "learned"):
-        norms = arch.d_model * (arch.n_layers * arch.norms_per_layer + arch.final_norm) * 2
+        norms = count_params(arch).by_group()["norms"] * 2  # block, final and Qwen3's q/k norms: no matmul reads them
         embed = 0 if arch.tie_embeddings else arch.vocab_size * arch.d_model * 2  # the lookup table, read by no matmul
         assert sum(c.weight_bytes for c in dec) == weight_bytes(arch, "bf16") - norms - embed
 

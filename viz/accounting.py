@@ -45,7 +45,7 @@ def param_bars(models: Sequence[str], groups: Sequence[str], counts: Sequence[Se
             customdata=[[f"{v:,}", f"{100 * v / t:.1f}"] for v, t in zip(row, totals)],
             hovertemplate=f"{g}: %{{customdata[0]}} parameters (%{{customdata[1]}} %)<extra>%{{x}}</extra>",
         ))
-    fig.update_layout(barmode="stack", title=title, legend_title_text="component",
+    fig.update_layout(barmode="stack", title=title, legend_title_text="component", xaxis_title="model",
                       yaxis_title="share of parameters (%)" if percent else "parameters",
                       margin=dict(l=10, r=10, t=50, b=10))
     return fig
@@ -148,3 +148,75 @@ def crossover_caption(crossover: float, gated: bool) -> str:
     """When the s² attention term overtakes the MLP (`counts.attention_crossover_seq_len`)."""
     return (f"Per layer, attention scores cost 4·b·s²·nh·hd and the MLP {3 if gated else 2}·2·b·s·d·m: "
             f"attention overtakes the MLP at s* = {crossover:,.0f} tokens.")
+
+
+# --------------------------------------------------------------------------------------------------------
+# Mixture of experts and training memory
+# --------------------------------------------------------------------------------------------------------
+
+
+def active_params_bars(groups: Sequence[str], total: Sequence[int], active: Sequence[int],
+                       title: str = "Total and active parameters") -> go.Figure:
+    """Two stacked bars: every parameter the model stores, and the ones one token's forward uses (a mixture of
+    experts routes each token to k of its E experts). total[i], active[i]: parameters of group i."""
+    fig = go.Figure()
+    sums = [sum(total) or 1, sum(active) or 1]
+    for i, (g, t, a) in enumerate(zip(groups, total, active)):
+        fig.add_trace(go.Bar(
+            name=g, x=["total (stored)", "active (per token)"], y=[float(t), float(a)], marker_color=_colour(g, i),
+            customdata=[[f"{v:,}", f"{100 * v / s:.1f}"] for v, s in zip((t, a), sums)],
+            hovertemplate=f"{g}: %{{customdata[0]}} parameters (%{{customdata[1]}} %)<extra>%{{x}}</extra>",
+        ))
+    fig.update_layout(barmode="stack", title=title, xaxis_title="which parameters", yaxis_title="parameters",
+                      legend_title_text="component", margin=dict(l=10, r=10, t=50, b=10))
+    return fig
+
+
+TRAINING_COLOURS = {
+    "weights": "#4C6FFF", "gradients": "#E4572E", "fp32 master weights": "#B07CC6", "AdamW moments": "#8E9AAF",
+    "activations": "#29A36A",
+}
+
+
+def training_memory_bars(labels: Sequence[str], parts: Sequence[dict[str, int]], gpu_name: str,
+                         gpu_bytes: int, title: str = "Training memory by part") -> go.Figure:
+    """One stacked bar per setting (labels[j], parts[j]: bytes by part, `counts.training_memory`), in GiB with
+    the exact bytes in the hover, and the GPU's memory as a dashed line across the bars."""
+    fig = go.Figure()
+    names = list(parts[0])
+    for i, name in enumerate(names):
+        ys = [p[name] for p in parts]
+        fig.add_trace(go.Bar(
+            name=name, x=list(labels), y=[v / 2**30 for v in ys],
+            marker_color=TRAINING_COLOURS.get(name, _FALLBACK[i % len(_FALLBACK)]),
+            customdata=[f"{v:,}" for v in ys],
+            hovertemplate=f"{name}: %{{y:.3g}} GiB (%{{customdata}} bytes)<extra>%{{x}}</extra>",
+        ))
+    fig.add_hline(y=gpu_bytes / 2**30, line=dict(dash="dash", color="#444"),
+                  annotation_text=f"{gpu_name}: {gpu_bytes / 2**30:,.1f} GiB", annotation_position="top left")
+    top = max([sum(p.values()) for p in parts] + [gpu_bytes]) / 2**30
+    fig.update_layout(barmode="stack", title=title, xaxis_title="setting", yaxis_title="memory (GiB, 2³⁰ bytes)",
+                      legend_title_text="part", margin=dict(l=10, r=10, t=50, b=10))
+    fig.update_yaxes(range=[0, top * 1.12])  # room above the taller of the bars and the line, for its label
+    return fig
+
+
+def training_fit_caption(parts: dict[str, int], gpu_name: str, gpu_bytes: int,
+                         checkpointed_total: Optional[int] = None) -> str:
+    """Whether training fits on one card, from the numbers. parts: bytes by part (`counts.training_memory`);
+    checkpointed_total: the total with activation checkpointing, to say when it would make the difference."""
+    total, act = sum(parts.values()), parts.get("activations", 0)
+    states = total - act
+    gib = lambda n: f"{n / 2**30:,.1f} GiB"  # noqa: E731
+    head = (f"Training needs **{gib(total)}**: {gib(states)} of weights, gradients and optimizer states "
+            f"({states / max(total, 1):.0%}) and {gib(act)} of activations. ")
+    if total <= gpu_bytes:
+        return head + f"It **fits on one {gpu_name}** ({gib(gpu_bytes)}), with {gib(gpu_bytes - total)} to spare."
+    out = head + (f"It **does not fit on one {gpu_name}** ({gib(gpu_bytes)}): it needs "
+                  f"{total / gpu_bytes:.1f}× the card's memory. ")
+    if states > gpu_bytes:
+        return out + ("The weights, gradients and optimizer states alone are larger than the card, so no batch "
+                      f"size fits: sharding them over at least {-(-states // gpu_bytes)} cards (ZeRO, FSDP) would.")
+    if checkpointed_total is not None and checkpointed_total <= gpu_bytes:
+        return out + f"With activation checkpointing it would fit ({gib(checkpointed_total)})."
+    return out + "A smaller batch or shorter sequences shrink the activations."

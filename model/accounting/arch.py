@@ -1,5 +1,6 @@
 """The architecture an accounting is made from: `Arch`, one dataclass that describes our model and the
-Llama / Mistral / Qwen2 / Gemma / GPT-2 families, with its validation (the field checks are
+Llama / Mistral / Qwen2 / Qwen3 / Phi-3 / Gemma / GPT-2 families and the mixture-of-experts ones (Mixtral, Qwen MoE),
+with its validation (the field checks are
 `model.net.config`'s, shared with our own ModelConfig).
 
 `hf_configs.py` reads Hugging Face configs into it; `counts.py` counts parameters, FLOPs and memory from it.
@@ -37,6 +38,7 @@ LIMITS = {
     "n_positions": 2**32,  # learned-table rows or declared context
     "max_seq_len": 2**32,
     "sliding_window": 2**32,
+    "n_experts": 2**16,  # the largest public MoEs route among a few hundred
 }
 
 
@@ -65,6 +67,14 @@ class Arch:
     sliding_window: Optional[int] = None  # w: a query sees its last w keys; None = full causal attention
     window_layers: Optional[int] = None  # how many layers use the window (None = all; Gemma-2: every other)
     max_seq_len: int = 256  # the declared context; only used for defaults and display
+    qk_norm: bool = False  # an RMSNorm of hd weights over each head's q and over its k, per layer (Qwen3)
+    # Mixture of experts: in an MoE layer a router (d → E) picks k of E expert MLPs per token, and the MLP's
+    # output is their weighted sum (plus an always-on shared expert in Qwen1.5/2-MoE). E = 0: dense everywhere.
+    n_experts: int = 0  # E: routed experts per MoE layer (Mixtral-8x7B: 8)
+    experts_per_token: int = 0  # k: experts each token is routed to (Mixtral: 2)
+    d_expert: int = 0  # me: each routed expert's MLP width (Mixtral: intermediate_size; Qwen: moe_intermediate_size)
+    d_shared: int = 0  # ms: the shared expert's width, with a sigmoid gate d → 1 (Qwen1.5-MoE); 0 = none
+    moe_layers: Optional[int] = None  # how many layers have experts (None = all when E > 0); the others: dense m
 
     def __post_init__(self) -> None:
         validate(self)
@@ -79,6 +89,18 @@ class Arch:
         if self.sliding_window is None:
             return 0
         return self.n_layers if self.window_layers is None else self.window_layers
+
+    @property
+    def n_moe_layers(self) -> int:
+        """Lm: layers whose MLP is a mixture of experts (0 for a dense model)."""
+        if not self.n_experts:
+            return 0
+        return self.n_layers if self.moe_layers is None else self.moe_layers
+
+    @property
+    def n_dense_layers(self) -> int:
+        """Ld = L − Lm: layers with one dense MLP of width m."""
+        return self.n_layers - self.n_moe_layers
 
 
 def validate(a: Arch) -> None:
@@ -97,6 +119,18 @@ def validate(a: Arch) -> None:
         check_int("sliding_window", a.sliding_window, 1, LIMITS["sliding_window"])
     if a.window_layers is not None:
         check_int("window_layers", a.window_layers, 0, a.n_layers)
+    check_bool("qk_norm", a.qk_norm)
+    check_int("n_experts", a.n_experts, 0, LIMITS["n_experts"])
+    if a.n_experts:
+        check_int("experts_per_token", a.experts_per_token, 1, a.n_experts)
+        check_int("d_expert", a.d_expert, 1, LIMITS["d_mlp"])
+        check_int("d_shared", a.d_shared, 0, LIMITS["d_mlp"])
+        if a.moe_layers is not None:
+            check_int("moe_layers", a.moe_layers, 0, a.n_layers)
+        if a.mlp_bias:  # no MoE family here has them, so there is nothing to check such a count against
+            raise ValueError("mlp_bias with experts: no mixture-of-experts family here has MLP biases")
+    elif a.experts_per_token or a.d_expert or a.d_shared or a.moe_layers is not None:
+        raise ValueError("experts_per_token, d_expert, d_shared and moe_layers need n_experts > 0")
 
 
 def arch_from_model_config(cfg, name: str = "our model") -> Arch:

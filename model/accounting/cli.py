@@ -12,7 +12,7 @@ import sys
 from typing import Optional
 
 from model.accounting.counts import KV_FORMATS, gib_text, report
-from model.accounting.hf_configs import arch_from_json_file
+from model.accounting.hf_configs import FAMILIES, arch_from_json_file
 
 # --------------------------------------------------------------------------------------------------------
 # CLI
@@ -29,7 +29,10 @@ def _table(r: dict) -> str:
         "parameters",
     ]
     lines += [f"  {k:<22}{v:>26,}" for k, v in r["params"].items()]
-    lines += [f"  {'total':<22}{r['total_params']:>26,}", "",
+    lines += [f"  {'total':<22}{r['total_params']:>26,}"]
+    if r["active_params"] != r["total_params"]:  # a mixture of experts: the k experts a token uses
+        lines.append(f"  {'active per token':<22}{r['active_params']:>26,}   (router + k of E experts + the rest)")
+    lines += ["",
               f"forward FLOPs, prefill of {r['seq_len']} tokens × batch {r['batch']} (FlopCounterMode convention)"]
     lines += [f"  {k:<22}{v:>26,}" for k, v in r["forward_flops_breakdown"].items()]
     lines += [
@@ -64,7 +67,7 @@ def _table(r: dict) -> str:
 
 def main(argv: Optional[list[str]] = None) -> int:
     p = argparse.ArgumentParser(description="Exact parameters, FLOPs and memory of a decoder-only transformer.")
-    p.add_argument("config", help="a Hugging Face config.json (llama, mistral, qwen2, gemma, gemma2, gpt2) "
+    p.add_argument("config", help=f"a Hugging Face config.json ({', '.join(FAMILIES)}) "
                                   "or one of our ModelConfig JSONs (checkpoints/<variant>/config.json), "
                                   "or a model folder holding a config.json")
     p.add_argument("--seq-len", type=int, default=None, help="tokens in the prefill (default: the model's context)")

@@ -1,12 +1,21 @@
 """Exact parameter, FLOP and memory accounting for a decoder-only transformer, from its architecture alone.
 
-Read top to bottom: parameters → FLOPs → memory → arithmetic intensity → checking against a live torch model.
+Read top to bottom: parameters → FLOPs → memory → training (memory and compute) → arithmetic intensity →
+checking against a live torch model.
 The architecture is `arch.py`'s `Arch`; the CLI (`python -m model.accounting`) is `cli.py`.
 
 Every count is a Python int (no NumPy: 405B parameters × a 1M-token context × batch 1024 overflows int64), and
 every term carries the formula it computes, so a table of terms explains itself. Symbols in the formulas:
 V vocab, d d_model, L layers, nh query heads, nkv K/V heads, hd head_dim, m d_mlp, P position-table rows,
-b batch, s new tokens in this forward, c context (keys attended), w sliding window.
+b batch, s new tokens in this forward, c context (keys attended), w sliding window; for a mixture of experts
+E routed experts, k of them per token, me an expert's width, ms the shared expert's, Lm layers with experts and
+Ld = L − Lm dense ones.
+
+A mixture-of-experts model has two parameter counts: every tensor (`count_params`, what memory holds) and the
+ones a token's forward uses (`active_params`: the router, its k experts, the shared expert, everything else).
+Its FLOPs count the k experts a token is routed to, and the router. FlopCounterMode can miss those matmuls when
+transformers runs the experts as one grouped kernel, so the tests check MoE FLOPs against an equivalent dense
+model instead (k experts of width me = one MLP of width k·me, plus the router's d×E matmul).
 
 FLOPs follow `torch.utils.flop_counter.FlopCounterMode`: every matmul (m×k)·(k×n) is 2·m·n·k and nothing else
 counts (norms, softmax, RoPE, activations, bias adds, embedding lookups are ignored). Attention is counted as
@@ -15,9 +24,10 @@ only the (query, key) pairs the causal mask and the window allow. Tests check th
 FlopCounterMode on a real forward, and the parameter count against `sum(p.numel())`.
 
 Quantized weights and KV caches are counted with their scales (the formats of `model/quantize/formats.py`).
-What is out: mixture-of-experts, encoder-decoders, multimodal towers, zero points and k-quants' nested
-scales (no format here has them), activation memory, and
-kernel-level details (FlashAttention skips masked tiles; the causal count is the lower bound it approaches).
+Training memory (weights, gradients, AdamW's states, activations with and without checkpointing) is
+Korthikanti et al. (2022)'s accounting adapted to these architectures; see `activation_memory`.
+What is out: encoder-decoders, multimodal towers, zero points and k-quants' nested scales (no format here has
+them), and kernel-level details (FlashAttention skips masked tiles; the causal count is the lower bound it approaches).
 """
 
 from __future__ import annotations
@@ -97,20 +107,57 @@ def count_params(a: Arch) -> Breakdown:
         t.append(Term("attn.b_qkv", "attention", L * (nh + 2 * nkv) * hd, "L·(nh + 2·nkv)·hd"))
     if a.o_bias:
         t.append(Term("attn.b_o", "attention", L * d, "L·d"))
-    if a.mlp == "gated":
-        t.append(Term("mlp.W_gate", "mlp", L * d * m, "L·d·m"))
-    t += [Term("mlp.W_up", "mlp", L * d * m, "L·d·m"), Term("mlp.W_down", "mlp", L * m * d, "L·m·d")]
-    if a.mlp_bias:
+    Ld = a.n_dense_layers
+    Lf = "L" if Ld == L else "Ld"  # the symbol for the dense layers: every layer, or the ones without experts
+    if Ld and a.mlp == "gated":
+        t.append(Term("mlp.W_gate", "mlp", Ld * d * m, f"{Lf}·d·m"))
+    if Ld:
+        t += [Term("mlp.W_up", "mlp", Ld * d * m, f"{Lf}·d·m"), Term("mlp.W_down", "mlp", Ld * m * d, f"{Lf}·m·d")]
+    if Ld and a.mlp_bias:
         n_in = 2 if a.mlp == "gated" else 1  # gate and up biases are m wide, the down bias d wide
-        t.append(Term("mlp.biases", "mlp", L * (n_in * m + d), f"L·({n_in}·m + d)" if n_in > 1 else "L·(m + d)"))
+        t.append(Term("mlp.biases", "mlp", Ld * (n_in * m + d), f"{Lf}·({n_in}·m + d)" if n_in > 1 else f"{Lf}·(m + d)"))
+    t += _moe_params(a, a.n_experts, "E")
     if a.norms_per_layer:
         t.append(Term("block norms", "norms", L * a.norms_per_layer * norm_size,
                       f"L·{a.norms_per_layer}·{norm_formula}"))
+    if a.qk_norm:
+        t.append(Term("attn.q_norm, k_norm", "norms", L * 2 * hd, "L·2·hd"))
     if a.final_norm:
         t.append(Term("final norm", "norms", norm_size, norm_formula))
     t.append(Term("unembedding", "head", 0 if a.tie_embeddings else V * d,
                   "0 (tied: reuses the embedding)" if a.tie_embeddings else "V·d"))
     return Breakdown(tuple(t))
+
+
+def _expert_matrices(a: Arch) -> list[str]:
+    return (["W_gate"] if a.mlp == "gated" else []) + ["W_up", "W_down"]
+
+
+def _moe_params(a: Arch, routed: int, sym: str) -> list[Term]:
+    """The MoE layers' router, `routed` experts each (E for the model, k for a token) and the shared expert."""
+    Lm, d, me, ms = a.n_moe_layers, a.d_model, a.d_expert, a.d_shared
+    if not Lm:
+        return []
+    t = [Term("moe.router", "mlp", Lm * d * a.n_experts, "Lm·d·E")]
+    t += [Term(f"moe.experts.{w}", "mlp", Lm * routed * d * me, f"Lm·{sym}·d·me") for w in _expert_matrices(a)]
+    if ms:
+        t += [Term(f"moe.shared.{w}", "mlp", Lm * d * ms, "Lm·d·ms") for w in _expert_matrices(a)]
+        t.append(Term("moe.shared gate", "mlp", Lm * d, "Lm·d"))  # a d → 1 sigmoid gate on the shared expert
+    return t
+
+
+def active_params(a: Arch) -> Breakdown:
+    """The parameters one token's forward uses: `count_params` with each MoE layer's E experts cut to the k it is
+    routed to (the router, the shared expert, attention, embeddings and norms all count). A dense model: the same.
+    The embedding counts, as in the published "active" figures, though a token reads one row of it.
+
+    Mixtral-8x7B: 46,702,792,704 − 32·(8 − 2)·3·4096·14336 = 12,879,925,248 (published: 46.7 B / 12.9 B).
+    """
+    full = count_params(a)
+    if not a.n_moe_layers:
+        return full
+    active = {t.name: t for t in _moe_params(a, a.experts_per_token, "k")}
+    return Breakdown(tuple(active.get(t.name, t) for t in full.terms))
 
 
 def gpt2_param_formula(a: Arch) -> int:
@@ -126,10 +173,11 @@ def gpt2_param_formula(a: Arch) -> int:
 # embeddings (token and position tables; an untied unembedding is one more vocabulary matrix, left out too).
 
 
-def non_embedding_params(a: Arch) -> int:
+def non_embedding_params(a: Arch, active: bool = False) -> int:
     """Every parameter but the token embedding, a position table and an untied unembedding: Kaplan et al.'s N,
-    counted exactly. Llama-2-7B: 6,738,415,616 − 2·32000·4096 = 6,476,271,616."""
-    g = count_params(a).by_group()
+    counted exactly. Llama-2-7B: 6,738,415,616 − 2·32000·4096 = 6,476,271,616. active=True: of the parameters a
+    token uses (`active_params`), the N of the FLOP estimates 2N and 6N for a mixture of experts."""
+    g = (active_params(a) if active else count_params(a)).by_group()
     return sum(v for k, v in g.items() if k not in ("embedding", "head"))
 
 
@@ -220,11 +268,21 @@ def forward_flops(a: Arch, batch: int, new_tokens: int, past: int = 0, causal: b
         Term("attn.pattern·v", "attention scores", 2 * b * nh * hd * pairs, f"2·b·nh·hd·{pf}"),
         Term("attn.W_o", "attention projections", 2 * n * nh * hd * d * L, "2·b·s·nh·hd·d·L"),
     ]
-    if a.mlp == "gated":
-        t.append(Term("mlp.W_gate", "mlp", 2 * n * d * m * L, "2·b·s·d·m·L"))
+    Ld, Lm = a.n_dense_layers, a.n_moe_layers
+    Lf = "L" if Ld == L else "Ld"
+    if Ld and a.mlp == "gated":
+        t.append(Term("mlp.W_gate", "mlp", 2 * n * d * m * Ld, f"2·b·s·d·m·{Lf}"))
+    if Ld:
+        t += [Term("mlp.W_up", "mlp", 2 * n * d * m * Ld, f"2·b·s·d·m·{Lf}"),
+              Term("mlp.W_down", "mlp", 2 * n * m * d * Ld, f"2·b·s·m·d·{Lf}")]
+    if Lm:  # every token: the router's d × E logits, then k experts (and the shared one), none of the others
+        E, k, me, ms = a.n_experts, a.experts_per_token, a.d_expert, a.d_shared
+        t.append(Term("moe.router", "mlp", 2 * n * d * E * Lm, "2·b·s·d·E·Lm"))
+        t += [Term(f"moe.experts.{w}", "mlp", 2 * n * k * d * me * Lm, "2·b·s·k·d·me·Lm") for w in _expert_matrices(a)]
+        if ms:
+            t += [Term(f"moe.shared.{w}", "mlp", 2 * n * d * ms * Lm, "2·b·s·d·ms·Lm") for w in _expert_matrices(a)]
+            t.append(Term("moe.shared gate", "mlp", 2 * n * d * Lm, "2·b·s·d·Lm"))
     t += [
-        Term("mlp.W_up", "mlp", 2 * n * d * m * L, "2·b·s·d·m·L"),
-        Term("mlp.W_down", "mlp", 2 * n * m * d * L, "2·b·s·m·d·L"),
         Term("unembedding", "unembedding", 2 * b * keep * d * V,
              "2·b·s·d·V (every position, as model(ids) does)" if keep == s and logits_to_keep == 0 else
              "2·b·d·V (the last position only)" if keep == 1 else f"2·b·{keep}·d·V (the last {keep} positions)"),
@@ -273,8 +331,12 @@ def megatron_comparison(a: Arch, batch: int, seq_len: int) -> list[dict]:
         f"the formula assumes MHA with nh·hd = d; here nkv = {a.n_kv_heads} of nh = {a.n_heads}, nh·hd = {a.n_heads * a.head_dim}"
     )
     n_mat = 3 if a.mlp == "gated" else 2
-    why_mlp = "equal" if (n_mat == 2 and a.d_mlp == 4 * d) else (
+    why_mlp = "equal" if (n_mat == 2 and a.d_mlp == 4 * d and not a.n_experts) else (
         f"the formula assumes 2 matrices of width 4d = {4 * d}; here {n_mat} matrices of width {a.d_mlp}"
+        if not a.n_experts else
+        f"the formula assumes one MLP of 2 matrices of width 4d = {4 * d}; here a router and {a.experts_per_token} "
+        f"of {a.n_experts} experts of {n_mat} matrices of width {a.d_expert} per token"
+        + (f", and a shared expert of width {a.d_shared}" if a.d_shared else "")
     )
     why_attn = "equal" if a.n_heads * a.head_dim == d else f"the formula uses d = {d}; the scores use nh·hd = {a.n_heads * a.head_dim}"
     rows = [
@@ -292,20 +354,22 @@ def megatron_comparison(a: Arch, batch: int, seq_len: int) -> list[dict]:
 
 def kaplan_forward_flops(a: Arch, batch: int, seq_len: int) -> int:
     """Kaplan et al. (2020, eq. 2.2): C_forward ≈ 2N + 2·L·n_ctx·d_attn per token, N non-embedding, here for b·s
-    tokens with n_ctx = s. It leaves out the unembedding, and its attention term is half the full s×s matrix."""
+    tokens with n_ctx = s. It leaves out the unembedding, and its attention term is half the full s×s matrix.
+    For a mixture of experts N is the active count (the k experts a token uses)."""
     b, s = check_run("batch", batch), check_run("seq_len", seq_len)
-    return b * s * (2 * non_embedding_params(a) + 2 * a.n_layers * s * a.n_heads * a.head_dim)
+    return b * s * (2 * non_embedding_params(a, active=True) + 2 * a.n_layers * s * a.n_heads * a.head_dim)
 
 
 def kaplan_training_flops(a: Arch, batch: int, seq_len: int) -> int:
-    """Kaplan et al.'s C ≈ 6N per training token (forward 2N, backward twice that; the context term dropped)."""
-    return 6 * non_embedding_params(a) * check_run("batch", batch) * check_run("seq_len", seq_len)
+    """Kaplan et al.'s C ≈ 6N per training token (forward 2N, backward twice that; the context term dropped);
+    N active for a mixture of experts."""
+    return 6 * non_embedding_params(a, active=True) * check_run("batch", batch) * check_run("seq_len", seq_len)
 
 
 def kaplan_comparison(a: Arch, batch: int, seq_len: int) -> list[dict]:
     """Kaplan et al.'s estimates term by term beside ours (FlopCounterMode convention), and why each differs."""
     b, s = check_run("batch", batch), check_run("seq_len", seq_len)
-    N, d_attn, L = non_embedding_params(a), a.n_heads * a.head_dim, a.n_layers
+    N, d_attn, L = non_embedding_params(a, active=True), a.n_heads * a.head_dim, a.n_layers
     ours = prefill_flops(a, b, s).by_group()
     causal = prefill_flops(a, b, s, causal=True).by_group()["attention scores"]
     matmul_weights = ours["attention projections"] + ours["mlp"]
@@ -340,9 +404,10 @@ def flops_by_group_vs_seq_len(a: Arch, seq_lens: list[int], batch: int = 1) -> d
 
 def attention_crossover_seq_len(a: Arch) -> Fraction:
     """The s where the s² attention term equals the MLP: per layer 4·b·s²·nh·hd = 2·b·s·(n_mat·d·m),
-    so s* = n_mat·d·m / (2·nh·hd). Llama-2-7B: 3·4096·11008 / (2·4096) = 16,512 tokens."""
-    n_mat = 3 if a.mlp == "gated" else 2
-    return Fraction(n_mat * a.d_model * a.d_mlp, 2 * a.n_heads * a.head_dim)
+    so s* = n_mat·d·m / (2·nh·hd). Llama-2-7B: 3·4096·11008 / (2·4096) = 16,512 tokens. Taken from the MLP's
+    FLOPs per token (`forward_flops`), so a mixture of experts' router and k experts are what counts."""
+    mlp_per_token = forward_flops(a, 1, 1).by_group()["mlp"]  # 2·n_mat·d·m·L for a dense model
+    return Fraction(mlp_per_token, 4 * a.n_heads * a.head_dim * a.n_layers)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -369,20 +434,32 @@ def dtype_bits(dtype: str) -> int:
     return DTYPE_BITS[dtype]
 
 
+def weight_matrices(a: Arch) -> list[tuple[str, int, int, int]]:
+    """(name, n_out, n_in, copies) of every kind of block matrix: what a quantized format quantizes. Attention
+    L times, a dense MLP Ld times, each expert matrix Lm·E times, the shared expert's Lm times. A router
+    (d × E) is not here: quantizers keep it in high precision (llama.cpp stores ffn_gate_inp at F32; GPTQ and
+    AWQ skip `gate`), as they keep the embedding."""
+    d, nh, nkv, hd, m, L = a.d_model, a.n_heads, a.n_kv_heads, a.head_dim, a.d_mlp, a.n_layers
+    out = [("attn.W_q", nh * hd, d, L), ("attn.W_k", nkv * hd, d, L), ("attn.W_v", nkv * hd, d, L),
+           ("attn.W_o", d, nh * hd, L)]
+    shape = {"W_gate": lambda w: (w, d), "W_up": lambda w: (w, d), "W_down": lambda w: (d, w)}
+    for prefix, width, copies in (("mlp", m, a.n_dense_layers), ("moe.experts", a.d_expert, a.n_moe_layers * a.n_experts),
+                                  ("moe.shared", a.d_shared, a.n_moe_layers if a.d_shared else 0)):
+        out += [(f"{prefix}.{w}", *shape[w](width), copies) for w in _expert_matrices(a) if copies]
+    return out
+
+
 def block_matrices(a: Arch) -> list[tuple[str, int, int]]:
-    """(name, n_out, n_in) of each weight matrix in one block: what a quantized format quantizes, L times."""
-    d, nh, nkv, hd, m = a.d_model, a.n_heads, a.n_kv_heads, a.head_dim, a.d_mlp
-    out = [("attn.W_q", nh * hd, d), ("attn.W_k", nkv * hd, d), ("attn.W_v", nkv * hd, d), ("attn.W_o", d, nh * hd)]
-    if a.mlp == "gated":
-        out.append(("mlp.W_gate", m, d))
-    return out + [("mlp.W_up", m, d), ("mlp.W_down", d, m)]
+    """(name, n_out, n_in) of each kind of weight matrix in a block: for a dense model, each is there L times
+    (`weight_matrices` says how many copies of each there are)."""
+    return [(name, n_out, n_in) for name, n_out, n_in, _ in weight_matrices(a)]
 
 
 def kept_tensors(a: Arch) -> dict[str, int]:
     """What a quantized format leaves at fp16, by `count_params` term: everything but the block matrices
     (embedding, position table, biases, norms, an untied unembedding). Our model: embedding 393,216 and the
     norms 1,728 (tied head, no biases)."""
-    quantized = {name for name, _, _ in block_matrices(a)}
+    quantized = {name for name, _, _, _ in weight_matrices(a)}
     return {t.name: t.value for t in count_params(a).terms if t.name not in quantized and t.value}
 
 
@@ -401,10 +478,10 @@ def weight_memory(a: Arch, fmt: str) -> dict[str, int]:
         raise ValueError(f"weight format must be one of {', '.join(WEIGHT_FORMATS)}; got {short(fmt)}")
     f = QUANT_FORMATS[fmt]
     codes = scales = quantized = 0
-    for _, n_out, n_in in block_matrices(a):
+    for _, n_out, n_in, copies in weight_matrices(a):
         b = matrix_bytes(f, n_out, n_in)
-        codes, scales, quantized = codes + a.n_layers * b["codes"], scales + a.n_layers * b["scales"], \
-            quantized + a.n_layers * n_out * n_in
+        codes, scales, quantized = codes + copies * b["codes"], scales + copies * b["scales"], \
+            quantized + copies * n_out * n_in
     kept = 2 * (total - quantized)  # fp16
     return {"codes": codes, "scales": scales, "kept": kept, "total": codes + scales + kept}
 
@@ -458,6 +535,142 @@ def gib_text(n_bytes: int) -> str:
 
 def kv_cache_vs_context(variants: dict[str, Arch], contexts: list[int], batch: int, dtype: str) -> dict[str, list[int]]:
     return {k: [kv_cache_bytes(v, c, batch, dtype) for c in contexts] for k, v in variants.items()}
+
+
+# --------------------------------------------------------------------------------------------------------
+# Training: memory and compute
+# --------------------------------------------------------------------------------------------------------
+
+# Bytes per parameter while training with AdamW. Mixed precision as Rajbhandari et al. (2020, "ZeRO", §3.1)
+# count it: 2Ψ of 16-bit weights, 2Ψ of 16-bit gradients and 12Ψ of fp32 optimizer state — a master copy of the
+# weights and Adam's two moments — 16Ψ in all. In fp32 the weights are their own master copy: 4 + 4 + 8, also 16Ψ.
+# (torch.autocast instead keeps fp32 weights and gradients and casts on the fly: 4 + 4 + 8 with no master copy,
+# the same 16Ψ.) Activations are stored at the 16-bit type in mixed precision, at fp32 otherwise.
+TRAIN_PRECISIONS = {
+    "bf16 mixed": {"weights": 2, "gradients": 2, "master": 4, "activations": 2},
+    "fp16 mixed": {"weights": 2, "gradients": 2, "master": 4, "activations": 2},
+    "fp32": {"weights": 4, "gradients": 4, "master": 0, "activations": 4},
+}
+ADAMW_STATE_BYTES = 8  # exp_avg and exp_avg_sq, one fp32 number each per parameter
+
+# What `torch.cuda.get_device_properties(0).total_memory` reports on each card (nvidia-smi's "Total", MiB):
+# a little under the marketing GB, and the CUDA context and allocator take some of it before any tensor.
+GPU_MEMORY = {
+    "H100 80GB": 81_559 * 2**20,
+    "A100 80GB": 81_920 * 2**20,
+    "A100 40GB": 40_960 * 2**20,
+    "RTX 4090 24GB": 24_564 * 2**20,
+    "T4 16GB": 15_360 * 2**20,
+}
+
+
+def _layer_activations(a: Arch, b: int, s: int, p: int, flash: bool, n_attn: int, n_dense: int, n_moe: int,
+                       sym: str) -> list[Term]:
+    """What `n_attn` layers' attention, `n_dense` dense MLPs and `n_moe` MoE MLPs keep for the backward, in
+    bytes, for b sequences of s tokens at p bytes a number. `sym` names the layer count in the formulas."""
+    d, nh, nkv, hd, m, n = a.d_model, a.n_heads, a.n_kv_heads, a.head_dim, a.d_mlp, b * s
+    act = 4 if a.mlp == "gated" else 2  # gated: gate, up, act(gate), act(gate)·up; plain: GELU's input, output
+    t = [
+        Term("norm inputs", "norms", n_attn * n * a.norms_per_layer * d * p, f"{sym}·b·s·{a.norms_per_layer}·d·p"),
+        Term("attention input (to W_q, W_k, W_v)", "attention", n_attn * n * d * p, f"{sym}·b·s·d·p"),
+        Term("q, k, v (after RoPE)", "attention", n_attn * n * (nh + 2 * nkv) * hd * p, f"{sym}·b·s·(nh + 2·nkv)·hd·p"),
+    ]
+    if a.qk_norm:
+        t.append(Term("q, k before q_norm, k_norm", "attention", n_attn * n * (nh + nkv) * hd * p,
+                      f"{sym}·b·s·(nh + nkv)·hd·p"))
+    if flash:  # FlashAttention keeps no score matrix: its backward recomputes it from q, k and the row's logsumexp
+        t.append(Term("softmax log-sum-exp (fp32)", "attention", n_attn * n * nh * 4, f"{sym}·b·s·nh·4"))
+    else:  # every (query, key) pair scored, masked afterwards (a window too: keys_attended, a prefill sees all s)
+        t.append(Term("attention pattern (softmax output)", "attention", n_attn * b * nh * s * s * p,
+                      f"{sym}·b·nh·s²·p"))
+    t.append(Term("attention output (to W_o)", "attention", n_attn * n * nh * hd * p, f"{sym}·b·s·nh·hd·p"))
+    if n_dense:
+        t.append(Term("MLP input and hidden", "mlp", n_dense * n * (d + act * m) * p, f"{sym}·b·s·(d + {act}·m)·p"))
+    if n_moe:
+        E, k, me, ms = a.n_experts, a.experts_per_token, a.d_expert, a.d_shared
+        t += [
+            Term("MoE input", "mlp", n_moe * n * d * p, f"{sym}·b·s·d·p"),
+            Term("router probabilities (fp32)", "mlp", n_moe * n * E * 4, f"{sym}·b·s·E·4"),
+            # each of a token's k experts gets its own copy of the token (gathered), its hidden, and a weight
+            Term("k experts' inputs, hidden, weights", "mlp", n_moe * n * k * (d + act * me + 1) * p,
+                 f"{sym}·b·s·k·(d + {act}·me + 1)·p"),
+        ]
+        if ms:
+            t.append(Term("shared expert hidden and gate", "mlp", n_moe * n * (act * ms + 1) * p,
+                          f"{sym}·b·s·({act}·ms + 1)·p"))
+    return t
+
+
+def activation_memory(a: Arch, batch: int, seq_len: int, act_bytes: int = 2, checkpointing: bool = False,
+                      flash: bool = True) -> Breakdown:
+    """Bytes of activations kept for the backward of one training step of `batch` sequences of `seq_len` tokens.
+
+    Korthikanti et al. (2022, "Reducing Activation Recomputation in Large Transformer Models", §4.1) count
+    s·b·h·(34 + 5·a·s/h) bytes per layer for GPT-3 in fp16: every tensor a backward needs — each matmul's
+    input, each norm's input, the softmax output, the GELU's input, dropout masks. The same accounting for these
+    architectures, in numbers per token per layer (× p bytes): the two norms' inputs 2d, the attention input d,
+    q, k, v (nh + 2·nkv)·hd, the attention output nh·hd, the softmax output nh·s (none with FlashAttention, which
+    keeps a log-sum-exp of nh fp32 numbers instead), and the MLP's input d and hidden 4m (SwiGLU: gate, up, the
+    activation, their product; a GELU MLP 2m). No dropout (none of these models trains with it). GQA stores
+    only the nkv K/V heads; an MoE layer keeps the router's E probabilities and, for each of the k experts a
+    token is sent to, a copy of the token and the expert's hidden. The head keeps the final norm's and the
+    unembedding's inputs (2d), the log-softmax of the logits in fp32 (V), and the token ids (int64).
+
+    checkpointing=True (full recomputation, Korthikanti et al.'s 2·s·b·h·L): each layer keeps only its input,
+    and the backward recomputes one layer at a time, so one layer's activations are live at the peak.
+
+    tests/test_accounting_moe.py measures our model's saved tensors with torch.autograd.graph.saved_tensors_hooks:
+    they equal this count plus the extras of our implementation, each named there (its RMSNorm written as
+    separate ops, K and V expanded to nh heads, the RoPE tables and the mask).
+    """
+    b, s = check_run("batch", batch), check_run("seq_len", seq_len)
+    p, n, d, L = act_bytes, b * s, a.d_model, a.n_layers
+    if checkpointing:
+        one = max((_layer_activations(a, b, s, p, flash, 1, 1 if a.n_dense_layers else 0, 0, "1"),
+                   _layer_activations(a, b, s, p, flash, 1, 0, 1 if a.n_moe_layers else 0, "1")),
+                  key=lambda ts: sum(x.value for x in ts))  # the larger kind of layer sets the peak
+        t = [Term("layer inputs (checkpoints)", "checkpoints", L * n * d * p, "L·b·s·d·p"),
+             Term("one layer, recomputed in the backward", "checkpoints", sum(x.value for x in one),
+                  "the largest layer's terms, once")]
+    else:
+        t = _layer_activations(a, b, s, p, flash, L, a.n_dense_layers, a.n_moe_layers, "L")
+    if a.final_norm:
+        t.append(Term("final norm input", "head", n * d * p, "b·s·d·p"))
+    t += [
+        Term("unembedding input", "head", n * d * p, "b·s·d·p"),
+        Term("log-softmax of the logits (fp32)", "head", n * a.vocab_size * 4, "b·s·V·4"),
+        Term("token ids (int64)", "head", n * 8, "b·s·8"),
+    ]
+    return Breakdown(tuple(t))
+
+
+def training_memory(a: Arch, batch: int, seq_len: int, precision: str = "bf16 mixed", checkpointing: bool = False,
+                    flash: bool = True) -> dict[str, int]:
+    """Bytes to train `a` with AdamW, by part: weights, gradients, fp32 master weights (mixed precision only),
+    AdamW's two moments, and activations (`activation_memory`). Left out: the CUDA context and the allocator's
+    slack (together often 1–2 GiB), temporary buffers, and the logits' gradient (b·s·V) that exists for a
+    moment at the start of the backward. Llama-2-7B in bf16 mixed: 16 bytes a parameter, 107,814,649,856 bytes
+    before any activation — more than an 80 GB card holds, whatever the batch."""
+    if precision not in TRAIN_PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(TRAIN_PRECISIONS)}; got {short(precision)}")
+    pr, N = TRAIN_PRECISIONS[precision], count_params(a).total
+    return {
+        "weights": N * pr["weights"],
+        "gradients": N * pr["gradients"],
+        "fp32 master weights": N * pr["master"],
+        "AdamW moments": N * ADAMW_STATE_BYTES,
+        "activations": activation_memory(a, batch, seq_len, pr["activations"], checkpointing, flash).total,
+    }
+
+
+def training_compute(a: Arch, seq_len: int, tokens: int) -> dict[str, int]:
+    """FLOPs to train on `tokens` tokens in sequences of `seq_len`: exact (3 × our forward of each sequence,
+    `training_flops`) and Kaplan et al.'s 6·N·D (N non-embedding, active for an MoE). The tokens are rounded
+    up to whole sequences, so the exact count is a count of whole forward passes."""
+    s, D = check_run("seq_len", seq_len), check_int("tokens", tokens, 1, 2**50)  # Llama 3: 15 T tokens ≈ 2^43.8
+    n_seq = -(-D // s)
+    return {"tokens": n_seq * s, "sequences": n_seq, "exact": training_flops(a, n_seq, s),
+            "6ND": kaplan_training_flops(a, n_seq, s), "N": non_embedding_params(a, active=True)}
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -545,6 +758,7 @@ def report(a: Arch, seq_len: int, batch: int = 1, dtype: str = "bf16") -> dict:
         "seq_len": s, "batch": b, "dtype": dtype,
         "total_params": params.total,
         "params": params.as_dict(),
+        "active_params": active_params(a).total,  # = total_params unless a mixture of experts
         "kv_cache_bytes_per_token": kv_cache_bytes_per_token(a, dtype),
         "kv_cache_bytes": kv_cache_bytes(a, s, b, dtype),
         "weight_bytes": {k: weight_bytes(a, k) for k in WEIGHT_FORMATS},

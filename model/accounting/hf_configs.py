@@ -11,13 +11,29 @@ does not say. What each reader honours (the defaults are those of the family's `
     gemma    as llama, GeGLU, tied by default, head_dim (256 in every released Gemma; 16 × 256 ≠ 3072 for 7B)
     gemma2   as gemma, plus a post-norm after attention and after the MLP (4 norms per block), and the window
              on every other layer (even indices; sliding_window 4096 when missing, null = none)
+    qwen3    as qwen2, but attention_bias (default off) puts biases on q, k, v and o; head_dim given (128 when
+             missing, not d / nh: Qwen3-0.6B has 16 × 128 = 2048 ≠ 1024); q_norm and k_norm, an RMSNorm of
+             head_dim weights each, in every layer
+    phi3     as mistral without a default window (sliding_window null when missing); its fused qkv_proj is W_q,
+             W_k and W_v stacked and gate_up_proj W_gate and W_up, so they count as the separate matrices do.
+             partial_rotary_factor changes no count (RoPE has no parameters)
+    mixtral  as mistral without a default window; every layer's MLP is num_local_experts (8) experts of width
+             intermediate_size, num_experts_per_tok (2) of them per token, chosen by a router (d × E)
+    qwen2_moe  Qwen1.5-MoE: as qwen2 (qkv_bias, default on), with num_experts (60) experts of width
+             moe_intermediate_size (1408), num_experts_per_tok (4) per token, plus a shared expert of width
+             shared_expert_intermediate_size (5632) behind a sigmoid gate (d → 1); layers in mlp_only_layers, or
+             with (i + 1) % decoder_sparse_step ≠ 0, have a dense MLP of width intermediate_size instead; a
+             window (if use_sliding_window) on even layers below max_window_layers
+    qwen3_moe  as qwen3 (q_norm, k_norm; head_dim if given, else d / nh), experts as qwen2_moe with defaults
+             128 experts of width 768, 8 per token, and no shared expert; a window on every layer if
+             use_sliding_window
     (any)    `layer_types` (newer transformers), when present, says which layers slide and overrides the rule
     gpt2     LayerNorm with bias, learned positions (n_positions rows), biases on every matrix, a plain GELU MLP
              of width n_inner (4·n_embd when null), tied, MHA
 
 Required fields (vocab, width, depth, heads, MLP width) must be present: a missing hidden_size is more likely a
 mistake than a wish for the family's default, so it is named instead of guessed. Anything the reader cannot use
-raises ValueError naming the field. What is out: MoE families (mixtral, qwen2_moe), multimodal configs.
+raises ValueError naming the field. What is out: other MoE families (DeepSeek, GPT-OSS), multimodal configs.
 """
 
 from __future__ import annotations
@@ -63,7 +79,9 @@ def _heads(c: dict, d: int, nh_key: str, nkv_key: Optional[str], hd_default: Opt
 
 # What transformers' config classes assume when a config.json leaves a window field out.
 HF_SLIDING_WINDOW = 4096  # MistralConfig, Qwen2Config, Gemma2Config: sliding_window
-HF_QWEN2_MAX_WINDOW_LAYERS = 28  # Qwen2Config: max_window_layers
+HF_QWEN2_MAX_WINDOW_LAYERS = 28  # Qwen2Config, Qwen3Config, Qwen2MoeConfig: max_window_layers
+QWEN_FAMILIES = ("qwen2", "qwen3", "qwen2_moe", "qwen3_moe")  # a window only when use_sliding_window
+EVERY_LAYER = ("mistral", "mixtral", "phi3", "qwen3_moe")  # the window, if any, on every layer
 
 
 def sliding_layers(c: dict, mt: str, L: int) -> tuple[Optional[int], list[bool]]:
@@ -71,7 +89,10 @@ def sliding_layers(c: dict, mt: str, L: int) -> tuple[Optional[int], list[bool]]
     classes (tests/test_accounting.py checks it against their `layer_types`):
 
         mistral  every layer; sliding_window missing = 4096, null = no window
-        qwen2    only with use_sliding_window, and then layers >= max_window_layers (28 when missing)
+        mixtral, phi3  every layer; sliding_window missing or null = no window
+        qwen2, qwen3  only with use_sliding_window, and then layers >= max_window_layers (28 when missing)
+        qwen2_moe  only with use_sliding_window, and then the even layers below max_window_layers
+        qwen3_moe  only with use_sliding_window, and then every layer
         gemma2   the even layers 0, 2, 4, …; sliding_window missing = 4096, null = no window
         (any)    layer_types, when present, names each layer's kind and overrides the rule
                  (qwen2 still slides nothing without use_sliding_window: its window is then None)
@@ -86,7 +107,9 @@ def sliding_layers(c: dict, mt: str, L: int) -> tuple[Optional[int], list[bool]]
 
     if mt in ("mistral", "gemma2"):
         window = window_or(HF_SLIDING_WINDOW)
-    elif mt == "qwen2":
+    elif mt in ("mixtral", "phi3"):
+        window = window_or(None)
+    elif mt in QWEN_FAMILIES:
         window = window_or(HF_SLIDING_WINDOW) if _bool(c, "use_sliding_window", False) else None
     else:
         window = None
@@ -95,13 +118,16 @@ def sliding_layers(c: dict, mt: str, L: int) -> tuple[Optional[int], list[bool]]
         if not isinstance(types, list) or len(types) != L or any(t not in LAYER_TYPES for t in types):
             raise ValueError(f"layer_types must list {L} entries (num_hidden_layers), each one of {', '.join(LAYER_TYPES)}")
         slides = [t == "sliding_attention" for t in types]
-        if mt not in ("mistral", "qwen2", "gemma2") and any(slides):
+        if mt not in ("mistral", "gemma2", *QWEN_FAMILIES) and any(slides):
             window = _int(c, "sliding_window", limit="sliding_window")  # no family default to fall back on
-    elif mt == "mistral":
+    elif mt in EVERY_LAYER:
         slides = [True] * L
-    elif mt == "qwen2":
+    elif mt in ("qwen2", "qwen3"):
         first = _int(c, "max_window_layers", HF_QWEN2_MAX_WINDOW_LAYERS, lo=0, limit="n_layers")
         slides = [i >= first for i in range(L)]
+    elif mt == "qwen2_moe":
+        below = _int(c, "max_window_layers", HF_QWEN2_MAX_WINDOW_LAYERS, lo=0, limit="n_layers")
+        slides = [i % 2 == 0 and i < below for i in range(L)]
     elif mt == "gemma2":
         slides = [i % 2 == 0 for i in range(L)]
     else:
@@ -111,26 +137,60 @@ def sliding_layers(c: dict, mt: str, L: int) -> tuple[Optional[int], list[bool]]
     return window, slides
 
 
+# What transformers' MoE config classes assume when a config.json leaves a field out: (E, k, me, ms).
+HF_MOE_DEFAULTS = {"mixtral": (8, 2, None, 0), "qwen2_moe": (60, 4, 1408, 5632), "qwen3_moe": (128, 8, 768, 0)}
+
+
+def _experts(c: dict, mt: str, L: int, m: int) -> dict:
+    """The Arch fields of a mixture of experts (empty for a dense family): E, k, me, ms and how many layers
+    have experts. Qwen's rule (its decoder layers' own test): layer i has experts unless i is in
+    mlp_only_layers or (i + 1) % decoder_sparse_step ≠ 0."""
+    if mt not in HF_MOE_DEFAULTS:
+        return {}
+    E0, k0, me0, ms0 = HF_MOE_DEFAULTS[mt]
+    E = _int(c, "num_local_experts" if mt == "mixtral" else "num_experts", E0, lo=0, limit="n_experts")
+    if mt == "mixtral":
+        me, ms, moe = m, 0, L
+    else:
+        me = _int(c, "moe_intermediate_size", me0, limit="d_mlp")
+        ms = _int(c, "shared_expert_intermediate_size", ms0, lo=0, limit="d_mlp") if mt == "qwen2_moe" else 0
+        step = _int(c, "decoder_sparse_step", 1, limit="n_layers")
+        dense = c.get("mlp_only_layers") or []
+        if not isinstance(dense, list) or any(isinstance(i, bool) or not isinstance(i, int) for i in dense):
+            raise ValueError(f"mlp_only_layers must be a list of layer indices, got {short(dense)}")
+        moe = sum(i not in dense and (i + 1) % step == 0 for i in range(L))
+    if E == 0 or moe == 0:  # transformers builds dense MLPs everywhere: count it as the dense model it is
+        return {}
+    k = _int(c, "num_experts_per_tok", k0, limit="n_experts")
+    if k > E:
+        raise ValueError(f"num_experts_per_tok ({k}) cannot exceed the number of experts ({E})")
+    return dict(n_experts=E, experts_per_token=k, d_expert=me, d_shared=ms, moe_layers=None if moe == L else moe)
+
+
 def _llama_like(c: dict, mt: str, name: str) -> Arch:
     d = _int(c, "hidden_size")
     L = _int(c, "num_hidden_layers", limit="n_layers")
     gemma = mt in ("gemma", "gemma2")
-    nh, nkv, hd = _heads(c, d, "num_attention_heads", "num_key_value_heads", 256 if gemma else None)
-    attn_bias = _bool(c, "attention_bias", False) if mt in ("llama", "gemma", "gemma2") else False
+    nh, nkv, hd = _heads(c, d, "num_attention_heads", "num_key_value_heads",
+                         256 if gemma else 128 if mt == "qwen3" else None)
+    attn_bias = _bool(c, "attention_bias", False) if mt in ("llama", "gemma", "gemma2", "qwen3", "qwen3_moe") else False
+    qkv_bias = mt == "qwen2" or (mt == "qwen2_moe" and _bool(c, "qkv_bias", True))
+    m = _int(c, "intermediate_size", limit="d_mlp")
     window, slides = sliding_layers(c, mt, L)
     window_layers = None if all(slides) else sum(slides)  # None = every layer
     return Arch(
         name=name,
         vocab_size=_int(c, "vocab_size", limit="vocab_size"),
         d_model=d, n_layers=L, n_heads=nh, n_kv_heads=nkv, head_dim=hd,
-        d_mlp=_int(c, "intermediate_size", limit="d_mlp"),
+        d_mlp=m,
         mlp="gated", norm="rmsnorm", norms_per_layer=4 if mt == "gemma2" else 2,
-        qkv_bias=attn_bias or mt == "qwen2", o_bias=attn_bias,
+        qkv_bias=attn_bias or qkv_bias, o_bias=attn_bias, qk_norm=mt in ("qwen3", "qwen3_moe"),
         mlp_bias=_bool(c, "mlp_bias", False) if mt == "llama" else False,
         positions="rope",
         tie_embeddings=_bool(c, "tie_word_embeddings", gemma),
         sliding_window=window, window_layers=window_layers,
         max_seq_len=_int(c, "max_position_embeddings", 4096, limit="max_seq_len"),
+        **_experts(c, mt, L, m),
     )
 
 
@@ -154,7 +214,7 @@ def _gpt2(c: dict, name: str) -> Arch:
     )
 
 
-FAMILIES = ("llama", "mistral", "qwen2", "gemma", "gemma2", "gpt2")
+FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "phi3", "gemma", "gemma2", "gpt2", "mixtral", "qwen2_moe", "qwen3_moe")
 
 
 def arch_from_hf_config(c: dict, name: Optional[str] = None) -> Arch:
@@ -253,10 +313,46 @@ PRESETS: dict[str, dict] = {
     "Gemma-2-9B": dict(model_type="gemma2", vocab_size=256000, hidden_size=3584, intermediate_size=14336,
                        num_hidden_layers=42, num_attention_heads=16, num_key_value_heads=8, head_dim=256,
                        sliding_window=4096, max_position_embeddings=8192),  # 9,241,705,984
+    "Phi-3-mini-4k-instruct": dict(model_type="phi3", vocab_size=32064, hidden_size=3072, intermediate_size=8192,
+                                   num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32,
+                                   max_position_embeddings=4096, sliding_window=2047,
+                                   tie_word_embeddings=False),  # 3,821,079,552
+    "Qwen3-0.6B": dict(model_type="qwen3", vocab_size=151936, hidden_size=1024, intermediate_size=3072,
+                       num_hidden_layers=28, num_attention_heads=16, num_key_value_heads=8, head_dim=128,
+                       max_position_embeddings=40960, use_sliding_window=False,
+                       tie_word_embeddings=True),  # 596,049,920
+    "Qwen3-8B": dict(model_type="qwen3", vocab_size=151936, hidden_size=4096, intermediate_size=12288,
+                     num_hidden_layers=36, num_attention_heads=32, num_key_value_heads=8, head_dim=128,
+                     max_position_embeddings=40960, use_sliding_window=False,
+                     tie_word_embeddings=False),  # 8,190,735,360
 }
+
+# Mixtures of experts, apart from PRESETS: the inference roofline (model/inference/roofline.py) and the
+# Inference page take every dense preset and read every weight once per decode step, which an MoE model
+# does not do (a token reads k of E experts). The accounting page offers both.
+MOE_PRESETS: dict[str, dict] = {
+    "Mixtral-8x7B-v0.1": dict(model_type="mixtral", vocab_size=32000, hidden_size=4096, intermediate_size=14336,
+                              num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8,
+                              num_local_experts=8, num_experts_per_tok=2, sliding_window=None,
+                              max_position_embeddings=32768,
+                              tie_word_embeddings=False),  # 46,702,792,704 total, 12,879,925,248 active
+    "Qwen1.5-MoE-A2.7B": dict(model_type="qwen2_moe", vocab_size=151936, hidden_size=2048, intermediate_size=5632,
+                              num_hidden_layers=24, num_attention_heads=16, num_key_value_heads=16,
+                              num_experts=60, num_experts_per_tok=4, moe_intermediate_size=1408,
+                              shared_expert_intermediate_size=5632, decoder_sparse_step=1, mlp_only_layers=[],
+                              max_position_embeddings=8192, use_sliding_window=False,
+                              tie_word_embeddings=False),  # 14,315,784,192 total, 2,689,173,504 active
+    "Qwen3-30B-A3B": dict(model_type="qwen3_moe", vocab_size=151936, hidden_size=2048, intermediate_size=6144,
+                          num_hidden_layers=48, num_attention_heads=32, num_key_value_heads=4, head_dim=128,
+                          num_experts=128, num_experts_per_tok=8, moe_intermediate_size=768,
+                          decoder_sparse_step=1, mlp_only_layers=[], max_position_embeddings=40960,
+                          use_sliding_window=False,
+                          tie_word_embeddings=False),  # 30,532,122,624 total, 3,353,032,704 active
+}
+ALL_PRESETS = {**PRESETS, **MOE_PRESETS}
 
 
 def preset_arch(name: str) -> Arch:
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {short(name)}; one of {', '.join(PRESETS)}")
-    return arch_from_hf_config(PRESETS[name], name)
+    if name not in ALL_PRESETS:
+        raise ValueError(f"unknown preset {short(name)}; one of {', '.join(ALL_PRESETS)}")
+    return arch_from_hf_config(ALL_PRESETS[name], name)
