@@ -342,7 +342,9 @@ def test_rope_page_draws_the_fixed_vector_and_the_measured_decay(model):
 def test_shared_keys_figure_panels():
     K, Q = np.ones((3, 4)), [np.zeros((3, 4)), np.full((3, 4), 2.0)]
     fig = shared_keys_figure(K, Q, [0, 1], 0, ["a", "b", "c"], True)
-    assert len(fig.data) == 3 and "3 positions × 4 d_head" in fig.layout.annotations[0].text
+    # the shape is the same for every panel: stated once, in the figure's title (panel titles stay short)
+    assert len(fig.data) == 3 and "3 positions × 4 d_head" in fig.layout.title.text
+    assert "after RoPE" in fig.layout.title.text and fig.layout.annotations[0].text.startswith("keys")
     np.testing.assert_allclose(np.asarray(fig.data[2].z), 2.0)
 
 

@@ -57,16 +57,17 @@ def attention_grid(
         order = [list(np.argsort(-np.nan_to_num(scores[l], nan=-1.0), kind="stable")) for l in range(L)]
 
     def title(l: int, h: int) -> str:
+        # One short line per fact: on one line the titles ran into each other below ~1100 px.
         t = f"L{first_layer + l} H{first_head + h}"
         if kv_of_head is not None:
-            t += f" (kv{kv_of_head[h]})"
+            t += f"<br>(kv{kv_of_head[h]})"
         if scores is not None and np.isfinite(scores[l, h]):
-            t += f" · {scores[l, h]:.2f}"
+            t += f"<br>· {scores[l, h]:.2f}"
         return t
 
     fig = make_subplots(
         rows=L, cols=H, subplot_titles=[title(l, h) for l in range(L) for h in order[l]],
-        horizontal_spacing=0.014, vertical_spacing=0.3 / L if L > 1 else 0.0,
+        horizontal_spacing=0.014, vertical_spacing=0.36 / L if L > 1 else 0.0,
     )
     frames = []
     for l in range(L):
@@ -92,11 +93,12 @@ def attention_grid(
     # Exact ranges: no padding band of plot background (which is the mask's grey) around the cells.
     fig.update_xaxes(showticklabels=False, ticks="", showgrid=False, zeroline=False, range=[-0.5, T - 0.5])
     fig.update_yaxes(showticklabels=False, ticks="", showgrid=False, zeroline=False, range=[T - 0.5, -0.5])
-    fig.update_annotations(font_size=11)
+    fig.update_annotations(font_size=10)
     fig.update_layout(
-        height=170 * L + 60, margin=dict(l=10, r=10, t=50, b=10), plot_bgcolor="rgba(0,0,0,0)", **_CLEAR,
+        height=170 * L + 100, margin=dict(l=10, r=10, t=90, b=10), plot_bgcolor="rgba(0,0,0,0)", **_CLEAR,
+        # at the very top of the margin, above the first row's three-line panel titles
         title=dict(text=plotly_text(f"colour frame and title = {role} score") if role and scores is not None else None,
-                   font=dict(size=12)),
+                   font=dict(size=12), y=1, yref="container", yanchor="top", pad=dict(t=6)),
     )
     return fig
 
@@ -110,8 +112,8 @@ def head_zoom(pattern: np.ndarray, scores: np.ndarray, labels: list[str], title:
     p = np.array(pattern, dtype=np.float32)
     p[np.isnan(s)] = np.nan
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.18,
-                        subplot_titles=("scores q·k/√d_head (before softmax)",
-                                        "pattern = softmax(scores), rows sum to 1"))
+                        subplot_titles=("scores q·k/√d_head<br>(before softmax)",
+                                        "pattern = softmax(scores)<br>(rows sum to 1)"))
     mask = np.isnan(s)
     fig.add_trace(_mask_trace(mask, cats, cats), row=1, col=1)
     fig.add_trace(_mask_trace(mask, cats, cats), row=1, col=2)
@@ -131,7 +133,8 @@ def head_zoom(pattern: np.ndarray, scores: np.ndarray, labels: list[str], title:
     fig.update_yaxes(range=[T - 0.5, -0.5], showgrid=False, showticklabels=False, row=1, col=2)
     fig.update_xaxes(range=[-0.5, T - 0.5], showgrid=False, title="key", tickangle=-60)
     side = max(360, min(820, 13 * T + 160))
-    fig.update_layout(height=side, margin=dict(l=10, r=10, t=80 if title else 50, b=10),
+    fig.update_annotations(font_size=13)
+    fig.update_layout(height=side, margin=dict(l=10, r=10, t=95 if title else 65, b=10),
                       plot_bgcolor="rgba(0,0,0,0)", title=plotly_text(title) or None, **_CLEAR)
     return fig
 
@@ -143,8 +146,10 @@ def role_heatmaps(scores: dict[str, np.ndarray], kv_of_head: list[int] | None = 
     L, H = np.asarray(scores[roles[0]]).shape
     cols = min(2, len(roles))
     rows = -(-len(roles) // cols)
+    # Between rows, 90 px: narrow panels tilt the "H3 (kv1)" ticks, and they must clear the next row's titles.
+    height = rows * (50 + 40 * L) + 40 + 90 * (rows - 1)
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=[plotly_text(r) for r in roles],
-                        horizontal_spacing=0.08, vertical_spacing=0.3 / rows if rows > 1 else 0.0)
+                        horizontal_spacing=0.08, vertical_spacing=90 / (height - 40) if rows > 1 else 0.0)
     x = [f"H{h}" + (f" (kv{kv_of_head[h]})" if kv_of_head is not None else "") for h in range(H)]
     y = [f"L{l}" for l in range(L)]
     for i, role in enumerate(roles):
@@ -155,7 +160,10 @@ def role_heatmaps(scores: dict[str, np.ndarray], kv_of_head: list[int] | None = 
             hovertemplate="%{y} %{x}<br>" + plotly_text(role) + " %{z:.3f}<extra></extra>",
         ), row=i // cols + 1, col=i % cols + 1)
     fig.update_yaxes(autorange="reversed")
-    fig.update_layout(height=rows * (50 + 40 * L) + 40, margin=dict(l=10, r=10, t=30, b=10),
+    # One title per row and per column of panels: the others share them (same heads, same layers).
+    fig.update_xaxes(title=dict(text="head", font=dict(size=12)), row=rows)
+    fig.update_yaxes(title=dict(text="layer", font=dict(size=12)), col=1)
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10),
                       coloraxis=dict(colorscale="Viridis", cmin=0, cmax=1, colorbar=dict(title=dict(text="score", side="right"), thickness=12)),
                       **_CLEAR)
     return fig
@@ -196,9 +204,10 @@ def shared_keys_figure(K: np.ndarray, Qs: list[np.ndarray], heads: list[int], kv
     group is a row of one of the query panels dotted with a row of the key panel (÷ √d_head). One colour scale
     per panel kind (keys, queries), centred at 0. rotated: the vectors are after RoPE."""
     T, d = K.shape
-    after = " after RoPE" if rotated else ""
-    titles = [f"keys, K/V head {kv_head}{after}<br>[{T} positions × {d} d_head]"] + [
-        f"queries, head {h}{after}<br>[{T} positions × {d} d_head]" for h in heads]
+    # Short two-line panel titles: with 4–7 panels a column is ~100 px wide, and the long ones overprinted.
+    # The shape and "after RoPE" hold for every panel, so they are said once, in the figure's title.
+    titles = [f"keys<br>kv {kv_head}"] + [f"queries<br>head {h}" for h in heads]
+    whole = ("after RoPE · " if rotated else "") + f"each panel {T} positions × {d} d_head"
     n = 1 + len(Qs)
     fig = make_subplots(rows=1, cols=n, shared_yaxes=True, horizontal_spacing=0.03, subplot_titles=titles)
     cats = [f"{i} {plotly_text(l)}" for i, l in enumerate(labels)]
@@ -213,7 +222,10 @@ def shared_keys_figure(K: np.ndarray, Qs: list[np.ndarray], heads: list[int], kv
                           y=0.75 if j == 0 else 0.22),
             hovertemplate="position %{y}<br>dim %{x}: %{z:.3f}<extra>" + name + "</extra>",
         ), row=1, col=j + 1)
-        fig.update_xaxes(title_text="d_head dim", row=1, col=j + 1)
-    fig.update_yaxes(autorange="reversed", tickfont=dict(family="monospace", size=10), row=1, col=1)
-    fig.update_layout(height=int(np.clip(14 * T + 140, 300, 900)), margin=dict(l=10, r=10, t=60, b=10), **_CLEAR)
+        fig.update_xaxes(title_text="dim", row=1, col=j + 1)  # "d_head" is in the figure's title
+    fig.update_yaxes(autorange="reversed", tickfont=dict(family="monospace", size=10), title_text="position",
+                     row=1, col=1)
+    fig.update_annotations(font_size=11)
+    fig.update_layout(height=int(np.clip(14 * T + 160, 320, 920)), margin=dict(l=10, r=10, t=90, b=10),
+                      title=dict(text=plotly_text(whole), font=dict(size=13), y=0.99, yanchor="top"), **_CLEAR)
     return fig

@@ -21,7 +21,7 @@ from viz.tokens import axis_labels, plotly_text
 VARIANT_COLOURS = {
     "gqa-rope": "#4C6FFF",
     "mha-rope": "#E4572E",
-    "mqa-rope": "#29A36A",
+    "mqa-rope": "#009E73",  # Okabe–Ito bluish green: tells apart from mha-rope's vermilion with red–green deficiency
     "gqa-sinusoidal": "#F3A712",
     "gqa-learned": "#B07CC6",
     "gqa-alibi": "#17BECF",
@@ -110,6 +110,7 @@ def loss_bars(names: Sequence[str], bits_per_char: Sequence[float], baselines: d
                       annotation_text=f"{plotly_text(name)} baseline {b:.2f}", annotation_position="top left")
     top = max(list(bits_per_char) + list(baselines.values()) + [0.0])
     fig.update_layout(height=330, margin=dict(l=10, r=10, t=20, b=10), yaxis_title="bits per character",
+                      xaxis_title="variant",
                       yaxis_range=[0, top * 1.12], showlegend=bool(many), **_CLEAR)
     return fig
 
@@ -179,7 +180,7 @@ def kv_sharing_compare(heads: dict[str, tuple[int, int]]) -> go.Figure:
     from query head h to the K/V head it reads, h // (n_heads / n_kv_heads) (Llama's repeat_kv order)."""
     names = list(heads)
     fig = make_subplots(rows=1, cols=len(names), horizontal_spacing=0.05,
-                        subplot_titles=[f"{n}: {h} query / {k} K/V head{'s' if k > 1 else ''}"
+                        subplot_titles=[f"{n}:<br>{h} query / {k} K/V head{'s' if k > 1 else ''}"  # a third width
                                         for n, (h, k) in heads.items()])
     for c, name in enumerate(names):
         H, K = heads[name]
@@ -204,7 +205,7 @@ def kv_sharing_compare(heads: dict[str, tuple[int, int]]) -> go.Figure:
         fig.update_xaxes(visible=False, range=[-0.8, H - 0.2], fixedrange=True, row=1, col=c + 1)
         fig.update_yaxes(visible=False, range=[-0.7, 1.7], fixedrange=True, row=1, col=c + 1)
     fig.update_annotations(font_size=12)
-    fig.update_layout(height=220, margin=dict(l=10, r=10, t=40, b=10), plot_bgcolor="rgba(0,0,0,0)", **_CLEAR)
+    fig.update_layout(height=240, margin=dict(l=10, r=10, t=55, b=10), plot_bgcolor="rgba(0,0,0,0)", **_CLEAR)
     return fig
 
 
@@ -284,7 +285,8 @@ def attention_side_by_side(patterns: dict[str, np.ndarray], labels: Sequence[str
     fig = make_subplots(rows=len(names), cols=H, horizontal_spacing=0.01,
                         vertical_spacing=0.05 if len(names) > 1 else 0,
                         row_titles=[plotly_text(n) for n in names],
-                        subplot_titles=[f"head {h}" if r == 0 else "" for r in range(len(names)) for h in range(H)])
+                        # "H0": "head 0" did not fit a sixth of a phone's width
+                        subplot_titles=[f"H{h}" if r == 0 else "" for r in range(len(names)) for h in range(H)])
     causal = np.tril(np.ones((T, T), dtype=bool))
     for r, name in enumerate(names):
         p = patterns[name]
@@ -325,6 +327,11 @@ def next_token_bars(dists: dict[str, tuple[Sequence[str], Sequence[float]]], col
         fig.update_yaxes(autorange="reversed", tickfont=dict(family="monospace", size=11), row=i // cols + 1,
                          col=i % cols + 1)
         fig.update_xaxes(range=[0, min(1.0, top * 1.3)], tickformat=".0%", row=i // cols + 1, col=i % cols + 1)
+    # Axis titles on the last row and the first column only: the panels share both scales, and a title under
+    # an upper row would run into the panel titles of the row below.
+    for i in range((rows - 1) * cols, len(names)):
+        fig.update_xaxes(title_text="probability", title_font=dict(size=11), row=i // cols + 1, col=i % cols + 1)
+    fig.update_yaxes(title_text="next token", title_font=dict(size=11), col=1)
     fig.update_annotations(font_size=12)
     fig.update_layout(height=260 * rows + 30, margin=dict(l=10, r=10, t=40, b=10), showlegend=False, **_CLEAR)
     return fig
@@ -336,8 +343,9 @@ def last_token_attention(rows: dict[str, np.ndarray], labels: Sequence[str], n_l
     (n = the rows' width). `labels` is the whole prompt's, so each key is named by its real position: a row cut
     to the last 48 of 200 keys starts at key 152, not 0. One panel per variant, side by side."""
     names = list(rows)
+    # Names broken after their first "-" ("gqa-<br>sinusoidal"): seven on one line ran into each other.
     fig = make_subplots(rows=1, cols=len(names), horizontal_spacing=0.015,
-                        subplot_titles=[plotly_text(n) for n in names])
+                        subplot_titles=[plotly_text(n).replace("-", "-<br>", 1) for n in names])
     n_keys = max((np.asarray(r).shape[1] for r in rows.values()), default=0)
     first = len(labels) - n_keys
     keys = axis_labels(list(labels))[first:]  # "position token", positions first … T − 1
@@ -352,9 +360,10 @@ def last_token_attention(rows: dict[str, np.ndarray], labels: Sequence[str], n_l
                       row=1, col=c + 1)
         fig.update_yaxes(autorange="reversed", showticklabels=c == 0, tickfont=dict(size=9), row=1, col=c + 1)
     # The keys are named (position and token, vertical; Plotly thins them when a panel is narrow).
-    fig.update_xaxes(tickangle=-90, tickfont=dict(family="monospace", size=9),
-                     title_text=f"keys {first}–{len(labels) - 1}", title_font=dict(size=10))
+    fig.update_xaxes(tickangle=-90, tickfont=dict(family="monospace", size=9))
+    # One x title, under the first panel: repeated under each, they ran into each other on a phone.
+    fig.update_xaxes(title_text=f"keys {first}–{len(labels) - 1}", title_font=dict(size=10), row=1, col=1)
     fig.update_yaxes(title_text="layer, head", row=1, col=1)
-    fig.update_annotations(font_size=11)
-    fig.update_layout(height=460, margin=dict(l=10, r=10, t=40, b=10), **_CLEAR)
+    fig.update_annotations(font_size=10)
+    fig.update_layout(height=470, margin=dict(l=10, r=10, t=50, b=10), **_CLEAR)
     return fig

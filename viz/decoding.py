@@ -151,9 +151,10 @@ def cache_reorder_figure(parents: list[int], old_labels: list[str], new_labels: 
         hovertemplate="%{customdata}<extra></extra>"))
     fig.update_xaxes(visible=False, range=[-1.6, 2.6], fixedrange=True)
     fig.update_yaxes(visible=False, range=[-max(B_old, B_new) + 0.4, 0.8], fixedrange=True)
-    fig.add_annotation(x=0, y=0.7, text="<b>cache rows before</b>", showarrow=False)
-    fig.add_annotation(x=1, y=0.7, text="<b>after the reorder</b>", showarrow=False)
-    fig.update_layout(height=60 + 34 * max(B_old, B_new), margin=dict(l=10, r=10, t=10, b=10))
+    # Two lines each, bottom-anchored into the top margin: on one line they ran into each other in a half column.
+    fig.add_annotation(x=0, y=0.5, yanchor="bottom", text="<b>cache rows<br>before</b>", showarrow=False)
+    fig.add_annotation(x=1, y=0.5, yanchor="bottom", text="<b>after the<br>reorder</b>", showarrow=False)
+    fig.update_layout(height=85 + 34 * max(B_old, B_new), margin=dict(l=10, r=10, t=35, b=10))
     return fig
 
 

@@ -45,7 +45,7 @@ def norms_bar(norms: np.ndarray, labels: list[str], typical: float | None = None
         fig.add_hline(y=typical, line=dict(dash="dot", color="#888"), annotation_text="vocabulary median",
                       annotation_position="top left")
     fig.update_yaxes(title="‖embedding‖")
-    fig.update_xaxes(tickangle=-60 if len(labels) > 12 else 0)
+    fig.update_xaxes(title="token", tickangle=-60 if len(labels) > 12 else 0)
     fig.update_layout(height=300, margin=dict(l=10, r=10, t=10, b=10), **_CLEAR)
     return fig
 

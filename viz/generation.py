@@ -110,7 +110,8 @@ def distribution_figure(
                       legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0), hovermode="closest")
     fig.update_yaxes(title_text="probability", range=[0, ymax * 1.22], row=1, col=1)
     fig.update_yaxes(autorange="reversed", title_text="filter", row=2, col=1)
-    fig.update_xaxes(tickvals=x, ticktext=ticks, tickangle=-45, tickfont=dict(family="monospace"), row=2, col=1)
+    fig.update_xaxes(tickvals=x, ticktext=ticks, tickangle=-45, tickfont=dict(family="monospace"), row=2, col=1,
+                     title_text="token (most probable first)")
     return fig
 
 
@@ -170,8 +171,8 @@ def cache_figure(K: np.ndarray, V: np.ndarray, positions: np.ndarray, labels: li
     n = len(positions)
     fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.16,  # room for K's colour bar
                         # two lines each: on one line the K and V titles overprinted in a narrow column
-                        subplot_titles=[f"{name}: {shape_text(n=n)} ×<br>{shape_text(kv=n_kv_heads, d=head_dim)}"
-                                        for name in "KV"])
+                        subplot_titles=[f"{name}: {shape_text(n=n)} ×<br>{shape_text(kv=n_kv_heads)} ×"
+                                        f"<br>{shape_text(d=head_dim)}" for name in "KV"])
     cols = [f"kv head {h}, dim {d}" for h in range(n_kv_heads) for d in range(head_dim)]
     rows = position_labels(positions, labels)
     for j, (name, M) in enumerate((("K", K), ("V", V))):
@@ -190,9 +191,10 @@ def cache_figure(K: np.ndarray, V: np.ndarray, positions: np.ndarray, labels: li
                           line=dict(color="#E4572E", width=2), row=1, col=j + 1)
     fig.update_yaxes(autorange="reversed", row=1, col=1, tickfont=dict(family="monospace", size=11),
                      title_text="position")
-    fig.update_xaxes(showticklabels=False, title_text="kv head · dim")
+    fig.update_xaxes(showticklabels=False, title_text="kv head · dim", row=1, col=1)
+    fig.update_xaxes(showticklabels=False, title_text="(same)", row=1, col=2)
     fig.update_annotations(font_size=12)
-    fig.update_layout(height=int(np.clip(13 * n + 130, 280, 740)), margin=dict(l=10, r=10, t=60, b=10))
+    fig.update_layout(height=int(np.clip(13 * n + 150, 300, 760)), margin=dict(l=10, r=10, t=75, b=10))
     return fig
 
 
@@ -209,7 +211,9 @@ def cache_bytes_figure(steps: list[int], measured: list[int], by_kind: dict[str,
                                            color=KIND_COLOURS.get(kind))))
     fig.add_trace(go.Scatter(x=steps, y=measured, mode="markers", name="measured: cache.nbytes()",
                              marker=dict(color=MEASURED, size=7, symbol="x")))
-    fig.update_layout(height=300, margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=-0.25),
+    # The legend above the plot: below it, it ran into the x title on a phone (it wraps upward instead).
+    fig.update_layout(height=320, margin=dict(l=10, r=10, t=30, b=10),
+                      legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0),
                       xaxis_title="step (0 = prefill)", yaxis_title="bytes (fp32)")
     last = max(steps) if steps else 0
     # Steps are whole and start at 0: never a negative axis, and room for step 1 before it is taken.
@@ -231,8 +235,9 @@ def kv_kinds_figure(by_kind: dict[str, int], ours: str) -> go.Figure:
                     opacity=[1.0 if k == ours else 0.55 for k in kinds],
                     line=dict(color=MEASURED, width=[2 if k == ours else 0 for k in kinds])), name="bytes",
     ))
-    fig.update_yaxes(ticktext=[f"{k} (this model)" if k == ours else k for k in kinds], tickvals=kinds)
-    fig.update_layout(height=170, margin=dict(l=10, r=10, t=10, b=10), xaxis_title="bytes now (fp32)")
+    # Short labels: the chart sits in a narrow column.
+    fig.update_yaxes(ticktext=[f"{k} (ours)" if k == ours else k for k in kinds], tickvals=kinds, title_text="kind")
+    fig.update_layout(height=170, margin=dict(l=10, r=10, t=10, b=10), xaxis_title="bytes (fp32)")
     fig.update_yaxes(autorange="reversed")
     return fig
 
@@ -258,7 +263,7 @@ def attention_rows_figure(rows: list[np.ndarray], key_positions: np.ndarray, key
             z=r.astype(np.float32), x=keys, y=heads, coloraxis="coloraxis", name=f"layer {first_layer + l}",
             hovertemplate="%{y} → position %{x}: %{z:.3f}<extra></extra>",
         ), row=l + 1, col=1)
-        fig.update_yaxes(autorange="reversed", row=l + 1, col=1)
+        fig.update_yaxes(autorange="reversed", title_text="query head", title_font=dict(size=11), row=l + 1, col=1)
     fig.update_xaxes(title_text="key position", row=L, col=1, tickangle=-45, tickfont=dict(family="monospace"))
     fig.update_layout(height=130 * L + 90, margin=dict(l=10, r=10, t=30, b=10),
                       coloraxis=dict(colorscale="Blues", cmin=0, cmax=top, colorbar=dict(title="weight", thickness=10)))
@@ -290,7 +295,7 @@ def temperature_pair_figure(labels: list[str], dists: tuple[np.ndarray, np.ndarr
             fig.add_annotation(x=x[c], y=top * 1.2, yanchor="top", text="▼ drawn", showarrow=False,
                                font=dict(color=FINAL, size=11), row=1, col=j + 1)
     fig.update_yaxes(range=[0, top * 1.22], title_text="probability drawn from", row=1, col=1)
-    fig.update_xaxes(tickangle=-45, tickfont=dict(family="monospace"))
+    fig.update_xaxes(tickangle=-45, tickfont=dict(family="monospace"), title_text="token, by rank")
     fig.update_layout(height=340, margin=dict(l=10, r=10, t=30, b=10), showlegend=False, bargap=0.15)
     return fig
 

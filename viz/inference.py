@@ -56,7 +56,7 @@ def tiles_figure(pattern: np.ndarray, tiles: Sequence[dict], current: int, label
                              showscale=False, hoverinfo="skip", name="masked"))
     text = [[f"query {plotly_text(labels[q])} ({q}) → key {plotly_text(labels[k])} ({k})" for k in range(T)] for q in range(T)]
     fig.add_trace(go.Heatmap(z=np.where(masked, np.nan, z), zmin=0, zmax=1, colorscale="Viridis", name="attention",
-                             customdata=text, colorbar=dict(title="attention", thickness=12, len=0.7),
+                             customdata=text, colorbar=dict(title=dict(text="attention", side="right"), thickness=12, len=0.7),
                              hovertemplate="%{customdata}<br>%{z:.3f}<extra></extra>"))
     fig.add_trace(go.Heatmap(z=skipped, colorscale=[[0, TILE_SKIPPED], [1, TILE_SKIPPED]], opacity=0.6, showscale=False,
                              hoverinfo="skip", name="skipped"))
@@ -83,7 +83,8 @@ def tile_state_figure(scores: Optional[np.ndarray], rows: Sequence[int], cols: S
     """One tile: its scores S (−inf masked), then per query row the running max m and sum l before and after it,
     and the running output O (rows × head dims) before and after. A skipped tile has no arrays (all None)."""
     fig = make_subplots(rows=1, cols=5, column_widths=[0.24, 0.14, 0.14, 0.24, 0.24], horizontal_spacing=0.05,
-                        subplot_titles=["this tile's scores S", "running max m", "running sum l", "O before",
+                        # two short lines: the m and l columns are narrow
+                        subplot_titles=["this tile's<br>scores S", "running<br>max m", "running<br>sum l", "O before",
                                         "O after"])
     ylab = [str(r) for r in rows]
     if scores is None:
@@ -113,12 +114,16 @@ def tile_state_figure(scores: Optional[np.ndarray], rows: Sequence[int], cols: S
                                      hovertemplate=f"query %{{y}}, dim %{{x}}<br>O {what} %{{z:.4f}}<extra></extra>"),
                           row=1, col=col)
     fig.update_yaxes(autorange="reversed", type="category")
+    fig.update_yaxes(title_text="query row", row=1, col=1)
+    for col, what in ((1, "key"), (2, "m"), (3, "l"), (4, "head dim"), (5, "head dim")):
+        fig.update_xaxes(title=dict(text=what, font=dict(size=11)), row=1, col=col)
     fig.update_yaxes(showticklabels=False, col=2)
     fig.update_yaxes(showticklabels=False, col=3)
     fig.update_yaxes(showticklabels=False, col=4)
     fig.update_yaxes(showticklabels=False, col=5)
     # The legend at the foot of the whole chart (container coordinates), below the tick labels, never on them.
-    fig.update_layout(height=350, margin=dict(l=10, r=10, t=40, b=10), **_CLEAR,
+    # b leaves the legend its own strip under the axis titles.
+    fig.update_layout(height=400, margin=dict(l=10, r=10, t=60, b=40), **_CLEAR,
                       legend=dict(orientation="h", yref="container", y=0, yanchor="bottom", x=0.3))
     fig.update_annotations(font_size=12)
     return fig

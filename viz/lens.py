@@ -80,8 +80,8 @@ def next_token_lines(p_next: np.ndarray, stages: list[str], position: int, label
                              line=dict(color="#E4572E", width=3)))
     fig.update_yaxes(title="p(actual next token)", range=[0, 1.02])
     fig.update_xaxes(title="read out")
-    fig.update_layout(height=320, margin=dict(l=10, r=10, t=50, b=10),
-                      legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0), **_CLEAR)
+    fig.update_layout(height=320, margin=dict(l=10, r=10, t=50, b=10),  # y: clear of the "1" tick beside the plot
+                      legend=dict(orientation="h", y=1.08, yanchor="bottom", x=0), **_CLEAR)
     return fig
 
 

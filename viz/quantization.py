@@ -175,7 +175,7 @@ def memory_figure(names: Sequence[str], codes: Sequence[int], scales: Sequence[i
               for t, b in zip(totals, bits_per_weight)]
     fig.add_trace(go.Scatter(y=list(names), x=kb(totals), mode="text", text=labels, textposition="middle right",
                              showlegend=False, hoverinfo="skip", cliponaxis=False))
-    fig.update_layout(barmode="stack", xaxis_title="kB (10³ bytes)", height=60 + 44 * len(names),
+    fig.update_layout(barmode="stack", xaxis_title="kB (10³ bytes)", yaxis_title="format", height=60 + 44 * len(names),
                       legend_traceorder="normal",
                       xaxis_range=[0, max(totals) / 1e3 * 1.45], yaxis_autorange="reversed",
                       legend=dict(orientation="h", y=-0.25), margin=dict(l=10, r=10, t=20, b=10), **_CLEAR)

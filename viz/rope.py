@@ -21,7 +21,7 @@ def pair_arrows_figure(before: np.ndarray, after: np.ndarray, positions: np.ndar
     """One frequency pair (x_2i, x_2i+1) of q or k at each position, as arrows from the origin: left as the
     projection made it, right after RoPE turned it by m·θ_i. before, after: (N, 2); angles: (N,) radians."""
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.08,
-                        subplot_titles=[f"{what} before rotation", f"{what} after: turned by m·θᵢ"])
+                        subplot_titles=[f"{what}<br>before rotation", f"{what} after:<br>turned by m·θᵢ"])  # half columns
     n = len(positions)
     colours = sample_colorscale(POS_SCALE, list(np.linspace(0, 1, n))) if n > 1 else ["#440154"]
     lim = 1.12 * float(max(np.abs(before).max(), np.abs(after).max(), 1e-6)) if n else 1.0
@@ -67,8 +67,8 @@ def fixed_vector_figure(positions: np.ndarray, angles: np.ndarray, pair: int) ->
     fig.update_layout(annotations=[dict(x=x[p], y=y[p], ax=0, ay=0, xref="x", yref="y", axref="x", ayref="y",
                                         showarrow=True, arrowhead=2, arrowwidth=1.6, arrowcolor=colours[p], text="")
                                    for p in range(n)],
-                      title=dict(text=f"the fixed vector (1, 0), pair {pair}, turned by m·θᵢ", font=dict(size=13)),
-                      height=430, margin=dict(l=10, r=10, t=40, b=10), showlegend=False)
+                      title=dict(text=f"the fixed vector (1, 0), pair {pair},<br>turned by m·θᵢ", font=dict(size=13)),
+                      height=450, margin=dict(l=10, r=10, t=60, b=10), showlegend=False)
     fig.update_xaxes(range=[-1.3, 1.3], zeroline=True, title_text="x₂ᵢ")
     fig.update_yaxes(range=[-1.3, 1.3], zeroline=True, title_text="x₂ᵢ₊₁", scaleanchor="x", scaleratio=1)
     return fig
@@ -147,10 +147,10 @@ def wavelength_figure(wavelengths: np.ndarray, context: int) -> go.Figure:
     # A trace, not add_hline: shapes on a log axis take log10 coordinates.
     fig.add_trace(go.Scatter(x=[-0.5, P - 0.5], y=[context, context], mode="lines", name=f"context = {context}",
                              line=dict(dash="dash", color="#111"), hoverinfo="name"))
-    fig.add_annotation(x=-0.4, y=np.log10(context), text=f"context = {context} positions", showarrow=False,
+    fig.add_annotation(x=-0.4, y=np.log10(context), text=f"context {context}", showarrow=False,
                        yshift=10, xanchor="left")
     fig.update_yaxes(type="log", dtick=1, title_text="positions per turn (2π/θᵢ)")  # dtick=1: one tick a decade
-    fig.update_xaxes(title_text="pair i (fast → slow)")
+    fig.update_xaxes(title_text="pair i (fast→slow)")
     fig.update_layout(height=320, margin=dict(l=10, r=10, t=10, b=10), showlegend=False)
     return fig
 

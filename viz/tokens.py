@@ -127,5 +127,6 @@ def merge_steps_figure(steps: list[list[str]], merged_at: list[int | None], line
         names.append("bytes" if k == 0 else f"merge {k}")
     fig = token_boxes(labels, hover=hover, breaks=breaks, line_chars=line_chars, colours=colours, row_names=names)
     fig.update_layout(margin=dict(l=70, r=10, t=8, b=8))
-    fig.update_yaxes(tickfont=dict(size=12))
+    # automargin widens the left margin to fit the title beside the "merge 12" labels
+    fig.update_yaxes(tickfont=dict(size=12), title=dict(text="step", font=dict(size=12)), automargin=True)
     return fig
