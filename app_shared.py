@@ -115,6 +115,18 @@ _ROOT = Path(__file__).resolve().parent
 _IN_SHELL: ContextVar[bool] = ContextVar("in_shell", default=False)
 
 
+# Narrow screens (1024 px with the sidebar open, a phone): Streamlit cuts a metric's value or a button's label to
+# "0.…" / "B…" when its column is narrower than the text. Instead the metric's value shrinks with the viewport
+# and both wrap. A style-only st.html takes no room on the page.
+NARROW_CSS = """<style>
+[data-testid="stMetricValue"] { font-size: clamp(1.2rem, 0.6rem + 1.6vw, 2.25rem); }
+[data-testid="stMetricValue"] > div, [data-testid="stMetricLabel"] div, [data-testid="stMetricLabel"] p {
+  white-space: normal; overflow-wrap: anywhere; text-overflow: clip; }
+button[data-testid^="stBaseButton"] div, button[data-testid^="stBaseButton"] p {
+  white-space: normal; overflow-wrap: anywhere; text-overflow: clip; }
+</style>"""
+
+
 def listed_pages() -> list[tuple[str, str, str, str]]:
     """The PAGES entries whose file exists (a checkout may leave a page out; the menu then leaves it out too)."""
     return [p for p in PAGES if (_ROOT / p[0]).is_file()]
@@ -125,6 +137,7 @@ def run_shell() -> None:
     choices (model variant and prompt, mirrored into the URL) with one line on what the page shows — then the
     page the URL asks for, run inside all that. app.py is just this call."""
     st.set_page_config(page_title="Transformer internals, live", page_icon=":material/hub:", layout="wide")
+    st.html(NARROW_CSS)
     pages = [st.Page(str(_ROOT / f), title=t, icon=i, default=(f == HOME)) for f, t, i, _ in listed_pages()]
     pg = st.navigation(pages)
     blurbs = {t: b for _, t, _, b in PAGES}

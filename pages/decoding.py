@@ -158,7 +158,8 @@ def stepper(key: str, n: int, ident: tuple, unit: str) -> int:
         st.session_state[key] = min(max(0, to), n - 1)
 
     now = st.session_state[key]
-    b = st.columns([1.7, 1.1, 1.3, 1.2, 2], vertical_alignment="center")
+    # Four equal button columns, the position on its own line: at 900 px a 1.1-wide "Back" had 4 px for its label.
+    b = st.columns(4, vertical_alignment="center")
     b[0].button(f"Next {unit}", key=key + "_next", type="primary", icon=":material/skip_next:", width="stretch",
                 on_click=move, args=(now + 1,), disabled=now >= n - 1)
     b[1].button("Back", key=key + "_back", icon=":material/undo:", width="stretch", on_click=move, args=(now - 1,),
@@ -166,7 +167,7 @@ def stepper(key: str, n: int, ident: tuple, unit: str) -> int:
     b[2].button("To end", key=key + "_end", icon=":material/fast_forward:", width="stretch", on_click=move,
                 args=(n - 1,), disabled=now >= n - 1)
     b[3].button("Reset", key=key + "_reset", icon=":material/restart_alt:", width="stretch", on_click=move, args=(0,))
-    b[4].markdown(f"**{unit} {now + 1} of {n}**")
+    st.markdown(f"**{unit} {now + 1} of {n}**")
     sync_url(key)  # 0-based, as in session_state
     return now
 

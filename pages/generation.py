@@ -180,7 +180,7 @@ is_current = view == latest
 res = r.result()
 title = "the prefill" if r.is_prefill else f"decode step {view}"
 st.subheader(f"Step {view}: {title} chooses token {view + 1}", anchor=False)
-left, right = st.columns([3, 1], gap="large")
+left, right = st.columns([5, 2], gap="large")  # [3, 1] cut "3.98 → 3.33" at 1024 px
 with left:
     shown = top_slice(res.tempered, N_SHOWN, res.token)
     s = r.sampler
@@ -245,26 +245,27 @@ layer = 0 if layer is None else layer
 K, V, pos = stepper.cache_rows(layer, upto=r.cache_len)
 new_from = r.first_pos
 k_shape_text = shape_text(b=1, kv=cfg.n_kv_heads, n=r.n_cached, d=cfg.head_dim)  # every size named
-cl, cr = st.columns([3, 2], gap="large")
+# The K and V panels take the full width: in a 3/5 column at 1024 px their titles and colour bars collided.
+st.plotly_chart(cache_figure(K, V, pos, [labels[p] for p in pos], cfg.n_kv_heads, cfg.head_dim, new_from),
+                key="gen_cache", config=PLOT_CONFIG)
+st.caption("One row per position, newest at the bottom (boxed: written by this step). Keys are stored after "
+           "RoPE: a key's rotation depends only on its own position, so it never needs redoing."
+           if cfg.pos_encoding == "rope" else "One row per position, newest at the bottom (boxed: this step).")
+cl, cr = st.columns(2, gap="large")
 with cl:
-    st.plotly_chart(cache_figure(K, V, pos, [labels[p] for p in pos], cfg.n_kv_heads, cfg.head_dim, new_from),
-                    key="gen_cache", config=PLOT_CONFIG)
-    st.caption("One row per position, newest at the bottom (boxed: written by this step). Keys are stored after "
-               "RoPE: a key's rotation depends only on its own position, so it never needs redoing."
-               if cfg.pos_encoding == "rope" else "One row per position, newest at the bottom (boxed: this step).")
-with cr:
     by_kind_now = kv_bytes_by_attention(cfg, r.cache_len)
     st.markdown(
         f"Each layer holds K and V, each of shape {k_shape_text}. All {cfg.n_layers} layers: 2 (K and V) × "
         f"{shape_text(L=cfg.n_layers, kv=cfg.n_kv_heads, n=r.n_cached, d=cfg.head_dim)} "
         f"numbers × 4 bytes = **{r.cache_bytes:,} bytes** ({r.cache_bytes / 1024:,.1f} KiB)."
     )
+    st.info(step_cost_text(r.is_prefill, r.cache_len, len(r.key_positions), r.flops_cached, r.flops_recompute),
+            icon=":material/bolt:")
+with cr:
     st.plotly_chart(kv_kinds_figure(by_kind_now, cfg.attention_kind), key="gen_kinds", config=PLOT_CONFIG)
     st.caption(f"The same model with one K/V head per query head (MHA) or one shared by all (MQA): only the K/V "
                f"head count changes. This model is {cfg.attention_kind} ({cfg.n_heads} query heads, "
                f"{cfg.n_kv_heads} K/V heads).")
-    st.info(step_cost_text(r.is_prefill, r.cache_len, len(r.key_positions), r.flops_cached, r.flops_recompute),
-            icon=":material/bolt:")
 steps = list(range(len(records)))
 by_kind_steps = {k: [kv_bytes_by_attention(cfg, x.cache_len)[k] for x in records] for k in by_kind_now}
 st.plotly_chart(cache_bytes_figure(steps, [x.cache_bytes for x in records], by_kind_steps, cfg.attention_kind),

@@ -135,7 +135,7 @@ if st.session_state.get(shown):
     with st.container(border=True, key="lesson_answer"):
         st.markdown(f"**The model's answer** (computed now, for your prompt and {plain_md(variant)}):\n\n{step.answer}")
 
-c1, c2, _ = st.columns([1, 1, 4])
+c1, c2, _ = st.columns([1, 1, 2])
 c1.button("Previous", icon=":material/arrow_back:", disabled=k == 1, on_click=go, args=(k - 1,), key="lesson_prev",
           width="stretch")
 c2.button("Next", icon=":material/arrow_forward:", disabled=k == N, on_click=go, args=(k + 1,), key="lesson_next",

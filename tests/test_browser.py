@@ -40,6 +40,9 @@ def url_path(page_file: str) -> str:
     return "" if stem == "home" else stem
 
 
+TEXT_ONLY = {"lesson"}  # pages that draw no chart: waited on for their text (browser_support.wait_idle)
+
+
 def wait_until_idle(page) -> None:
     """A drawn chart (any: the first may sit in a closed expander or tab), the script run over, the layout
     settled (browser_support.wait_idle)."""
@@ -50,11 +53,12 @@ def wait_until_idle(page) -> None:
 def test_page_renders_without_errors(app_url, browser_page, shots_dir, page_file):
     page = browser_page
     page.goto(f"{app_url}/{url_path(page_file)}")
-    wait_until_idle(page)
-    assert page.locator(CHART).count() >= 1
+    chart = Path(page_file).stem not in TEXT_ONLY
+    wait_idle(page, timeout=PAGE_TIMEOUT_MS, chart=chart)
+    assert page.locator(CHART).count() >= (1 if chart else 0)
     errors = page.locator(ERRORS)
     assert errors.count() == 0, errors.first.inner_text()
-    shot = screenshot(page, shots_dir / f"{Path(page_file).stem}.png")
+    shot = screenshot(page, shots_dir / f"{Path(page_file).stem}.png", chart=chart)
     assert shot.stat().st_size > 10_000  # a real picture of the page, not an empty frame
 
 
@@ -123,6 +127,11 @@ def test_deep_link_on_a_fresh_server(_browser, tmp_path):
             box = page.locator('[data-testid="stSidebar"] textarea')
             assert box.count() == 1, "the page ran without app.py (Streamlit's legacy pages/ mode)"
             assert box.input_value() == "To be, or not to be"  # the link's prompt, not the default
+            more = page.locator('[data-testid="stSidebarNavViewButton"]')  # past 10 pages: "View N more"
+            if more.count():
+                more.click()
+                page.wait_for_function("n => document.querySelectorAll('[data-testid=\"stSidebarNav\"] a').length"
+                                       " === n", arg=len(_pages_literal()), polling=100)
             nav = page.locator('[data-testid="stSidebarNav"] a').all_inner_texts()
             titles = [t.strip().splitlines()[-1].strip() for t in nav]  # each link is "icon name\n\ntitle"
             assert titles == [e[1] for e in _pages_literal()], nav  # app.py's menu, not the legacy one

@@ -34,8 +34,9 @@ def test_every_page_on_a_folder_model(app_url, browser_page, folder):
     page = browser_page
     for entry in listed_pages():
         page.goto(f"{app_url}/{url_path(entry[0])}?model={quote(str(folder))}")
-        wait_idle(page, timeout=WAIT_MS)
-        assert page.locator(CHART).count() >= 1, entry[0]
+        text_only = Path(entry[0]).stem == "lesson"  # the lesson draws no chart (and says it runs on ours)
+        wait_idle(page, timeout=WAIT_MS, chart=not text_only)
+        assert page.locator(CHART).count() >= (0 if text_only else 1), entry[0]
         errors = page.locator(ERRORS)
         assert errors.count() == 0, (entry[0], errors.first.inner_text())
         sidebar = page.locator('[data-testid="stSidebar"]')

@@ -115,6 +115,8 @@ def test_every_page_and_tab_runs_on_a_folder_model(hf_folders, family):
             assert not at.error, (where, [e.value for e in at.error])
             if stem == "compare":  # ours alone: it says so, and goes on with our variants
                 assert "not one of them" in texts(at)
+            elif stem == "lesson":  # the lesson ends on our variants' comparison: it says where it runs
+                assert any("runs on our Shakespeare variants" in str(i.value) for i in at.info), where
             elif (stem, tab) != ("decoding", "Speculative decoding"):
                 assert charts(at), where
             assert at.session_state["model_source"] == "folder"

@@ -120,8 +120,8 @@ def test_two_replicas_behind_nginx_keep_each_session_on_its_replica(tmp_path):
                 _check(it, s)
                 assert s.session_id == ids[s.i], f"student {s.i} got a new session after reconnecting"
                 assert any("2 decode steps" in t for t in s.texts), f"student {s.i} lost its steps"
-            # Control: the same session id sent to the other replica is unknown there — a new session, the
-            # steps gone (the page still works, from the prompt in the URL).
+            # Control: the same session id sent to the other replica is unknown there — a new session (the
+            # page still works, from what the URL carries: the prompt, and the generation steps it replays).
             ctrl = students[1]
             old = ctrl.session_id
             await ctrl.drop()
@@ -129,7 +129,7 @@ def test_two_replicas_behind_nginx_keep_each_session_on_its_replica(tmp_path):
             it = await ctrl.resume()
             _check(it, ctrl)
             assert ctrl.replica == "r2" and ctrl.session_id != old
-            assert any("0 decode steps" in t for t in ctrl.texts) and it.own_marker
+            assert any(re.search(r"\b\d+ decode steps?\b", t) for t in ctrl.texts) and it.own_marker
             await asyncio.gather(*(s.close() for s in students))
 
         in_own_loop(scenario)

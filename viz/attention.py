@@ -113,7 +113,7 @@ def head_zoom(pattern: np.ndarray, scores: np.ndarray, labels: list[str], title:
     p[np.isnan(s)] = np.nan
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.18,
                         subplot_titles=("scores q·k/√d_head<br>(before softmax)",
-                                        "pattern = softmax(scores)<br>(rows sum to 1)"))
+                                        "pattern =<br>softmax(scores)"))
     mask = np.isnan(s)
     fig.add_trace(_mask_trace(mask, cats, cats), row=1, col=1)
     fig.add_trace(_mask_trace(mask, cats, cats), row=1, col=2)
