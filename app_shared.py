@@ -1250,7 +1250,10 @@ def model_source_sidebar() -> None:
                       "nothing is ever downloaded.")
     if not ALLOW_FOLDERS or st.session_state.get("model_source") == "shipped":
         url_choice("variant", list(VARIANTS), DEFAULT_VARIANT)
-        st.selectbox("Model variant", list(VARIANTS), key="variant", format_func=variant_label)
+        # The variants with weights, and the chosen one whatever it is (a link may name one whose checkpoint is
+        # missing: its pages then say so). Defined but untrained variants are not offered.
+        offered = [v for v in VARIANTS if is_trained(v) or v == st.session_state["variant"]]
+        st.selectbox("Model variant", offered, key="variant", format_func=variant_label)
         sync_url("variant")
         if "model" in st.query_params:
             del st.query_params["model"]

@@ -29,7 +29,7 @@ from model.evaluation import seeds as seed_runs
 from model.evaluation.evaluate import QUICK, RESULTS_PATH, evaluate_shipped
 from model.evaluation.stats import in_and_past_context
 from model.net.checkpoints import (ATTENTION_VARIANTS, COMPARED_VARIANTS, DEFAULT_VARIANT, POSITION_VARIANTS,
-                                   VARIANT_BLURBS, VARIANTS, available_variants, load_train_log, variant_config,
+                                   VARIANT_BLURBS, available_variants, load_train_log, variant_config,
                                    variant_dir)
 from model.text.corpus import VAL_WORKS
 from model.text.tokenizer import token_label
@@ -121,7 +121,7 @@ if is_folder(current_model()):  # the sidebar holds a folder's model: this page 
 st.markdown(intro(
     COMPARED_VARIANTS, [variant_config(n).attention_kind for n in ATTENTION],
     [variant_config(n).pos_encoding for n in POSITIONS],
-    {n: VARIANT_BLURBS.get(n, n) for n in VARIANTS if n not in COMPARED_VARIANTS},
+    {n: VARIANT_BLURBS.get(n, n) for n in available_variants() if n not in COMPARED_VARIANTS},  # shipped ones only
     {n: r["params"] for n, r in (res or {}).get("variants", {}).items()},
     {n: c["train"] for n, c in curves(COMPARED_VARIANTS).items()}, len(VAL_WORKS),
     (res or {}).get("data", {}).get("tokens")))

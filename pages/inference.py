@@ -169,8 +169,8 @@ if tab_tiles.open:
             left.plotly_chart(tiles_figure(run["pattern"], [dict(q=x.q_rows, k=x.k_cols, computed=x.computed)
                                                             for x in tiles], n, list(prompt.labels)),
                               key="inf_tiles", config=PLOT_CONFIG)
-            left.caption("The head's attention pattern (the explicit softmax; grey = masked) with the tile grid. Red: "
-                         "this tile; amber: skipped before it, no work at all; veiled: still to come.")
+            left.caption("The head's attention pattern (the explicit softmax; grey = masked) with the tile grid: rows "
+                         "of tiles are Q blocks, columns K/V blocks. Red: this tile; amber: skipped before it, no work at all; veiled: still to come.")
             with right:
                 st.markdown(
                     "Per query row the tile keeps three running values in fast memory, updated with this tile's "

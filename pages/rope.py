@@ -6,6 +6,7 @@ Thin: the prompt's cached trace → `model/analysis/rope.py` (the model's own `a
 `viz/rope.py`.
 """
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +17,10 @@ from app_shared import (
     require_shell, sync_url, trace_prompt, url_choice, url_int,
 )
 from model.analysis import rope as rope_probe
+from model.evaluation import rope_scaling as rope_scaling_eval
 from model.analysis.geometry import cosine_by_distance, cosine_matrix
 from model.analysis.heads import kv_head_of
+from viz.rope_scaling import angle_ratio_figure, loss_by_position_figure, scaling_sentences
 from viz.embeddings import embed_scale_sentence, position_similarity_sentence, position_table_sentence
 from viz.rope import (abs_score_figure, abs_score_sentence, alibi_figure, angle_table_figure, angle_table_sentence,
                       fixed_vector_figure, pair_arrows_figure, pair_turn_sentence, position_table_figure, shift_figure,
@@ -131,7 +134,7 @@ url_int("rope_layer", 0, 0, cfg.n_layers - 1)
 url_int("rope_head", 0, 0, nh - 1)
 url_int("rope_pair", 0, 0, hd // 2 - 1)
 url_choice("rope_which", ["q", "k"], "q")
-c = st.columns([2, 2, 3, 1])
+c = st.columns([2, 2, 3, 2])
 layer = c[0].selectbox("Layer", list(range(cfg.n_layers)), key="rope_layer")
 head = c[1].selectbox("Query head", list(range(nh)), key="rope_head")
 pair = c[2].slider("Frequency pair i", 0, hd // 2 - 1, key="rope_pair", help="0 turns fastest, the last slowest.")
@@ -164,24 +167,24 @@ before = tr[f"blocks.{layer}.attn.hook_{which}"][idx, h_idx, 2 * pair: 2 * pair 
 after = tr[f"blocks.{layer}.attn.hook_rot_{which}"][idx, h_idx, 2 * pair: 2 * pair + 2]  # (N, 2)
 angles = idx * inv[pair]
 shared = " — a K/V head, shared by its group" if which == "k" and nkv < nh else ""
-ca, cb = st.columns([2, 1], gap="medium")
-ca.plotly_chart(pair_arrows_figure(before, after, idx, [prompt.labels[i] for i in idx], angles,
+# Full width, one above the other: side by side, the three square panels shrink below readable at 900 px.
+st.plotly_chart(pair_arrows_figure(before, after, idx, [prompt.labels[i] for i in idx], angles,
                                    f"{which} (head {h_idx}{shared})"),
                 key="rope_arrows", config=PLOT_CONFIG)
-cb.plotly_chart(fixed_vector_figure(idx, angles, pair), key="rope_fixed", config=PLOT_CONFIG)
-st.caption(pair_turn_sentence(pair, inv[pair], T, cfg.max_seq_len) + " Each position of the prompt holds another "
-           "token, so the model's arrows (left) differ in length and starting direction; the right panel turns one "
-           "fixed vector by the same angles, so only the rotation changes from position to position.")
+cf, ct = st.columns([1, 1], gap="medium")
+cf.plotly_chart(fixed_vector_figure(idx, angles, pair), key="rope_fixed", config=PLOT_CONFIG)
+ct.caption(pair_turn_sentence(pair, inv[pair], T, cfg.max_seq_len) + " Each position of the prompt holds another "
+           "token, so the model's arrows (above) differ in length and starting direction; the panel on the left "
+           "turns one fixed vector by the same angles, so only the rotation changes from position to position.")
 
 # --- angles and wavelengths ----------------------------------------------------------------------------------
 st.subheader("The angle table and the wavelengths", anchor=False)
-c1, c2 = st.columns([3, 2], gap="large")
 n_rows = max(T, min(cfg.max_seq_len, 64))
-c1.plotly_chart(angle_table_figure(rope_probe.angle_table(n_rows, hd, theta, scaling), waves, T), key="rope_angles",
+st.plotly_chart(angle_table_figure(rope_probe.angle_table(n_rows, hd, theta, scaling), waves, T), key="rope_angles",
                 config=PLOT_CONFIG)
-c1.caption(angle_table_sentence(inv, n_rows))
-c2.plotly_chart(wavelength_figure(waves, cfg.max_seq_len), key="rope_waves", config=PLOT_CONFIG)
-c2.caption(wavelength_sentence(inv, cfg.max_seq_len))
+st.caption(angle_table_sentence(inv, n_rows))
+st.plotly_chart(wavelength_figure(waves, cfg.max_seq_len), key="rope_waves", config=PLOT_CONFIG)
+st.caption(wavelength_sentence(inv, cfg.max_seq_len))
 
 # --- the relative-position property --------------------------------------------------------------------------
 st.subheader("Only m − n matters", anchor=False)
@@ -227,3 +230,63 @@ st.caption(abs_score_sentence(dist, mean_abs, se_abs, all_scores.shape[0]))
 download_csv([{"distance": int(d), "mean_abs_score": float(a), "standard_error": float(e)}
               for d, a, e in zip(dist, mean_abs, se_abs)], "rope_score_vs_distance.csv")
 link_to_compare()
+
+# --- past the training context -------------------------------------------------------------------------------
+# The committed measurement (`python -m model.evaluation.rope_scaling` → results/rope_scaling.json): no model
+# runs here.
+
+
+@st.cache_data(show_spinner=False)
+def rope_scaling_results(path: str, mtime: float) -> dict | None:
+    """The measurement, or None when the file is missing or unreadable (mtime in the key: a new run is read)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+st.subheader("Past the training context", anchor=False)
+scaling_path = rope_scaling_eval.RESULTS_PATH  # read at run time: tests point it elsewhere
+scaling_res = rope_scaling_results(str(scaling_path), scaling_path.stat().st_mtime if scaling_path.is_file() else 0.0)
+if scaling_res is None:
+    st.info("No measurement of RoPE past its training context yet (`results/rope_scaling.json` is missing or "
+            "unreadable). Run `python -m model.evaluation.rope_scaling --threads 1` and reload the page.",
+            icon=":material/info:")
+elif variant != scaling_res.get("variant"):
+    st.info(f"Measured on **{scaling_res.get('variant')}** only: choose it in the sidebar to see how its loss "
+            f"behaves out to {scaling_res.get('length', '?')} positions under each RoPE scaling.",
+            icon=":material/info:")
+else:
+    sm = scaling_res["methods"]
+    ctx, length = scaling_res["context"], scaling_res["length"]
+    labels = {n: m["label"] for n, m in sm.items()}
+    yarn_f = next((m["attention_factor"] for m in sm.values() if m["attention_factor"] != 1), None)
+    st.markdown(
+        f"This model was trained on {ctx}-token windows: no position past {ctx - 1} ever rotated its q and k. "
+        f"Here it reads {length:,} tokens of the held-out plays with the same weights, its positions treated "
+        f"{len(sm)} ways, none of them trained: **none** rotates on as trained (extrapolation); **linear** "
+        f"divides every θᵢ by {scaling_res['factor']:g} (position interpolation, Chen et al. 2023); **NTK-aware** "
+        "raises the base, so the fast pairs stay almost as trained and the slowest are interpolated "
+        "(bloc97 2023; the static form); **YaRN** keeps the fast pairs, interpolates the slow ones, ramps between "
+        "(Peng et al. 2023)"
+        + (f" and multiplies every q·k by {yarn_f:.4g}² = {yarn_f ** 2:.3f}." if yarn_f else ".")
+    )
+    st.plotly_chart(loss_by_position_figure(
+        np.asarray(scaling_res["bands"]["start"]), np.asarray(scaling_res["bands"]["end"]),
+        {n: np.asarray(m["band_mean"], dtype=float) for n, m in sm.items()},
+        {n: np.asarray(m["band_se"], dtype=float) for n, m in sm.items()}, ctx, labels),
+        key="rope_scaling_loss", config=PLOT_CONFIG)
+    reading = scaling_sentences(scaling_res)
+    st.caption(reading[0])
+    st.markdown("\n".join(f"- {s}" for s in reading[1:]))
+    trained_freq = next(m["inv_freq"] for m in sm.values() if m["rope_scaling"] is None)
+    st.plotly_chart(angle_ratio_figure({n: np.asarray(m["inv_freq"]) for n, m in sm.items()},
+                                       np.asarray(trained_freq), ctx, length, labels),
+                    key="rope_scaling_angles", config=PLOT_CONFIG)
+    st.caption(f"Each cell: how far pair i has turned at position {length - 1} under that method, over the largest "
+               f"angle it reached in training (position {ctx - 1}, unscaled). 1 means no angle the model has not "
+               "seen; above 1, the pair is taken further than ever. Pairs left of the dotted line turned a full "
+               "circle within the trained context, so every angle (mod 360°) was already seen there; for those "
+               "right of it a ratio above 1 is genuinely new. The price is compression: a ratio near 1 on a fast pair "
+               "means neighbouring positions now turn apart by less than in training (linear does this to every "
+               "pair; NTK-aware and YaRN spare the fastest).")

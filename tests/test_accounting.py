@@ -24,8 +24,8 @@ from model.net.transformer import Transformer, attention_mask
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# The seven shipped variants, plus an untied head and a sliding window (with learned positions, so the
-# position table and the window are both exercised).
+# Every variant (the shipped ones and the architecture variants), plus an untied head and a sliding window (with
+# learned positions, so the position table and the window are both exercised).
 CONFIGS = {name: ModelConfig(**kw) for name, kw in VARIANTS.items()}
 CONFIGS["gqa-rope-untied"] = ModelConfig(tie_embeddings=False)
 CONFIGS["gqa-learned-window"] = ModelConfig(pos_encoding="learned", sliding_window=16)
@@ -64,7 +64,9 @@ def test_params_equal_numel(name):
     d = breakdown.as_dict()
     assert d["embedding"] == named["tok_embed.weight"].numel()
     assert d["attn.W_k"] == sum(p.numel() for k, p in named.items() if k.endswith("W_k.weight"))
-    assert d["mlp.W_gate"] == sum(p.numel() for k, p in named.items() if k.endswith("W_gate.weight"))
+    # a dense gated MLP's W_gate, or the experts' (a plain MLP has none)
+    assert d.get("mlp.W_gate", 0) + d.get("moe.experts.W_gate", 0) == sum(
+        p.numel() for k, p in named.items() if k.endswith("W_gate.weight"))
     assert d.get("position table", 0) == (named["pos_embed.weight"].numel() if "pos_embed.weight" in named else 0)
     assert d["unembedding"] == (named["unembed.weight"].numel() if "unembed.weight" in named else 0)
 

@@ -9,7 +9,6 @@ numbers, a hostile prompt gives a message and no exception, and a Gemma folder (
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 from pathlib import Path
@@ -29,6 +28,7 @@ from model.net.checkpoints import load_variant
 from model.net.trace import run_with_trace
 from model.text.tokenizer import encode
 from viz import blocks as vb
+from app_support import arr, charts, open_page as open_app_page
 
 REPO = Path(__file__).resolve().parent.parent
 APP = str(REPO / "app.py")
@@ -59,20 +59,6 @@ def ref():
     return dict(model=model, ids=ids, tr=tr, stream=np.stack(stream), mlp=mlp)
 
 
-def arr(v) -> np.ndarray:
-    """A Plotly array back as NumPy: plain lists, or plotly.py's {"dtype", "bdata", "shape"} encoding."""
-    if isinstance(v, dict) and "bdata" in v:
-        a = np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
-        if "shape" in v:
-            a = a.reshape([int(s) for s in str(v["shape"]).split(",")])
-        return a.astype(float)
-    return np.array(v, dtype=float)
-
-
-def charts(at: AppTest) -> dict[str, dict]:
-    return {e.proto.id.rsplit("-", 1)[-1]: json.loads(e.proto.spec) for e in at.get("plotly_chart")}
-
-
 def trace_by_name(spec: dict, name: str) -> dict:
     return next(t for t in spec["data"] if t.get("name") == name)
 
@@ -83,15 +69,7 @@ def texts(at: AppTest) -> str:
 
 
 def open_page(prompt: str | None = None, query: dict | None = None, variant: str = VARIANT) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=240)
-    if prompt is not None:
-        at.session_state["prompt"] = prompt
-    at.session_state["variant"] = variant
-    for k, v in (query or {}).items():
-        at.query_params[k] = v
-    at.switch_page(PAGE).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_app_page(PAGE, prompt, variant, query, timeout=240)
 
 
 # --------------------------------------------------------------------------------------------------------

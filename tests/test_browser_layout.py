@@ -15,7 +15,7 @@ The lighter check (900 px, 390 px) asks only for no overlapping chart text and n
 Speed: one server, one browser, one tab per page: the page is loaded once and then resized and switched
 between light and dark (`emulate_media`; Streamlit follows prefers-color-scheme live), waiting on
 `wait_idle` after each change, never a fixed sleep. The default browser run checks 1280×800 in light and
-dark; the full matrix runs with LAYOUT_MATRIX=1 (`slow` too). Screenshots (full height) go to `shots_dir` as <page>-<width>-<scheme>.png.
+dark; the full matrix runs with LAYOUT_MATRIX=1 (`slow` too); LAYOUT_PAGES=rope,inference checks only those pages. Screenshots (full height) go to `shots_dir` as <page>-<width>-<scheme>.png.
 """
 
 from __future__ import annotations
@@ -163,10 +163,12 @@ _CHECK_JS = r"""(full) => {
 def _pages() -> list[tuple[str, str]]:
     from app_shared import listed_pages
 
+    only = {x for x in os.environ.get("LAYOUT_PAGES", "").split(",") if x}  # e.g. LAYOUT_PAGES=rope,inference
     out = []
     for f, title, _, _ in listed_pages():
         stem = Path(f).stem
-        out.append((stem, "" if stem == "home" else stem))
+        if not only or stem in only:
+            out.append((stem, "" if stem == "home" else stem))
     return out
 
 

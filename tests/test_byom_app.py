@@ -19,6 +19,7 @@ from streamlit.testing.v1 import AppTest
 
 import app_shared
 from app_shared import FOLDER_PREFIX, PAGES, cached_snapshots, folder_key, model_name
+from app_support import charts
 
 REPO = Path(__file__).resolve().parent.parent
 APP = str(REPO / "app.py")
@@ -68,10 +69,6 @@ def open_folder(folder, stem: str = "home", query: dict | None = None, prompt: s
     at.switch_page(page_file(stem)).run()
     assert not at.exception, [e.value for e in at.exception]
     return at
-
-
-def charts(at: AppTest) -> dict[str, dict]:
-    return {e.proto.id.rsplit("-", 1)[-1]: json.loads(e.proto.spec) for e in at.get("plotly_chart")}
 
 
 def unmd(text: str) -> str:

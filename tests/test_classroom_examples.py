@@ -3,8 +3,6 @@ prompt (its length, its guess, the logit lens at the default position), the trai
 never-trained tokens left out of the embedding map, the Generation page's labels, colours and two temperatures,
 RoPE's fixed vector and distance chart, and the keys a GQA group shares."""
 
-import base64
-import json
 import re
 from pathlib import Path
 
@@ -28,6 +26,7 @@ from viz.embeddings import untrained_sentence, vocab_map
 from viz.generation import (KIND_COLOURS, cache_bytes_figure, cache_figure, distribution_figure, kv_kinds_figure,
                             plural, prob_text, shape_text, temperature_pair_figure, temperature_pair_sentence)
 from viz.rope import abs_score_figure, abs_score_sentence, fixed_vector_figure
+from app_support import arr, chart, open_page as open_app_page
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
@@ -38,29 +37,7 @@ def model():
 
 
 def open_page(page: str, prompt: str = DEFAULT_PROMPT, query: dict | None = None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=90)
-    at.session_state["prompt"] = prompt
-    at.session_state["variant"] = "gqa-rope"
-    for k, v in (query or {}).items():
-        at.query_params[k] = v
-    at.switch_page(page).run()
-    assert not at.exception, at.exception
-    return at
-
-
-def chart(at: AppTest, key: str) -> dict:
-    for c in at.get("plotly_chart"):
-        if c.proto.id.endswith("-" + key):
-            return json.loads(c.proto.spec)
-    raise KeyError(key)
-
-
-def arr(x) -> np.ndarray:
-    """A figure array from the spec: plain JSON lists, or plotly's typed arrays {dtype, bdata, shape}."""
-    if isinstance(x, dict) and "bdata" in x:
-        a = np.frombuffer(base64.b64decode(x["bdata"]), dtype=np.dtype(x["dtype"]))
-        return a.reshape([int(n) for n in str(x["shape"]).split(",")]) if "shape" in x else a
-    return np.asarray(x)
+    return open_app_page(page, prompt, "gqa-rope", query, timeout=90)
 
 
 def captions(at: AppTest) -> str:

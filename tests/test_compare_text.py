@@ -287,6 +287,17 @@ def test_last_token_attention_names_keys_by_their_real_position():
     assert short.data[0].x[0] == "0 t0"
 
 
+def test_last_token_attention_puts_at_most_four_panels_a_row():
+    names = ["mha-rope", "gqa-rope", "mqa-rope", "gqa-sinusoidal", "gqa-learned", "gqa-alibi", "gqa-none"]
+    fig = last_token_attention({n: np.full((4, 8), 1 / 8) for n in names}, [f"t{i}" for i in range(8)], 2)
+    assert [a.text for a in fig.layout.annotations] == [n.replace("-", "-<br>", 1) for n in names]
+    # Trace i sits in row i // 4 + 1, column i % 4 + 1: x axes 1-4 on the first row, 5-7 on the second.
+    assert [t.xaxis for t in fig.data] == ["x", "x2", "x3", "x4", "x5", "x6", "x7"]
+    assert fig.layout.xaxis5.title.text == "keys 0–7" and not fig.layout.xaxis.title.text
+    assert fig.layout.yaxis.title.text == fig.layout.yaxis5.title.text == "layer, head"
+    assert fig.layout.xaxis.domain[0] == fig.layout.xaxis5.domain[0] and fig.layout.yaxis.domain[0] > fig.layout.yaxis5.domain[1]
+
+
 def test_loss_bars_draw_the_seed_spread_only_where_it_exists():
     plain = loss_bars(["a", "b"], [1.86, 1.88], {"bigram": 2.35})
     assert [t.name for t in plain.data] == ["shipped run"] and not plain.layout.showlegend

@@ -35,6 +35,7 @@ from model.net import checkpoints
 from model.net.checkpoints import DEFAULT_VARIANT, variant_config
 from model.net.config import ModelConfig
 from model.text.tokenizer import EOT_ID
+from app_support import open_page as open_app_page
 
 REPO = Path(__file__).resolve().parent.parent
 APP = str(REPO / "app.py")
@@ -197,13 +198,7 @@ def charts(at: AppTest) -> list[dict]:
 
 def open_page(page: str, prompt: Optional[str] = None, query: Optional[dict] = None,
               variant: str = DEFAULT_VARIANT) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=240)
-    if prompt is not None:
-        at.session_state["prompt"] = prompt
-    at.session_state["variant"] = variant
-    for k, v in (query or {}).items():
-        at.query_params[k] = v
-    return at.switch_page(page).run()
+    return open_app_page(page, prompt, variant, query, timeout=240, check=False)
 
 
 @pytest.fixture(scope="module")

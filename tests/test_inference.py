@@ -30,6 +30,7 @@ from model.net.kv_cache import KVCache
 from model.net.trace import run_with_trace
 from model.net.transformer import Transformer
 from model.text.tokenizer import encode
+from app_support import arr, chart, open_page as open_app_page
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 P = len(encode(DEFAULT_PROMPT))
@@ -312,30 +313,7 @@ def test_measurements_run_and_are_positive():
 
 
 def open_page(query: dict | None = None, variant: str = "gqa-rope", prompt: str = DEFAULT_PROMPT) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.session_state["prompt"] = prompt
-    at.session_state["variant"] = variant
-    for k, v in (query or {}).items():
-        at.query_params[k] = v
-    at.switch_page("pages/inference.py").run()
-    assert not at.exception, at.exception
-    return at
-
-
-def chart(at: AppTest, key: str) -> dict:
-    for c in at.get("plotly_chart"):
-        if c.proto.id.endswith("-" + key):
-            return json.loads(c.proto.spec)
-    raise KeyError(key)
-
-
-def arr(x) -> np.ndarray:
-    import base64
-
-    if isinstance(x, dict) and "bdata" in x:
-        a = np.frombuffer(base64.b64decode(x["bdata"]), dtype=np.dtype(x["dtype"]))
-        return a.reshape([int(n) for n in str(x["shape"]).split(",")]) if "shape" in x else a
-    return np.asarray(x)
+    return open_app_page("pages/inference.py", prompt, variant, query)
 
 
 def texts(at: AppTest) -> str:

@@ -21,10 +21,8 @@ No timing is asserted. On 2 busy cores the AppTest half takes about a minute.
 from __future__ import annotations
 
 import ast
-import base64
 import builtins
 import hashlib
-import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -42,6 +40,7 @@ from model.decoding.stepper import Stepper
 from model.text.tokenizer import encode, token_label
 from model.net.trace import run_with_trace
 from viz.tokens import axis_labels
+from app_support import arr, chart
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 N_SESSIONS = 20
@@ -133,21 +132,6 @@ def one_server():
             yield
     finally:
         Runtime._instance, PagesManager.uses_pages_directory = saved
-
-
-def arr(x) -> np.ndarray:
-    """A figure array from the spec: plain JSON lists, or plotly's typed arrays {dtype, bdata, shape}."""
-    if isinstance(x, dict) and "bdata" in x:
-        a = np.frombuffer(base64.b64decode(x["bdata"]), dtype=np.dtype(x["dtype"]))
-        return a.reshape([int(n) for n in str(x["shape"]).split(",")]) if "shape" in x else a
-    return np.asarray(x)
-
-
-def chart(at: AppTest, key: str) -> dict:
-    for c in at.get("plotly_chart"):
-        if c.proto.id.endswith("-" + key):
-            return json.loads(c.proto.spec)
-    raise KeyError(key)
 
 
 pytestmark = pytest.mark.slow  # about a minute on 2 busy cores

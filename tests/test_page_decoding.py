@@ -9,7 +9,6 @@ The speculative tab uses the shipped draft when checkpoints/draft is present and
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from streamlit.testing.v1 import AppTest
 
 from app_shared import DEFAULT_PROMPT
 from model.net.checkpoints import available_variants
+from app_support import chart, open_page as open_app_page
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAGE = "pages/decoding.py"
@@ -26,23 +26,7 @@ pytestmark = pytest.mark.usefixtures("shipped_variants")  # the checkpoints are 
 
 
 def open_page(prompt: str = DEFAULT_PROMPT, query: dict | None = None, tab: str | None = None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=180)
-    at.session_state["prompt"] = prompt
-    at.session_state["variant"] = "gqa-rope"
-    if tab:
-        at.session_state["dec_tab"] = tab
-    for k, v in (query or {}).items():
-        at.query_params[k] = v
-    at.switch_page(PAGE).run()
-    assert not at.exception, at.exception
-    return at
-
-
-def chart(at: AppTest, key: str) -> dict:
-    for c in at.get("plotly_chart"):
-        if c.proto.id.endswith("-" + key):
-            return json.loads(c.proto.spec)
-    raise KeyError(key)
+    return open_app_page(PAGE, prompt, "gqa-rope", query, state={"dec_tab": tab} if tab else None, timeout=180)
 
 
 def click(at: AppTest, key: str) -> AppTest:

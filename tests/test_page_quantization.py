@@ -3,7 +3,6 @@ computed here independently (the calculator, the quantizer, the committed result
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 from pathlib import Path
@@ -20,6 +19,7 @@ from model.quantize.cli import RESULTS_PATH
 from model.quantize.formats import FORMATS, Format, quantize
 
 from conftest import SHIPPED_VARIANTS
+from app_support import arr, charts, open_page as open_app_page
 
 REPO = Path(__file__).resolve().parent.parent
 APP = str(REPO / "app.py")
@@ -29,27 +29,7 @@ pytestmark = pytest.mark.usefixtures("shipped_variants")  # the checkpoints are 
 
 
 def open_page(variant: str | None = None, prompt: str | None = None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=180)
-    if variant is not None:
-        at.session_state["variant"] = variant
-    if prompt is not None:
-        at.session_state["prompt"] = prompt
-    at.run()
-    at.switch_page(PAGE)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def charts(at: AppTest) -> dict[str, dict]:
-    return {e.proto.id.rsplit("-", 1)[-1]: json.loads(e.proto.spec) for e in at.get("plotly_chart")}
-
-
-def arr(v) -> np.ndarray:
-    """A Plotly array back as NumPy: plain lists, or plotly.py's {"dtype", "bdata", "shape"} encoding."""
-    if isinstance(v, dict) and "bdata" in v:
-        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"])).astype(float)
-    return np.array([np.nan if x is None else x for x in v], dtype=float)
+    return open_app_page(PAGE, prompt, variant, timeout=180, home_first=True)
 
 
 def captions(at: AppTest) -> str:

@@ -3,7 +3,6 @@ hostile prompts, the interactions a teacher uses — and the charts' data is che
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from app_shared import PAGES
 from model.net.checkpoints import VARIANTS, available_variants, variant_config
 from model.text.tokenizer import EOT_ID, bytes_label, cl100k, encode, token_label
 from viz.tokens import plotly_text
+from app_support import arr, charts, open_page as open_app_page
 
 REPO = Path(__file__).resolve().parent.parent
 APP = str(REPO / "app.py")
@@ -38,33 +38,7 @@ def page_file(stem: str) -> str:
 
 
 def open_page(stem: str, prompt: str | None = None, variant: str | None = None, query: dict | None = None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    if prompt is not None:
-        at.session_state["prompt"] = prompt
-    if variant is not None:
-        at.session_state["variant"] = variant
-    for k, v in (query or {}).items():
-        at.query_params[k] = v
-    at.run()
-    at.switch_page(page_file(stem))
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def charts(at: AppTest) -> dict[str, dict]:
-    """Plotly specs by widget key (the part of the element id after the last '-')."""
-    return {e.proto.id.rsplit("-", 1)[-1]: json.loads(e.proto.spec) for e in at.get("plotly_chart")}
-
-
-def arr(v) -> np.ndarray:
-    """A Plotly array back as NumPy: plain lists, or plotly.py's {"dtype", "bdata", "shape"} encoding."""
-    if isinstance(v, dict) and "bdata" in v:
-        a = np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
-        if "shape" in v:
-            a = a.reshape([int(s) for s in str(v["shape"]).split(",")])
-        return a.astype(float)
-    return np.array(v, dtype=float)
+    return open_app_page(page_file(stem), prompt, variant, query, timeout=60, home_first=True)
 
 
 def texts(at: AppTest) -> str:

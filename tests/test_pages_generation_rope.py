@@ -2,8 +2,6 @@
 should (cache = prompt + steps, Back is exact, seeds repeat), the figures carry the right data, and hostile
 prompts never raise."""
 
-import base64
-import json
 from pathlib import Path
 
 import numpy as np
@@ -12,35 +10,14 @@ from streamlit.testing.v1 import AppTest
 
 from app_shared import DEFAULT_PROMPT
 from model.text.tokenizer import encode
+from app_support import arr, chart, open_page as open_app_page
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 P = len(encode(DEFAULT_PROMPT))
 
 
 def open_page(page: str, prompt: str = DEFAULT_PROMPT, variant: str = "gqa-rope", query: dict | None = None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.session_state["prompt"] = prompt
-    at.session_state["variant"] = variant
-    for k, v in (query or {}).items():
-        at.query_params[k] = v
-    at.switch_page(page).run()  # straight to the page: the home page never runs
-    assert not at.exception, at.exception
-    return at
-
-
-def chart(at: AppTest, key: str) -> dict:
-    for c in at.get("plotly_chart"):
-        if c.proto.id.endswith("-" + key):
-            return json.loads(c.proto.spec)
-    raise KeyError(key)
-
-
-def arr(x) -> np.ndarray:
-    """A figure array from the spec: plain JSON lists, or plotly's typed arrays {dtype, bdata, shape}."""
-    if isinstance(x, dict) and "bdata" in x:
-        a = np.frombuffer(base64.b64decode(x["bdata"]), dtype=np.dtype(x["dtype"]))
-        return a.reshape([int(n) for n in str(x["shape"]).split(",")]) if "shape" in x else a
-    return np.asarray(x)
+    return open_app_page(page, prompt, variant, query, timeout=60)  # straight to the page: the home page never runs
 
 
 def click(at: AppTest, key: str) -> AppTest:

@@ -19,6 +19,7 @@ from app_shared import DEFAULT_PROMPT
 from model.accounting import counts as acc
 from model.accounting.hf_configs import PRESETS, preset_arch
 from model.text.tokenizer import encode
+from app_support import chart
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 P = len(encode(DEFAULT_PROMPT))
@@ -42,13 +43,6 @@ def url(at: AppTest) -> dict[str, str]:
 
 def link_notices(at: AppTest) -> list[str]:
     return [w.value for w in at.warning if "link" in w.value]
-
-
-def chart(at: AppTest, key: str) -> dict:
-    for c in at.get("plotly_chart"):
-        if c.proto.id.endswith("-" + key):
-            return json.loads(c.proto.spec)
-    raise KeyError(key)
 
 
 def texts(at: AppTest) -> str:

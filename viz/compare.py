@@ -341,10 +341,13 @@ def last_token_attention(rows: dict[str, np.ndarray], labels: Sequence[str], n_l
     """rows[name] = [layer·head, key]: what the last prompt token — the one whose next token is predicted —
     attends to, in every layer and head (layers stacked top to bottom), over the *last* n keys of the prompt
     (n = the rows' width). `labels` is the whole prompt's, so each key is named by its real position: a row cut
-    to the last 48 of 200 keys starts at key 152, not 0. One panel per variant, side by side."""
+    to the last 48 of 200 keys starts at key 152, not 0. One panel per variant, at most four a row."""
     names = list(rows)
-    # Names broken after their first "-" ("gqa-<br>sinusoidal"): seven on one line ran into each other.
-    fig = make_subplots(rows=1, cols=len(names), horizontal_spacing=0.015,
+    # At most four panels a row: seven side by side were 45 px each on a phone and their titles ran into each
+    # other; names broken after their first "-" ("gqa-<br>sinusoidal") for the same reason.
+    ncol = min(4, max(1, len(names)))
+    nrow = -(-len(names) // ncol)
+    fig = make_subplots(rows=nrow, cols=ncol, horizontal_spacing=0.02, vertical_spacing=0.3 / nrow,
                         subplot_titles=[plotly_text(n).replace("-", "-<br>", 1) for n in names])
     n_keys = max((np.asarray(r).shape[1] for r in rows.values()), default=0)
     first = len(labels) - n_keys
@@ -353,17 +356,19 @@ def last_token_attention(rows: dict[str, np.ndarray], labels: Sequence[str], n_l
         a = np.asarray(rows[name])
         H = a.shape[0] // n_layers
         ylab = [f"L{i // H} H{i % H}" for i in range(a.shape[0])]
+        r, col = c // ncol + 1, c % ncol + 1
         fig.add_trace(go.Heatmap(z=a, x=keys, y=ylab, zmin=0, zmax=1, colorscale="Viridis",
                                  showscale=c == len(names) - 1,
                                  colorbar=dict(title=dict(text="attention", side="right"), thickness=10), name=name,
                                  hovertemplate="%{y} → key %{x}<br>%{z:.3f}<extra>" + plotly_text(name) + "</extra>"),
-                      row=1, col=c + 1)
-        fig.update_yaxes(autorange="reversed", showticklabels=c == 0, tickfont=dict(size=9), row=1, col=c + 1)
+                      row=r, col=col)
+        fig.update_yaxes(autorange="reversed", showticklabels=col == 1, tickfont=dict(size=9), row=r, col=col)
+        if col == 1:
+            fig.update_yaxes(title_text="layer, head", row=r, col=col)
     # The keys are named (position and token, vertical; Plotly thins them when a panel is narrow).
     fig.update_xaxes(tickangle=-90, tickfont=dict(family="monospace", size=9))
-    # One x title, under the first panel: repeated under each, they ran into each other on a phone.
-    fig.update_xaxes(title_text=f"keys {first}–{len(labels) - 1}", title_font=dict(size=10), row=1, col=1)
-    fig.update_yaxes(title_text="layer, head", row=1, col=1)
+    # One x title, under the first panel of the last row: repeated under each, they ran into each other.
+    fig.update_xaxes(title_text=f"keys {first}–{len(labels) - 1}", title_font=dict(size=10), row=nrow, col=1)
     fig.update_annotations(font_size=10)
-    fig.update_layout(height=470, margin=dict(l=10, r=10, t=50, b=10), **_CLEAR)
+    fig.update_layout(height=60 + 420 * nrow, margin=dict(l=10, r=10, t=50, b=10), **_CLEAR)
     return fig

@@ -72,7 +72,7 @@ def tiles_figure(pattern: np.ndarray, tiles: Sequence[dict], current: int, label
         shapes.append(dict(type="rect", x0=c0 - 0.5, x1=c1 - 0.5, y0=r0 - 0.5, y1=r1 - 0.5, name="this tile",
                            line=dict(color=CURRENT, width=4)))
     fig.update_layout(shapes=shapes, height=520, margin=_MARGIN, plot_bgcolor="rgba(0,0,0,0)", **_CLEAR,
-                      xaxis_title="key position (K/V blocks across)", yaxis_title="query position (Q blocks down)")
+                      xaxis_title="key position", yaxis_title="query position")  # short: the column is 260 px at 900
     fig.update_xaxes(range=[-0.5, T - 0.5], showgrid=False, zeroline=False, constrain="domain")
     fig.update_yaxes(range=[T - 0.5, -0.5], showgrid=False, zeroline=False, scaleanchor="x", constrain="domain")
     return fig
@@ -83,9 +83,8 @@ def tile_state_figure(scores: Optional[np.ndarray], rows: Sequence[int], cols: S
     """One tile: its scores S (−inf masked), then per query row the running max m and sum l before and after it,
     and the running output O (rows × head dims) before and after. A skipped tile has no arrays (all None)."""
     fig = make_subplots(rows=1, cols=5, column_widths=[0.24, 0.14, 0.14, 0.24, 0.24], horizontal_spacing=0.05,
-                        # two short lines: the m and l columns are narrow
-                        subplot_titles=["this tile's<br>scores S", "running<br>max m", "running<br>sum l", "O before",
-                                        "O after"])
+                        # one letter over m and l: those columns are 40 px wide on a phone
+                        subplot_titles=["scores S", "m", "l", "O before", "O after"])
     ylab = [str(r) for r in rows]
     if scores is None:
         fig.add_annotation(text="skipped: no scores, no update", showarrow=False, xref="paper", yref="paper",

@@ -20,8 +20,8 @@ def pair_arrows_figure(before: np.ndarray, after: np.ndarray, positions: np.ndar
                        angles: np.ndarray, what: str) -> go.Figure:
     """One frequency pair (x_2i, x_2i+1) of q or k at each position, as arrows from the origin: left as the
     projection made it, right after RoPE turned it by m·θ_i. before, after: (N, 2); angles: (N,) radians."""
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.08,
-                        subplot_titles=[f"{what}<br>before rotation", f"{what} after:<br>turned by m·θᵢ"])  # half columns
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12,
+                        subplot_titles=["before rotation", "after:<br>turned by m·θᵢ"])  # short: 150 px on a phone
     n = len(positions)
     colours = sample_colorscale(POS_SCALE, list(np.linspace(0, 1, n))) if n > 1 else ["#440154"]
     lim = 1.12 * float(max(np.abs(before).max(), np.abs(after).max(), 1e-6)) if n else 1.0
@@ -44,7 +44,8 @@ def pair_arrows_figure(before: np.ndarray, after: np.ndarray, positions: np.ndar
         fig.update_yaxes(range=[-lim, lim], zeroline=True, title_text="x₂ᵢ₊₁", row=1, col=j + 1,
                          scaleanchor="x" if j == 0 else "x2", scaleratio=1)
     fig.update_layout(annotations=[*fig.layout.annotations, *arrows],  # after the two subplot titles
-                      height=430, margin=dict(l=10, r=10, t=40, b=10), showlegend=False)
+                      title=dict(text=what.replace(" — ", "<br>"), font=dict(size=14), x=0, xanchor="left"),
+                      height=470, margin=dict(l=10, r=10, t=90, b=10), showlegend=False)
     return fig
 
 
@@ -67,7 +68,7 @@ def fixed_vector_figure(positions: np.ndarray, angles: np.ndarray, pair: int) ->
     fig.update_layout(annotations=[dict(x=x[p], y=y[p], ax=0, ay=0, xref="x", yref="y", axref="x", ayref="y",
                                         showarrow=True, arrowhead=2, arrowwidth=1.6, arrowcolor=colours[p], text="")
                                    for p in range(n)],
-                      title=dict(text=f"the fixed vector (1, 0), pair {pair},<br>turned by m·θᵢ", font=dict(size=13)),
+                      title=dict(text=f"(1, 0) in pair {pair},<br>turned by m·θᵢ", font=dict(size=13)),
                       height=450, margin=dict(l=10, r=10, t=60, b=10), showlegend=False)
     fig.update_xaxes(range=[-1.3, 1.3], zeroline=True, title_text="x₂ᵢ")
     fig.update_yaxes(range=[-1.3, 1.3], zeroline=True, title_text="x₂ᵢ₊₁", scaleanchor="x", scaleratio=1)

@@ -134,14 +134,19 @@ def validate(a: Arch) -> None:
 
 
 def arch_from_model_config(cfg, name: str = "our model") -> Arch:
-    """Our `model.net.config.ModelConfig` → Arch. Our model: SwiGLU, RMSNorm, no biases (see model/net/transformer.py)."""
+    """Our `model.net.config.ModelConfig` → Arch. Our model: SwiGLU, RMSNorm, no biases (see model/net/transformer.py);
+    the architecture variants: LayerNorm (weight + bias), a plain two-matrix MLP, post-norm (two norms per block
+    and no final one), or a mixture of experts (every layer; each expert a gated MLP of width d_mlp, no shared one)."""
+    E = cfg.n_experts
     return Arch(
         name=name, vocab_size=cfg.vocab_size, d_model=cfg.d_model, n_layers=cfg.n_layers, n_heads=cfg.n_heads,
-        n_kv_heads=cfg.n_kv_heads, head_dim=cfg.head_dim, d_mlp=cfg.d_mlp, mlp="gated", norm="rmsnorm",
+        n_kv_heads=cfg.n_kv_heads, head_dim=cfg.head_dim, d_mlp=cfg.d_mlp, mlp=cfg.mlp, norm=cfg.norm,
+        final_norm=cfg.norm_position == "pre",
         positions=cfg.pos_encoding, n_positions=cfg.max_seq_len if cfg.pos_encoding == "learned" else 0,
         tie_embeddings=cfg.tie_embeddings, sliding_window=cfg.sliding_window, max_seq_len=cfg.max_seq_len,
         qkv_bias=cfg.qkv_bias,  # an imported Qwen2 (model/net/hf_import.py)
         window_layers=None if cfg.sliding_layers is None else len(cfg.sliding_layers),
+        n_experts=E, experts_per_token=cfg.experts_per_token if E else 0, d_expert=cfg.d_mlp if E else 0,
     )
 
 

@@ -22,7 +22,8 @@ import math
 import numpy as np
 import torch
 
-from model.net.positions import alibi_slopes, apply_rope, scale_inv_freq, sinusoidal_table
+from model.net.positions import (alibi_slopes, apply_rope, rope_attention_factor,
+                                  scale_inv_freq, sinusoidal_table)
 
 # `scaling` below is a config's rope_scaling (an imported Llama-3.1 or linearly interpolated model; None for ours):
 # the frequencies are then rescaled exactly as the model rescales them (`model.net.positions.scale_inv_freq`).
@@ -49,7 +50,8 @@ def rotate(x: np.ndarray, positions: np.ndarray, theta: float, scaling: dict | N
     x_t = torch.as_tensor(np.asarray(x, dtype=np.float64))[None, :, None, :]  # (1, N, 1, hd)
     pos = np.asarray(positions, dtype=np.float64)
     angles = torch.as_tensor(pos[:, None] * inv_freq(x_t.shape[-1], theta, scaling)[None, :])  # (N, hd/2) float64
-    return apply_rope(x_t, angles)[0, :, 0, :].numpy()  # (N, hd)
+    # YaRN lengthens q and k as the model does
+    return apply_rope(x_t, angles, rope_attention_factor(scaling))[0, :, 0, :].numpy()  # (N, hd)
 
 
 def scores_at(q: np.ndarray, k: np.ndarray, m, n, theta: float, scaling: dict | None = None) -> np.ndarray:
@@ -95,7 +97,7 @@ def scores_by_distance(Q: np.ndarray, K: np.ndarray, distances, theta: float,
     z = (qc[:, None, :] * np.conj(kc)[None, :, :]).reshape(-1, hd // 2)  # (Nq·Nk, hd/2)
     r = np.asarray(distances, dtype=np.float64)
     phase = np.exp(1j * np.outer(inv_freq(hd, theta, scaling), r))  # (hd/2, R)
-    return (z @ phase).real / math.sqrt(hd)
+    return (z @ phase).real * rope_attention_factor(scaling) ** 2 / math.sqrt(hd)  # YaRN: q·k × factor²
 
 
 def mean_abs_by_distance(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

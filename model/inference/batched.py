@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from model.net.kv_cache import KVCache
-from model.net.positions import apply_rope, rope_angles, sinusoidal_table
+from model.net.positions import apply_rope, rope_angles, rope_attention_factor, sinusoidal_table
 
 
 def slot_of(position: int, capacity: int) -> int:
@@ -140,14 +140,15 @@ def decode_step(model, tokens: torch.Tensor, cache: SlotCache) -> torch.Tensor:
         x = x + sinusoidal_table(pos, cfg.d_model)[:, None]  # (B, 1, d)
     for layer, block in enumerate(model.blocks):
         attn = block.attn
-        h = block.ln1(x)  # (B, 1, d)
+        h = block.ln1(x) if block.pre_norm else x  # (B, 1, d) post-norm: the stream is normalised already
         q = attn.W_q(h).view(B, nh, hd)  # (B, nh, hd)
         k = attn.W_k(h).view(B, nkv, hd)  # (B, nkv, hd)
         v = attn.W_v(h).view(B, nkv, hd)  # (B, nkv, hd)
         if cfg.pos_encoding == "rope":
             angles = rope_angles(pos, hd, cfg.rope_theta, cfg.rope_scaling)  # (B, hd/2): one position per sequence
-            q = apply_rope(q[None], angles)[0]  # apply_rope's time axis carries the batch here
-            k = apply_rope(k[None], angles)[0]
+            f = rope_attention_factor(cfg.rope_scaling)
+            q = apply_rope(q[None], angles, f)[0]  # apply_rope's time axis carries the batch here
+            k = apply_rope(k[None], angles, f)[0]
         cache.k[layer][rows, :, slot] = k  # (B, nkv, hd) into each sequence's own slot
         cache.v[layer][rows, :, slot] = v
         K = cache.k[layer].repeat_interleave(g, dim=1) if g > 1 else cache.k[layer]  # (B, nh, cap, hd)
@@ -159,9 +160,15 @@ def decode_step(model, tokens: torch.Tensor, cache: SlotCache) -> torch.Tensor:
         seen = allowed & (rel < window) if window is not None else allowed  # (B, cap)
         scores = scores.masked_fill(~seen[:, None, :], float("-inf"))
         z = torch.einsum("bhc,bhcd->bhd", F.softmax(scores, dim=-1), V)  # (B, nh, hd)
-        x = x + attn.W_o(z.reshape(B, 1, nh * hd))  # (B, 1, d)
-        x = x + block.mlp(block.ln2(x))  # (B, 1, d)
-    return F.linear(model.ln_final(x), model.W_U)[:, 0]  # (B, V)
+        if block.pre_norm:
+            x = x + attn.W_o(z.reshape(B, 1, nh * hd))  # (B, 1, d)
+            x = x + block.mlp(block.ln2(x))  # (B, 1, d)
+        else:  # post-norm (Block.forward): norm after each residual add
+            x = block.ln1(x + attn.W_o(z.reshape(B, 1, nh * hd)))  # (B, 1, d)
+            x = block.ln2(x + block.mlp(x))  # (B, 1, d)
+    if model.ln_final is not None:  # None: post-norm
+        x = model.ln_final(x)  # (B, 1, d)
+    return F.linear(x, model.W_U)[:, 0]  # (B, V)
 
 
 # --------------------------------------------------------------------------------------------------------

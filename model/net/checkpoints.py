@@ -1,7 +1,9 @@
 """The shipped model variants and how they are saved and loaded (safetensors + JSON; nothing is unpickled).
 
-Seven variants, identical in data, size, steps and seed except for the one thing each comparison changes:
-attention (MHA / GQA / MQA, all RoPE) and positions (RoPE / sinusoidal / learned / ALiBi / none, all GQA).
+Variants identical in data, size, steps and seed except for the one thing each comparison changes:
+attention (MHA / GQA / MQA, all RoPE), positions (RoPE / sinusoidal / learned / ALiBi / none, all GQA), and
+the architecture (post-norm, LayerNorm, a plain GELU MLP, a mixture of experts; all GQA + RoPE). Plus a sliding
+window and the speculative-decoding draft.
 
 Layout of one variant, `checkpoints/<name>/`:
     model.safetensors   weights in fp16 (a tied embedding is stored once); loaded back as fp32
@@ -38,6 +40,14 @@ VARIANTS: dict[str, dict] = {
     # (2 layers of d_model 96, 3 query heads sharing 1 K/V head): a fifth of the parameters and FLOPs.
     # Whether drafting pays depends on the machine's per-step overhead; the Decoding page measures it.
     "draft": dict(d_model=96, n_layers=2, n_heads=3, n_kv_heads=1, d_mlp=256),
+    # The architecture comparison: the default with one choice changed, at the default's size.
+    "gqa-postnorm": dict(norm_position="post"),  # norm after each residual add (Vaswani et al.); no final norm
+    "gqa-layernorm": dict(norm="layernorm"),  # LayerNorm (weight + bias, GPT-2) for RMSNorm: +1,728 params
+    # GPT-2's two-matrix MLP; 4·d = 768 wide holds exactly SwiGLU's 3·192·512 = 294,912 weights per layer
+    "gqa-gelu": dict(mlp="plain", mlp_act="gelu_tanh", d_mlp=768),
+    # 4 SwiGLU experts of 256, 2 per token (Mixtral's routing): a token uses 2·3·192·256 = 294,912 MLP weights,
+    # as the dense default; the model holds twice the MLP weights (≈ 3.15 M params, ≈ 1.97 M active per token)
+    "gqa-moe": dict(n_experts=4, experts_per_token=2, d_mlp=256),
 }
 
 VARIANT_BLURBS = {
@@ -50,6 +60,10 @@ VARIANT_BLURBS = {
     "gqa-none": "GQA + no positional encoding",
     "gqa-window": "GQA + RoPE, sliding window of 64",
     "draft": "Draft: 2 layers × 96 wide (for speculative decoding)",
+    "gqa-postnorm": "GQA + RoPE, post-norm (norm after each residual add)",
+    "gqa-layernorm": "GQA + RoPE, LayerNorm instead of RMSNorm",
+    "gqa-gelu": "GQA + RoPE, GELU MLP (2 matrices of 768) instead of SwiGLU",
+    "gqa-moe": "GQA + RoPE, mixture of 4 experts (2 per token)",
 }
 
 
@@ -65,7 +79,7 @@ def variants_differing_in(field: str) -> list[str]:
     gqa-alibi, gqa-none; a variant that changes anything else (the draft's size) is in no comparison."""
     def others(name: str) -> dict:
         d = variant_config(name).to_dict()
-        del d[field]
+        d.pop(field, None)  # an optional field is absent while at its default (ModelConfig.to_dict)
         return d
 
     base = others(DEFAULT_VARIANT)
@@ -76,6 +90,9 @@ def variants_differing_in(field: str) -> list[str]:
 ATTENTION_VARIANTS = sorted(variants_differing_in("n_kv_heads"), key=lambda n: -variant_config(n).n_kv_heads)  # MHA → MQA
 POSITION_VARIANTS = variants_differing_in("pos_encoding")  # RoPE, sinusoidal, learned, ALiBi, none
 COMPARED_VARIANTS = [n for n in VARIANTS if n in ATTENTION_VARIANTS or n in POSITION_VARIANTS]  # both, once each
+# The architecture comparison, listed: the GELU MLP and the MoE change more than one field (width, activation,
+# experts) to stay at the default's size, so they cannot be derived as the two above are. The default first.
+ARCHITECTURE_VARIANTS = [DEFAULT_VARIANT, "gqa-postnorm", "gqa-layernorm", "gqa-gelu", "gqa-moe"]
 
 
 def variant_dir(name: str) -> Path:

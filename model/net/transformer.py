@@ -1,8 +1,12 @@
 """A small Llama-style decoder whose every step can be captured.
 
-Read top to bottom: RMSNorm and the mask → attention → SwiGLU MLP → block → the model. Around it, one
-module each: the config (`config.py`), hook points (`hooks.py`), position signals (`positions.py`), the KV
-cache (`kv_cache.py`); sampling lives outside the model (`model/decoding/sampling.py`), as in llama2.c.
+Read top to bottom: RMSNorm (and LayerNorm) and the mask → attention → SwiGLU MLP (and the plain GELU MLP,
+and the mixture of experts) → block → the model. Around it, one module each: the config (`config.py`), hook
+points (`hooks.py`), position signals (`positions.py`), the KV cache (`kv_cache.py`); sampling lives outside
+the model (`model/decoding/sampling.py`), as in llama2.c.
+
+Our model is pre-norm RMSNorm + SwiGLU. The alternatives the architecture comparison trains (ModelConfig's
+`norm`, `norm_position`, `mlp`, `n_experts`) live beside what they replace, so each is one class or one branch.
 
 Attention is computed explicitly — scores, mask, softmax, weighted sum — so every intermediate can be shown.
 `fused=True` swaps in `F.scaled_dot_product_attention` for training speed; tests check both give the same
@@ -23,7 +27,7 @@ import torch.nn.functional as F
 from model.net.config import ModelConfig
 from model.net.hooks import HookPoint
 from model.net.kv_cache import KVCache
-from model.net.positions import alibi_slopes, apply_rope, rope_angles, sinusoidal_table
+from model.net.positions import alibi_slopes, apply_rope, rope_angles, rope_attention_factor, sinusoidal_table
 
 # --------------------------------------------------------------------------------------------------------
 # Leaves: norm and mask
@@ -45,6 +49,27 @@ class RMSNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)  # (B, T, d)
         return self.hook_normalized(x * self.weight)  # (B, T, d)
+
+
+class LayerNorm(nn.Module):
+    """(x - mean(x)) / sqrt(var(x) + eps) * weight + bias (Ba et al. 2016; GPT-2's norm): RMSNorm plus the
+    centring and a bias. The variance is the biased one, as `F.layer_norm` takes it."""
+
+    def __init__(self, d: int, eps: float) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(d))
+        self.bias = nn.Parameter(torch.zeros(d))
+        self.hook_normalized = HookPoint()  # after weight and bias, as RMSNorm's
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x - x.mean(-1, keepdim=True)  # (B, T, d) centred
+        x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)  # (B, T, d)
+        return self.hook_normalized(x * self.weight + self.bias)  # (B, T, d)
+
+
+def make_norm(cfg: ModelConfig) -> nn.Module:
+    return (LayerNorm if cfg.norm == "layernorm" else RMSNorm)(cfg.d_model, cfg.norm_eps)
 
 
 def attention_mask(q_pos: torch.Tensor, k_pos: torch.Tensor, window: Optional[int]) -> torch.Tensor:
@@ -100,8 +125,9 @@ class Attention(nn.Module):
         v = self.hook_v(self.W_v(x).view(B, T, nkv, hd))  # (B, T, nkv, hd)
         if cfg.pos_encoding == "rope":
             angles = rope_angles(positions, hd, cfg.rope_theta, cfg.rope_scaling)  # (T, hd/2)
-            q = self.hook_rot_q(apply_rope(q, angles))  # (B, T, nh, hd)
-            k = self.hook_rot_k(apply_rope(k, angles))  # (B, T, nkv, hd)
+            f = rope_attention_factor(cfg.rope_scaling)  # 1, or YaRN's: q·k grows by f²
+            q = self.hook_rot_q(apply_rope(q, angles, f))  # (B, T, nh, hd)
+            k = self.hook_rot_k(apply_rope(k, angles, f))  # (B, T, nkv, hd)
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, heads, T, hd)
 
         # The cache stores rotated keys: RoPE of a key depends only on its own position, so it never changes.
@@ -134,13 +160,18 @@ class Attention(nn.Module):
         return self.W_o(z.reshape(B, T, nh * hd))  # (B, T, d)
 
 
+def activation(name: str):
+    """cfg.mlp_act as a function: SiLU, or GELU's tanh approximation (Gemma's GeGLU; GPT-2's "gelu_new")."""
+    return F.silu if name == "silu" else partial(F.gelu, approximate="tanh")
+
+
 class MLP(nn.Module):
     """SwiGLU: W_down(silu(W_gate x) * W_up x) — three matrices, not two. Gemma's GeGLU is the same with the
     tanh approximation of GELU in place of SiLU (cfg.mlp_act)."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        self.act = F.silu if cfg.mlp_act == "silu" else partial(F.gelu, approximate="tanh")
+        self.act = activation(cfg.mlp_act)
         self.W_gate = nn.Linear(cfg.d_model, cfg.d_mlp, bias=False)
         self.W_up = nn.Linear(cfg.d_model, cfg.d_mlp, bias=False)
         self.W_down = nn.Linear(cfg.d_mlp, cfg.d_model, bias=False)
@@ -155,8 +186,112 @@ class MLP(nn.Module):
         return self.W_down(post)  # (B, T, d)
 
 
+class PlainMLP(nn.Module):
+    """Two matrices: W_out act(W_in x) — GPT-2's MLP with act = gelu_tanh (its "gelu_new"), without its biases
+    (none of our matrices has one). The comparison's width is 768 = 4·d_model: 2·192·768 = 294,912 weights,
+    exactly SwiGLU's 3·192·512, so the two MLPs differ in shape, not in size."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.act = activation(cfg.mlp_act)
+        self.W_in = nn.Linear(cfg.d_model, cfg.d_mlp, bias=False)
+        self.W_out = nn.Linear(cfg.d_mlp, cfg.d_model, bias=False)
+        self.hook_pre = HookPoint()  # [pos, d_mlp] W_in x (TransformerLens: hook_pre)
+        self.hook_post = HookPoint()  # [pos, d_mlp] act(W_in x) (TransformerLens: hook_post)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pre = self.hook_pre(self.W_in(x))  # (B, T, d_mlp)
+        post = self.hook_post(self.act(pre))  # (B, T, d_mlp)
+        return self.W_out(post)  # (B, T, d)
+
+
+class Expert(nn.Module):
+    """One expert of a mixture: the gated MLP's three matrices, without hook points — it runs on the tokens
+    routed to it, a ragged subset with no batch or position axis; MoE's hooks capture what it computes."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.act = activation(cfg.mlp_act)
+        self.W_gate = nn.Linear(cfg.d_model, cfg.d_mlp, bias=False)
+        self.W_up = nn.Linear(cfg.d_model, cfg.d_mlp, bias=False)
+        self.W_down = nn.Linear(cfg.d_mlp, cfg.d_model, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.W_down(self.act(self.W_gate(x)) * self.W_up(x))  # (n, d_mlp) → (n, d)
+
+
+class MoE(nn.Module):
+    """Top-k mixture of experts with Mixtral's routing: a linear router (no bias) scores the n_experts experts
+    for each token, the token goes to the k with the highest logits, and the MLP's output is their outputs
+    weighted by the softmax of those k logits. (transformers' Mixtral takes the softmax over all experts, keeps
+    the top k and renormalises them: the same weights, since e^l_i / Σ_all renormalised over the kept ones is
+    e^l_i / Σ_kept.)
+
+    Each expert runs once per call on exactly the tokens routed to it (gathered, then scattered back), so a
+    token costs k experts' FLOPs, not n_experts' — plain matmuls that FlopCounterMode counts. Every expert runs
+    even on zero tokens: its (0, d) matmul then gives a zero gradient rather than none, so AdamW steps every
+    parameter every step as in a dense model (and a saved optimizer state has every expert). Nothing is stored
+    on the module: the router logits reach the training loss through `hook_router_logits` (see
+    `load_balancing_loss`), the way any capture does — the app shares one model across sessions.
+    """
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.k = cfg.experts_per_token
+        self.router = nn.Linear(cfg.d_model, cfg.n_experts, bias=False)
+        self.experts = nn.ModuleList(Expert(cfg) for _ in range(cfg.n_experts))
+        self.hook_router_logits = HookPoint()  # [pos, expert] the router's logits, before any softmax
+        self.hook_expert_indices = HookPoint()  # [pos, k] the chosen experts, highest logit first (int64)
+        self.hook_expert_weights = HookPoint()  # [pos, k] their weights: softmax over the k chosen logits
+        self.hook_expert_out = HookPoint()  # [pos, k, d_model] each chosen expert's output, before weighting
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, d = x.shape
+        k = self.k
+        logits = self.hook_router_logits(self.router(x))  # (B, T, E)
+        top, idx = logits.topk(k, dim=-1)  # (B, T, k) each, highest first
+        idx = self.hook_expert_indices(idx)  # (B, T, k)
+        # At least fp32, as Mixtral's router: under bf16 autocast the logits are bf16.
+        weights = F.softmax(top, dim=-1, dtype=torch.promote_types(top.dtype, torch.float32))  # (B, T, k)
+        weights = self.hook_expert_weights(weights)  # (B, T, k)
+        flat, flat_idx = x.reshape(B * T, d), idx.reshape(B * T, k)  # (n, d), (n, k): every token of the batch
+        out = flat.new_zeros(B * T, k, d)  # (n, k, d) each token's k expert outputs
+        for e, expert in enumerate(self.experts):
+            tok, slot = (flat_idx == e).nonzero(as_tuple=True)  # (n_e,) tokens routed to e, and which choice it was
+            out[tok, slot] = expert(flat[tok]).to(out.dtype)  # (n_e, d)
+        out = self.hook_expert_out(out.view(B, T, k, d))  # (B, T, k, d)
+        return (weights.to(out.dtype)[..., None] * out).sum(-2)  # (B, T, d) not einsum: no matmul to count
+
+
+def load_balancing_loss(router_logits: list[torch.Tensor], k: int) -> torch.Tensor:
+    """The auxiliary loss that keeps a router from sending every token to the same experts: Switch Transformer's
+    (Fedus et al. 2021, eqs. 4–6), as transformers' Mixtral computes it (`load_balancing_loss_func` in
+    transformers/models/mixtral/modeling_mixtral.py, v5.25): over the tokens of every layer at once,
+    f_i = the share of (token, layer) rows with expert i among their k choices, P_i = the mean router
+    probability of expert i (softmax over all experts), loss = E · Σ_i f_i · P_i. The choices are counted, so
+    f has no gradient; P carries it, pulling probability away from the busiest experts. Evenly routed
+    (f_i = k/E, P_i = 1/E) the loss is k; every token on the same k experts with all the probability, E.
+
+    router_logits: each MoE layer's `hook_router_logits` (any leading shape, E last).
+    """
+    logits = torch.cat([r.reshape(-1, r.shape[-1]) for r in router_logits]).float()  # (L·n, E)
+    E = logits.shape[-1]
+    probs = F.softmax(logits, dim=-1)  # (L·n, E)
+    chosen = logits.topk(k, dim=-1).indices  # (L·n, k) the forward's own choices (top-k of the same logits)
+    f = F.one_hot(chosen, E).sum(1).float().mean(0)  # (E,) Σ_i f_i = k
+    P = probs.mean(0)  # (E,) Σ_i P_i = 1
+    return E * (f * P).sum()
+
+
+def make_mlp(cfg: ModelConfig) -> nn.Module:
+    if cfg.n_experts:
+        return MoE(cfg)
+    return PlainMLP(cfg) if cfg.mlp == "plain" else MLP(cfg)
+
+
 class Block(nn.Module):
-    """Pre-norm residual block: x + attn(norm(x)), then + mlp(norm(x))."""
+    """Pre-norm residual block: x + attn(norm(x)), then + mlp(norm(x)). Post-norm (cfg.norm_position = "post",
+    the original Transformer's, Vaswani et al. 2017): x = norm(x + attn(x)), then norm(x + mlp(x))."""
 
     def __init__(self, cfg: ModelConfig, layer: int, dropout: float = 0.0) -> None:
         super().__init__()
@@ -164,10 +299,12 @@ class Block(nn.Module):
         # cache and every hook run in eval(), where it is the identity. Not inside attention, so the fused
         # kernel and the explicit path still see the same numbers while training.
         self.drop = nn.Dropout(dropout)
-        self.ln1 = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.pre_norm = cfg.norm_position == "pre"
+        # Post-norm keeps the names: ln1 follows attention's residual add, ln2 the MLP's.
+        self.ln1 = make_norm(cfg)
         self.attn = Attention(cfg, layer)
-        self.ln2 = RMSNorm(cfg.d_model, cfg.norm_eps)
-        self.mlp = MLP(cfg)
+        self.ln2 = make_norm(cfg)
+        self.mlp = make_mlp(cfg)
         self.hook_resid_pre = HookPoint()  # [pos, d_model]
         self.hook_attn_out = HookPoint()  # [pos, d_model] what attention adds to the stream
         self.hook_resid_mid = HookPoint()  # [pos, d_model]
@@ -176,10 +313,16 @@ class Block(nn.Module):
 
     def forward(self, x, positions, cache=None, fused=False):
         x = self.hook_resid_pre(x)  # (B, T, d)
-        attn_out = self.hook_attn_out(self.drop(self.attn(self.ln1(x), positions, cache, fused)))  # (B, T, d)
-        x = self.hook_resid_mid(x + attn_out)  # (B, T, d)
-        mlp_out = self.hook_mlp_out(self.drop(self.mlp(self.ln2(x))))  # (B, T, d)
-        return self.hook_resid_post(x + mlp_out)  # (B, T, d)
+        if self.pre_norm:
+            attn_out = self.hook_attn_out(self.drop(self.attn(self.ln1(x), positions, cache, fused)))  # (B, T, d)
+            x = self.hook_resid_mid(x + attn_out)  # (B, T, d)
+            mlp_out = self.hook_mlp_out(self.drop(self.mlp(self.ln2(x))))  # (B, T, d)
+            return self.hook_resid_post(x + mlp_out)  # (B, T, d)
+        # Post-norm: the norm sits on the stream itself, so resid_mid and resid_post are normalised vectors.
+        attn_out = self.hook_attn_out(self.drop(self.attn(x, positions, cache, fused)))  # (B, T, d)
+        x = self.hook_resid_mid(self.ln1(x + attn_out))  # (B, T, d)
+        mlp_out = self.hook_mlp_out(self.drop(self.mlp(x)))  # (B, T, d)
+        return self.hook_resid_post(self.ln2(x + mlp_out))  # (B, T, d)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -203,7 +346,11 @@ class Transformer(nn.Module):
             self.hook_pos_embed = HookPoint()  # [pos, d_model] absolute position vectors added to the stream
         self.embed_drop = nn.Dropout(dropout)  # on the input stream (token + absolute position), as GPT-2
         self.blocks = nn.ModuleList(Block(cfg, i, dropout) for i in range(cfg.n_layers))
-        self.ln_final = RMSNorm(cfg.d_model, cfg.norm_eps)
+        # Post-norm has no final norm, as in Vaswani et al. 2017 (and GPT-1, BERT): its last block already ends
+        # in a norm, so the unembedding reads a normalised vector either way. Pre-norm needs one — its stream is
+        # never normalised, and grows ~60× over our 4 blocks — which is why GPT-2 added it. A second norm
+        # right after post-norm's last one would only add another gain (d parameters) to a normalised vector.
+        self.ln_final = make_norm(cfg) if cfg.norm_position == "pre" else None
         if not cfg.tie_embeddings:
             self.unembed = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         self._init_weights(init_seed)
@@ -219,11 +366,12 @@ class Transformer(nn.Module):
         for name, p in self.named_parameters():
             if name.endswith("ln1.weight") or name.endswith("ln2.weight") or name == "ln_final.weight":
                 continue
-            if name.endswith(".bias"):  # Qwen2's q/k/v biases (none in our variants, so their draws are unchanged)
+            if name.endswith(".bias"):  # Qwen2's q/k/v biases, LayerNorm's (none in the others: their draws are unchanged)
                 with torch.no_grad():
                     p.zero_()
                 continue
-            std = 0.02 / math.sqrt(2 * self.cfg.n_layers) if name.endswith(("W_o.weight", "W_down.weight")) else 0.02
+            residual_out = name.endswith(("W_o.weight", "W_down.weight", "W_out.weight"))  # experts' W_down too
+            std = 0.02 / math.sqrt(2 * self.cfg.n_layers) if residual_out else 0.02
             with torch.no_grad():
                 p.copy_(torch.randn(p.shape, generator=g) * std)
 
@@ -268,5 +416,6 @@ class Transformer(nn.Module):
             x = block(x, positions, cache, fused)  # (B, T, d)
         if cache is not None:
             cache.advance(T)
-        x = self.ln_final(x)  # (B, T, d)
+        if self.ln_final is not None:  # None: post-norm (see __init__)
+            x = self.ln_final(x)  # (B, T, d)
         return F.linear(x, self.W_U)  # (B, T, V)

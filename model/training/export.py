@@ -12,7 +12,9 @@ permutation, so every q·k, and so every output, is unchanged. (transformers' `c
 applies this same permutation to Meta's interleaved checkpoints.)
 
 Variants that Llama cannot express — sinusoidal, learned or no positions, ALiBi — are refused with a message;
-so is a sliding window (LlamaConfig has none).
+so is a sliding window (LlamaConfig has none), and so are the architecture variants: post-norm, LayerNorm and a
+plain GELU MLP have no Llama equivalent, and a mixture of experts is not a Llama (its faithful target would be
+Mixtral — same routing, same SwiGLU experts — which this export does not write).
 """
 
 from __future__ import annotations
@@ -78,7 +80,19 @@ def hf_state_dict(model) -> dict[str, torch.Tensor]:
     return {k: v.detach().to(torch.float32).contiguous().clone() for k, v in sd.items()}
 
 
+# What each architecture field, when set, makes of the model, for the refusal's message.
+_NOT_LLAMA = {
+    "norm_position": "post-norm (Llama normalises before each sublayer)",
+    "norm": "LayerNorm (Llama has RMSNorm, without a bias)",
+    "mlp": "a plain two-matrix MLP (Llama's is SwiGLU)",
+    "n_experts": "a mixture of experts (Mixtral's architecture, not Llama's; no Mixtral export is written)",
+}
+
+
 def check_exportable(cfg) -> None:
+    arch = [_NOT_LLAMA[f] for f in _NOT_LLAMA if f in cfg.to_dict()]
+    if arch:
+        raise ValueError(f"this variant is not a Llama: it has {'; '.join(arch)}, so it cannot be exported as one")
     if cfg.pos_encoding != "rope":
         raise ValueError(
             f"Llama has no {cfg.pos_encoding!r} positions (it only knows RoPE): this variant cannot be exported"

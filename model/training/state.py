@@ -1,5 +1,6 @@
 """A training run's resumable state: weights, AdamW moments, the step, the data and dropout generators, the
-log — and the settings it was started with, so a resume under other settings is refused rather than silently
+log (kept whole as JSON: losses, held-out losses, diagnostics, an MoE's balancing losses, whatever train.py
+records) — and the settings it was started with, so a resume under other settings is refused rather than silently
 continuing on another schedule. safetensors + JSON, never pickle.
 """
 

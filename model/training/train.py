@@ -15,12 +15,21 @@ barely moves after step 2,250 (of 4,000) while the training loss keeps falling �
 memorises the 1.6 M training tokens over ~10 epochs — and the default model missed 1.90 bits/char; with
 dropout it keeps improving to the end and reaches 1.88.
 
+A mixture of experts adds its load-balancing loss (`router_aux_coef` × `load_balancing_loss`) to the
+cross-entropy it trains on; the log keeps the two apart (`train_loss` is the cross-entropy, comparable across
+variants; `aux_loss` the balancing term, unweighted). Every `--eval-every` steps and at the end the log also
+records `diagnostics`: per block the gradient norms (before clipping) of its attention, MLP and norm
+parameters, and the RMS of the residual stream after it on that step's batch. Both are read off tensors the
+step computes anyway (the captures go through hook points, as the app's do): no extra random draws, so a
+variant trains to the same numbers with or without them.
+
 What it does not do: data parallelism, gradient accumulation, mixed-length documents.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import shlex
@@ -38,7 +47,8 @@ from model.net.config import ModelConfig
 from model.evaluation.evaluate import heldout_loss, metrics
 from model.text.batches import encoded_split, val_windows
 from model.training.state import check_settings, load_state, save_state, saved_settings
-from model.net.transformer import Transformer
+from model.net.hooks import recording
+from model.net.transformer import Transformer, load_balancing_loss
 
 
 @dataclass
@@ -70,6 +80,45 @@ def lr_at(step: int, tc: TrainConfig) -> float:
         return tc.lr * (step + 1) / tc.warmup
     progress = (step - tc.warmup) / max(1, tc.steps - tc.warmup)
     return tc.min_lr + 0.5 * (tc.lr - tc.min_lr) * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+# --- what the log records besides the loss ------------------------------------------------------------------
+
+
+def _sig(x: float) -> float:
+    """Six significant digits: the norms span orders of magnitude (0.02 for the stream at init, 100s later)."""
+    return float(f"{x:.6g}")
+
+
+def _norm(tensors) -> float:
+    """The L2 norm of several tensors taken together (as clip_grad_norm_ takes all of them), fp32."""
+    ts = [t.detach().float() for t in tensors if t is not None]
+    return _sig(math.sqrt(sum(float(t.pow(2).sum()) for t in ts))) if ts else 0.0
+
+
+def grad_norms(model: Transformer) -> dict:
+    """Gradient norms by part, to be taken before clipping: per block its attention, MLP and norm parameters;
+    the embeddings (a tied one carries the unembedding's gradient too), the final norm, an untied unembedding.
+    (The loop adds `total`, the norm over everything, which clip_grad_norm_ returns.)"""
+    grads = {n: p.grad for n, p in model.named_parameters()}
+
+    def under(*prefixes: str) -> float:
+        return _norm(g for n, g in grads.items() if n.startswith(prefixes))
+
+    out = {"embed": under("tok_embed.", "pos_embed.")}
+    out["blocks"] = [{"attn": under(f"blocks.{i}.attn."), "mlp": under(f"blocks.{i}.mlp."),
+                      "norms": under(f"blocks.{i}.ln1.", f"blocks.{i}.ln2.")} for i in range(model.cfg.n_layers)]
+    if model.ln_final is not None:
+        out["final_norm"] = under("ln_final.")
+    if not model.cfg.tie_embeddings:
+        out["unembed"] = under("unembed.")
+    return out
+
+
+def resid_rms(captured: dict, n_layers: int) -> list[float]:
+    """RMS of the residual stream after each block, over the whole batch: sqrt(mean(x²))."""
+    return [_sig(float(captured[f"blocks.{i}.hook_resid_post"].detach().float().pow(2).mean().sqrt()))
+            for i in range(n_layers)]
 
 
 # --- the loop -----------------------------------------------------------------------------------------------
@@ -112,11 +161,15 @@ def train(
         betas=tc.betas,
     )
     rng = np.random.default_rng(tc.seed)
+    moe = cfg.n_experts > 0
     log = {"train_loss": [], "val": [], "elapsed_s": 0.0}
     step = 0
     if resuming:
         step, log = load_state(state_dir, model, opt, rng, settings)
         print(f"resumed at step {step}", file=sys.stderr)
+    log.setdefault("diagnostics", [])  # a state saved before diagnostics were logged resumes without them
+    if moe:
+        log.setdefault("aux_loss", [])
 
     autocast = device == "cpu" or device.startswith("cuda")
     t0 = time.time() - log["elapsed_s"]
@@ -128,17 +181,38 @@ def train(
         batch = torch.from_numpy(batch).to(device)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, tc)
-        with torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=autocast):
+        done = step + 1
+        log_step = done % tc.eval_every == 0 or done == tc.steps  # held-out loss, state and diagnostics
+        # Captured through the hook points, as the app's traces are: the router logits (for the balancing
+        # loss) every step of an MoE, the residual stream on the logging steps. No recorder otherwise, so a
+        # dense model's ordinary step runs exactly as it always did.
+        captured: dict[str, torch.Tensor] = {}
+
+        def keep(name: str, t: torch.Tensor) -> None:
+            if (moe and name.endswith(".hook_router_logits")) or (log_step and name.endswith("hook_resid_post")):
+                captured[name] = t
+
+        capture = recording(keep) if moe or log_step else contextlib.nullcontext()
+        with capture, torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=autocast):
             logits = model(batch[:, :-1])  # (B, T, V)
         loss = F.cross_entropy(logits.float().flatten(0, 1), batch[:, 1:].flatten())
+        objective = loss
+        if moe:  # layer order: the dict keeps the order the forward reached the hooks in
+            aux = load_balancing_loss([t for n, t in captured.items() if n.endswith("router_logits")],
+                                      cfg.experts_per_token)
+            objective = loss + cfg.router_aux_coef * aux
+            log["aux_loss"].append(round(aux.item(), 4))
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip)
+        objective.backward()
+        norms = grad_norms(model) if log_step else None  # before clip_grad_norm_ scales the gradients in place
+        total_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip)  # the norm before clipping
+        if log_step:
+            log["diagnostics"].append({"step": done, "grad_norm": {"total": _sig(float(total_norm)), **norms},
+                                       "resid_rms": resid_rms(captured, cfg.n_layers)})
         opt.step()
         log["train_loss"].append(round(loss.item(), 4))
         bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr_at(step, tc):.1e}")
-        done = step + 1
-        if done % tc.eval_every == 0 or done == tc.steps:
+        if log_step:
             v = heldout_loss(model, windows[: tc.eval_batches * 16], autocast=autocast)
             log["val"].append({"step": done, "loss": round(v, 4)})
             log["elapsed_s"] = round(time.time() - t0, 1)
