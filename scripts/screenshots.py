@@ -29,6 +29,7 @@ from browser_support import (  # noqa: E402  (the paths above first)
 
 WIDTH, HEIGHT = 1280, 800
 OPEN_PANEL = '[data-testid="stTabPanel"][role="tabpanel"]'
+TEXT_ONLY = {"lesson"}  # pages that draw no chart: wait for their text instead
 
 
 def url_path(page_file: str) -> str:
@@ -104,10 +105,11 @@ def main(argv=None) -> int:
                     page = context.new_page()
                     page.set_default_timeout(WAIT_MS)
                     page.goto(f"{url}/{path}")
-                    wait_idle(page, scope=scope)
+                    chart = name not in TEXT_ONLY
+                    wait_idle(page, scope=scope, chart=chart)
                     then(page)
                     check(page, name)
-                    shot = screenshot(page, a.out / f"{name}.png", full_page=a.full_page, scope=scope)
+                    shot = screenshot(page, a.out / f"{name}.png", full_page=a.full_page, scope=scope, chart=chart)
                     print(f"wrote {shot.relative_to(REPO) if shot.is_relative_to(REPO) else shot}")
                 finally:
                     context.close()

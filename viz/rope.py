@@ -128,7 +128,7 @@ def angle_table_figure(angles: np.ndarray, wavelengths: np.ndarray, n_prompt: in
                       "one turn every %{customdata[1]:,.1f} positions<extra></extra>",
     ))
     if 0 < n_prompt < T:
-        fig.add_hline(y=n_prompt - 0.5, line=dict(dash="dot", color="#111"),
+        fig.add_hline(y=n_prompt - 0.5, line=dict(dash="dot", color="#888"),
                       annotation_text="end of the prompt", annotation_position="bottom right")
     fig.update_xaxes(title_text="pair i (fast → slow)", dtick=1)
     fig.update_yaxes(title_text="position m", autorange="reversed")
@@ -147,7 +147,7 @@ def wavelength_figure(wavelengths: np.ndarray, context: int) -> go.Figure:
     ))
     # A trace, not add_hline: shapes on a log axis take log10 coordinates.
     fig.add_trace(go.Scatter(x=[-0.5, P - 0.5], y=[context, context], mode="lines", name=f"context = {context}",
-                             line=dict(dash="dash", color="#111"), hoverinfo="name"))
+                             line=dict(dash="dash", color="#888"), hoverinfo="name"))
     fig.add_annotation(x=-0.4, y=np.log10(context), text=f"context {context}", showarrow=False,
                        yshift=10, xanchor="left")
     fig.update_yaxes(type="log", dtick=1, title_text="positions per turn (2π/θᵢ)")  # dtick=1: one tick a decade
@@ -182,7 +182,7 @@ def position_table_figure(table: np.ndarray, title: str, n_prompt: int) -> go.Fi
                                colorbar=dict(thickness=10),
                                hovertemplate="position %{y}, dim %{x}: %{z:.3f}<extra></extra>"))
     if 0 < n_prompt < table.shape[0]:
-        fig.add_hline(y=n_prompt - 0.5, line=dict(dash="dot", color="#111"),
+        fig.add_hline(y=n_prompt - 0.5, line=dict(dash="dot", color="#888"),
                       annotation_text="end of the prompt", annotation_position="bottom right")
     fig.update_yaxes(title_text="position m", autorange="reversed")
     fig.update_xaxes(title_text="dimension")

@@ -99,7 +99,7 @@ def angle_ratio_figure(inv_freq: Mapping[str, np.ndarray], trained: np.ndarray, 
                       "<br>ratio %{z:.3f}<extra></extra>"))
     wrapped = int(np.sum((context - 1) * t >= 2 * np.pi))  # fast pairs come first
     if 0 < wrapped < P:
-        fig.add_vline(x=wrapped - 0.5, line=dict(dash="dot", color="#111"))
+        fig.add_vline(x=wrapped - 0.5, line=dict(dash="dot", color="#888"))
         fig.add_annotation(x=wrapped - 0.5, y=1.0, yref="paper", yanchor="bottom", xanchor="right", showarrow=False,
                            text="turned fully in training ", font=dict(size=11))
         fig.add_annotation(x=wrapped - 0.5, y=1.0, yref="paper", yanchor="bottom", xanchor="left", showarrow=False,
