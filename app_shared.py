@@ -91,7 +91,9 @@ PAGES = [
      "Every head's attention pattern, one head zoomed with its raw scores, and what each head seems to do."),
     ("pages/logit_lens.py", "Layer by layer", ":material/layers:",
      "The logit lens: what the model would predict if it stopped after each block."),
-    ("pages/blocks.py", "Building blocks", ":material/widgets:", "RMSNorm step by step, the residual stream growing, and the SwiGLU MLP's neurons on your prompt."),
+    ("pages/blocks.py", "Building blocks", ":material/widgets:",
+     "The model's norm step by step, the residual stream, what training logged per block, and its MLP (SwiGLU, "
+     "GELU or a mixture of experts) on your prompt."),
     ("pages/generation.py", "Generation", ":material/play_arrow:",
      "One click, one decode step: the distribution, the sampling choice and the KV cache growing."),
     ("pages/decoding.py", "Decoding strategies", ":material/account_tree:",

@@ -1,11 +1,14 @@
-"""Compare variants: MHA vs GQA vs MQA, and the positional encodings, on models trained alike.
+"""Compare variants: MHA vs GQA vs MQA, the positional encodings, and four architectural choices (post-norm,
+LayerNorm, a GELU MLP, a mixture of experts), each against the default, on models trained alike.
 
 Opens instantly from the committed `results/evaluation.json` (made by `python -m model.evaluation`) and, once
 the extra training seeds are measured, `results/seeds.json` (`python -m model.evaluation.seeds`: then the table,
 the bars and the sentences carry the seed spread); a button re-runs the quick evaluation here. Training curves
 come from each checkpoint's `train_log.json`. The live parts (attention side by side, every variant's next-token
 guess) run the sidebar's prompt through each compared variant whose checkpoint loads, via the shared cached
-traces; a missing or unreadable checkpoint is named and left out, never replaced by other weights. Thin: numbers
+traces; a missing or unreadable checkpoint is named and left out, never replaced by other weights. The
+Architecture tab draws from the evaluation's rows alone (no live views) and says which of its variants have no
+weights or no row yet, with the commands that make them. Thin: numbers
 from `model/evaluation/` (evaluate, stats, seeds), the sentences from `viz/compare_text.py`, figures from
 `viz/compare.py`.
 """
@@ -28,22 +31,25 @@ from model.decoding.sampling import softmax
 from model.evaluation import seeds as seed_runs
 from model.evaluation.evaluate import QUICK, RESULTS_PATH, evaluate_shipped
 from model.evaluation.stats import in_and_past_context
-from model.net.checkpoints import (ATTENTION_VARIANTS, COMPARED_VARIANTS, DEFAULT_VARIANT, POSITION_VARIANTS,
-                                   VARIANT_BLURBS, available_variants, load_train_log, variant_config,
-                                   variant_dir)
+from model.net.checkpoints import (ARCHITECTURE_VARIANTS, ATTENTION_VARIANTS, COMPARED_VARIANTS, DEFAULT_VARIANT,
+                                   POSITION_VARIANTS, VARIANT_BLURBS, available_variants, load_train_log,
+                                   variant_config, variant_dir)
 from model.text.corpus import VAL_WORKS
 from model.text.tokenizer import token_label
 from viz.compare import (attended_distance_figure, attention_side_by_side, kv_sharing_compare, last_token_attention,
-                         loss_bars, loss_by_position_figure, next_token_bars, position_signals_figure, training_curves)
-from viz.compare_text import (attention_intro, by_position_caption, curves_caption, intro, kv_caption,
-                              last_token_caption, position_signals_caption, positions_intro, read_attention_variants,
-                              read_positions, seed_cell, seed_values)
+                         loss_bars, loss_by_position_figure, next_token_bars, params_bars, position_signals_figure,
+                         training_curves)
+from viz.compare_text import (architecture_change, architecture_intro, attention_intro, by_position_caption,
+                              curves_caption, intro, kv_caption, last_token_caption, position_signals_caption,
+                              positions_intro, read_architecture, read_attention_variants, read_positions, seed_cell,
+                              seed_values)
 
 require_shell()  # first, before any widget: see app_shared.require_shell
 
 ATTENTION = ATTENTION_VARIANTS  # MHA, GQA, MQA: the default's config but for n_kv_heads
 POSITIONS = POSITION_VARIANTS  # RoPE, sinusoidal, learned, ALiBi, none: the default's config but for pos_encoding
-TABS = ["Attention variants", "Positional encodings"]
+ARCHITECTURE = ARCHITECTURE_VARIANTS  # the default, post-norm, LayerNorm, GELU MLP, MoE: listed in checkpoints.py
+TABS = ["Attention variants", "Positional encodings", "Architecture"]
 GRID_MAX_TOKENS = 48  # attention grids side by side: past this many tokens a cell is under a pixel
 SMOOTH = 50  # training-loss moving average, in steps
 TOP_K = 8
@@ -79,7 +85,8 @@ def train_curve(variant: str, mtime: float) -> dict | None:
     if log is None:
         return None
     return {"train_loss": log.get("train_loss", []), "val": log.get("val", []), "heldout": log.get("heldout"),
-            "elapsed_s": log.get("elapsed_s"), "command": log.get("command", ""), "train": log.get("train", {})}
+            "elapsed_s": log.get("elapsed_s"), "command": log.get("command", ""), "train": log.get("train", {}),
+            "device": log.get("device"), "aux_loss": log.get("aux_loss")}
 
 
 @st.cache_data(show_spinner=False)
@@ -118,13 +125,17 @@ if is_folder(current_model()):  # the sidebar holds a folder's model: this page 
             f"between them; the sidebar's model, {plain_md(model_name(current_model()), 120)}, is not one of them and "
             "has no trained siblings to compare with. Everything below is about our variants; the live parts read "
             "your prompt in our tokenizer.", icon=":material/info:")
+CHANGES = {n: architecture_change(dataclasses.asdict(variant_config(n))) for n in ARCHITECTURE}
 st.markdown(intro(
     COMPARED_VARIANTS, [variant_config(n).attention_kind for n in ATTENTION],
     [variant_config(n).pos_encoding for n in POSITIONS],
-    {n: VARIANT_BLURBS.get(n, n) for n in available_variants() if n not in COMPARED_VARIANTS},  # shipped ones only
+    {n: VARIANT_BLURBS.get(n, n) for n in available_variants()  # shipped ones only
+     if n not in COMPARED_VARIANTS and n not in ARCHITECTURE},
     {n: r["params"] for n, r in (res or {}).get("variants", {}).items()},
     {n: c["train"] for n, c in curves(COMPARED_VARIANTS).items()}, len(VAL_WORKS),
-    (res or {}).get("data", {}).get("tokens")))
+    (res or {}).get("data", {}).get("tokens"),
+    {n: architecture_change(dataclasses.asdict(variant_config(n)), short=True) for n in ARCHITECTURE
+     if n != DEFAULT_VARIANT}))
 
 trained = available_variants()
 missing = [v for v in COMPARED_VARIANTS if v not in trained]
@@ -158,9 +169,15 @@ with c1:
                 "re-run the quick one here.", icon=":material/info:")
     else:
         kind = "a **quick** run (few windows: noisy)" if res.get("quick") else "the full run"
+        merged: dict[tuple, list[str]] = {}  # rows added later by `--merge`, grouped by the run that made them
+        for n, r in res.get("variants", {}).items():
+            if m := r.get("merged_from"):
+                merged.setdefault((m.get("date") or "", m.get("command") or ""), []).append(n)
+        later = "".join(f" · {', '.join(ns)} added {d[:16].replace('T', ' ')} UTC by `{c}`"
+                        for (d, c), ns in merged.items())
         st.caption(f":material/science: Showing {kind} from {res['date'][:16].replace('T', ' ')} UTC: "
                    f"`{res.get('command', '')}` · torch {res['torch']} · {res['cpu']}, {res['threads']} thread · "
-                   f"{res['data']['tokens']:,} held-out tokens · took {res['elapsed_s']:.0f} s.")
+                   f"{res['data']['tokens']:,} held-out tokens · took {res['elapsed_s']:.0f} s{later}.")
 
 R = (res or {}).get("variants", {})
 baselines = (res or {}).get("baselines", {})
@@ -251,7 +268,7 @@ def reading(lines: list[str]) -> None:
     st.markdown("\n".join(f"- {l}" for l in lines))
 
 
-tab_attn, tab_pos = url_tabs(TABS, "cmp_tab")
+tab_attn, tab_pos, tab_arch = url_tabs(TABS, "cmp_tab")
 
 # ---- Attention variants ------------------------------------------------------------------------------
 with tab_attn:
@@ -338,6 +355,75 @@ with tab_pos:
         reading(read_positions(res, CONTEXT, seeds=seeds))
     else:
         st.info("Run the evaluation to fill this in.")
+
+# ---- Architecture: norm placement, norm kind, MLP, mixture of experts ----------------------------------
+with tab_arch:
+    arch_logs = curves(ARCHITECTURE)
+    st.markdown(architecture_intro(CHANGES, DEFAULT_VARIANT, {n: c["train"] for n, c in arch_logs.items()},
+                                   {n: c["device"] for n, c in arch_logs.items() if c.get("device")}))
+    unweighted = [n for n in ARCHITECTURE if n != DEFAULT_VARIANT and n not in trained]
+    unevaluated = [n for n in ARCHITECTURE if n in trained and n not in R]
+    if unweighted:
+        who = ("None of the architecture variants has weights in this checkout yet"
+               if len(unweighted) == len(ARCHITECTURE) - 1 else "No weights in this checkout yet for")
+        st.info(f"{who}: **{', '.join(unweighted)}** (no `checkpoints/<name>/model.safetensors`). Each trains with "
+                f"`python -m model.training.train --variant <name>` — `python -m model.training.train --variant "
+                f"{unweighted[-1]}` for the last — on the same recipe as every other variant (about half an hour "
+                "on one CPU core). Only variants with an evaluation row are drawn below.", icon=":material/info:")
+    if unevaluated:
+        st.info(f"Trained but not in this evaluation: **{', '.join(unevaluated)}**. "
+                f"`python -m model.evaluation --variants {' '.join(unevaluated)} --merge` measures them (about 40 s "
+                "each on one thread) and adds their rows to `results/evaluation.json`, leaving the others as they "
+                "are.", icon=":material/info:")
+    arch_rows = [n for n in ARCHITECTURE if n in R]
+    if len(arch_logs) >= 2:
+        st.subheader("Training curves", anchor=False)
+        training_section(ARCHITECTURE, "cmp_curves_arch")
+    if len(arch_rows) >= 2:
+        st.subheader("Held-out loss", anchor=False)
+        seed_bits = {n: list(x.values()) for n, x in seed_values(seeds, "bits").items()}
+        st.dataframe([{"variant": n, "change": CHANGES[n], "held-out nats/token": R[n]["heldout"]["nats_per_token"],
+                       "over training seeds (nats/token)": seed_cell(seed_loss.get(n, {})),
+                       "bits/char": R[n]["heldout"]["bits_per_char"], "perplexity": R[n]["heldout"]["perplexity"],
+                       "parameters": R[n]["params"], "used per token": R[n].get("active_params", R[n]["params"])}
+                      for n in arch_rows], hide_index=True, column_config={
+            "held-out nats/token": st.column_config.NumberColumn(format="%.4f"),
+            "bits/char": st.column_config.NumberColumn(format="%.4f"),
+            "parameters": st.column_config.NumberColumn(format="localized"),
+            "used per token": st.column_config.NumberColumn(format="localized")})
+        st.plotly_chart(cached_figure(loss_bars, arch_rows, [R[n]["heldout"]["bits_per_char"] for n in arch_rows],
+                                      {k: b["bits_per_char"] for k, b in baselines.items()}, seed_bits),
+                        key="cmp_bars_arch", config=PLOT_CONFIG)
+        once = [n for n in arch_rows if len(seed_bits.get(n, [])) < 2]
+        st.caption(" ".join(
+            (["Bars: the shipped run. Dots: every training seed; whisker: their mean ± sample sd."]
+             if len(once) < len(arch_rows) else ["Bars: the one shipped run of each variant."])
+            + ["; ".join(f"{n}: 1 run, spread not measured" for n in once) + "."] * bool(once)))
+        st.subheader("Parameters held and used per token", anchor=False)
+        st.plotly_chart(cached_figure(params_bars, arch_rows, [R[n]["params"] for n in arch_rows],
+                                      [R[n].get("active_params", R[n]["params"]) for n in arch_rows]),
+                        key="cmp_params_arch", config=PLOT_CONFIG)
+        st.caption("All parameters: what the model holds in memory. Used per token: what one token's forward "
+                   "multiplies by — the router and the k experts it picks, for a mixture of experts; everything, "
+                   "for the others (model.accounting's count).")
+        arch_series = {n: {"x": R[n]["loss_by_position"]["bucket_centre"], "y": R[n]["loss_by_position"]["bucket_mean"],
+                           "end": R[n]["loss_by_position"]["evaluated"], "note": R[n]["loss_by_position"]["note"]}
+                       for n in arch_rows}
+        arch_x = max(R[n]["loss_by_position"]["requested"] for n in arch_rows)
+        st.subheader(f"Loss by position, out to {arch_x:,} tokens", anchor=False)
+        st.plotly_chart(cached_figure(loss_by_position_figure, arch_series, CONTEXT, arch_x), key="cmp_by_pos_arch",
+                        config=PLOT_CONFIG)
+        lp = R[arch_rows[0]]["loss_by_position"]
+        st.caption(by_position_caption(
+            {n: {"y": x["y"], "inside": in_and_past_context(R[n]["loss_by_position"], CONTEXT)[0]}
+             for n, x in arch_series.items()}, CONTEXT, lp["bucket"], lp["windows"], lp["requested"]))
+    st.subheader("What our numbers show", anchor=False)
+    if len(arch_rows) >= 2:
+        reading(read_architecture(res, DEFAULT_VARIANT, ARCHITECTURE, seeds=seeds, context=CONTEXT,
+                                  aux_loss={n: c["aux_loss"] for n, c in arch_logs.items() if c.get("aux_loss")}))
+    else:
+        st.info("Nothing to compare yet: the default's row and at least one architecture variant's are needed.",
+                icon=":material/info:")
 sync_url("cmp_layer_attn", "cmp_layer_pos")
 
 # ---- Live: the prompt through every variant ----------------------------------------------------------

@@ -11,10 +11,12 @@ import numpy as np
 import streamlit as st
 
 from app_shared import (
-    cached_figure, checkpoint_problem, current_model, current_prompt, download_json, is_folder, load_model,
+    cached_figure, checkpoint_problem, current_model, current_prompt, download_json, is_folder, is_trained, load_model,
     model_config, model_error, model_name, plain_md, prompt_notices, require_model, require_shell, shared_result,
     sync_url, tokenizer_for, url_choice, url_int, url_tabs,
 )
+from model.accounting import counts as acc
+from model.accounting.arch import arch_from_model_config
 from model.decoding.beam import greedy_on_tree, tree_columns
 from model.net.checkpoints import VARIANTS, variant_config
 from viz.decoding import (acceptance_caption, acceptance_figure, beam_tree_figure, cache_reorder_figure,
@@ -325,8 +327,11 @@ with tab_spec:
                 "here. Choose **Ours (Shakespeare)** in the sidebar to step through speculative decoding.",
                 icon=":material/info:")
     elif tab_spec.open:
-        drafts = [v for v in VARIANTS if v != variant]
-        url_choice("dec_draft", drafts, "draft" if "draft" in drafts else drafts[0])
+        # Any other variant with weights can draft (the same tokenizer); one a link names is kept, so its page
+        # says why it cannot be used. Defined but untrained variants are not offered, as in the sidebar.
+        others = [v for v in VARIANTS if v != variant]
+        url_choice("dec_draft", others, "draft" if "draft" in others else others[0])
+        drafts = [v for v in others if is_trained(v) or v == st.session_state.dec_draft]
         url_int("dec_k", 4, 1, 8)
         url_choice("dec_t", TEMPERATURES, 0.0)
         url_int("dec_seed", 0, 0, 2**31 - 1)
@@ -350,7 +355,9 @@ with tab_spec:
             k, T, seed, n = int(s_.dec_k), float(s_.dec_t), int(s_.dec_seed), int(s_.dec_n)
             n_t = sum(p.numel() for p in model.parameters())
             n_d = sum(p.numel() for p in load_model(draft).parameters())
-            st.caption(f"Target **{plain_md(variant)}**: {cfg.n_layers} layers × d {cfg.d_model}, {n_t:,} parameters. "
+            moe = (f" ({acc.active_params(arch_from_model_config(cfg)).total:,} used per token: {cfg.experts_per_token} "
+                   f"of its {cfg.n_experts} experts)" if cfg.n_experts else "")
+            st.caption(f"Target **{plain_md(variant)}**: {cfg.n_layers} layers × d {cfg.d_model}, {n_t:,} parameters{moe}. "
                        f"Draft **{plain_md(draft)}**: {dcfg.n_layers} layers × d {dcfg.d_model}, {n_d:,} parameters "
                        f"({n_d / n_t:.0%} of the target's).")
             spec, plain = run_speculative(variant, draft, ids, k, T, seed, n)

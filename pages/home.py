@@ -55,10 +55,50 @@ V, pos = cfg.vocab_size, cfg.pos_encoding
 TOK, EMB, ATT, ROPE, LENS, GEN = ("pages/tokenization.py", "pages/embeddings.py", "pages/attention.py",
                                   "pages/rope.py", "pages/logit_lens.py", "pages/generation.py")
 P, D = (T, "positions"), (d, "d_model")  # every shape names its axes: "which 32 is which" is never a guess
-norm_help = (f"RMSNorm (root-mean-square normalisation): divide each token's {d} numbers by their typical size "
-             "(the square root of the mean of their squares), then multiply each by a learned weight. It keeps the "
-             "numbers in a steady range; the block reads this normalised copy, the residual stream itself is "
-             "unchanged.")
+BLOCKS = "pages/blocks.py"
+post = cfg.norm_position == "post"  # post-norm: the norm after each residual add, and no final norm
+norm = "LayerNorm" if cfg.norm == "layernorm" else "RMSNorm"
+norm_help = (f"LayerNorm (layer normalisation): subtract the mean of each token's {d} numbers, divide them by their "
+             "standard deviation, then multiply each by a learned weight and add a learned bias."
+             if cfg.norm == "layernorm" else
+             f"RMSNorm (root-mean-square normalisation): divide each token's {d} numbers by their typical size "
+             "(the square root of the mean of their squares), then multiply each by a learned weight.") + (
+    " It keeps the numbers in a steady range. This model is post-norm (as the original Transformer): the norm "
+    "comes after the residual add, so the residual stream itself is replaced by its normalised version."
+    if post else " It keeps the numbers in a steady range; the block reads this normalised copy, the residual "
+    "stream itself is unchanged.")
+act = "GELU" if cfg.mlp_act == "gelu_tanh" else "SiLU"  # a folder's Gemma gates with GELU (GeGLU)
+glu = "GeGLU" if act == "GELU" else "SwiGLU"
+if cfg.n_experts:
+    E, k = cfg.n_experts, cfg.experts_per_token
+    mlp_stages = [
+        Stage(f"router: pick {k} of {E} experts", f"{dims(P, (E, 'experts'))} → {dims(P, (k, 'chosen'))}", "mlp",
+              True, page=BLOCKS,
+              help=f"A mixture of experts: a small matrix (the router) scores each of the {E} experts for each "
+                   f"position; the {k} with the highest scores are chosen, and their scores, put through a softmax, "
+                   f"become {k} weights that add up to 1. Each token chooses its own experts."),
+        Stage(f"{k} {glu} experts, weighted sum, add to stream",
+              f"{dims(P, (k, 'experts'), (cfg.d_mlp, 'd_mlp'))} → {dims(P, D)}", "mlp", True, page=BLOCKS,
+              help=f"Each chosen expert is a small {glu} MLP of its own (d_mlp = {cfg.d_mlp}): a gate ({act} of one "
+                   "projection times another) decides what passes, and a third matrix narrows it back to d_model. "
+                   f"The {k} experts' outputs, weighted by the router, are added to the residual stream; the other "
+                   f"{E - k} experts do no work for this token."),
+    ]
+elif cfg.mlp == "plain":
+    mlp_stages = [Stage(f"{act} MLP, add to stream", f"{dims(P, (cfg.d_mlp, 'd_mlp'))} → {dims(P, D)}", "mlp", True,
+                        page=BLOCKS,
+                        help=f"A small two-layer network applied to each position on its own (GPT-2's): one matrix "
+                             f"widens the vector to d_mlp = {cfg.d_mlp} numbers, {act} switches each one softly on or "
+                             "off, and a second matrix narrows it back to d_model and adds the result to the "
+                             "residual stream.")]
+else:
+    mlp_stages = [Stage(f"{glu} MLP, add to stream", f"{dims(P, (cfg.d_mlp, 'd_mlp'))} → {dims(P, D)}", "mlp", True,
+                        page=BLOCKS,
+                        help=f"A small two-layer network applied to each position on its own: it widens the vector to "
+                             f"d_mlp = {cfg.d_mlp} numbers, where a gate ({act} of one projection times another) "
+                             "decides what passes, narrows it back to d_model and adds the result to the residual "
+                             "stream.")]
+norm_stage = Stage(norm + (" (after the add)" if post else ""), dims(P, D), "norm", True, help=norm_help, page=BLOCKS)
 group = nh // nkv
 sharing = ("each query head has its own k and v (MHA)" if nkv == nh else
            f"every {group} query heads share one k and one v (GQA)" if nkv > 1 else "all query heads share one k and v (MQA)")
@@ -82,8 +122,7 @@ if pos in ("sinusoidal", "learned"):
     stages.append(Stage(f"+ {pos} position vectors", dims(P, D), "embed",
                         help="A vector that means 'this is position n' is added to each token vector, so the "
                              "model can tell word order.", page=EMB))
-stages += [
-    Stage("RMSNorm", dims(P, D), "norm", True, help=norm_help, page=LENS),
+stages += [norm_stage] * (not post) + [
     Stage(f"q, k, v{' (+ bias)' if cfg.qkv_bias else ''}",
           f"q: {dims(P, (nh, 'heads'), (hd, 'd_head'))}<br>k, v: {dims(P, (nkv, 'K/V heads'), (hd, 'd_head'))}",
           "attn", True,
@@ -114,18 +153,14 @@ stages += [
           help="Each position averages the values v with its attention weights; the heads' results are joined, "
                "mapped back to d_model numbers by the matrix W_o and added to the residual stream: the running "
                "vector of each position that every block reads from and adds to.", page=ATT),
-    Stage("RMSNorm", dims(P, D), "norm", True, help=norm_help, page=LENS),
-    Stage(f"{'GeGLU' if cfg.mlp_act == 'gelu_tanh' else 'SwiGLU'} MLP, add to stream",
-          f"{dims(P, (cfg.d_mlp, 'd_mlp'))} → {dims(P, D)}", "mlp", True,
-          help=f"A small two-layer network applied to each position on its own: it widens the vector to d_mlp = "
-               f"{cfg.d_mlp} numbers, where a gate ({'GELU' if cfg.mlp_act == 'gelu_tanh' else 'SiLU'} of one "
-               "projection times another) decides what passes, narrows it back to d_model and adds the result to "
-               "the residual stream.", page=LENS),
-    Stage("final RMSNorm", dims(P, D), "norm", help=norm_help, page=LENS),
+    norm_stage, *mlp_stages, *[norm_stage] * post,
+    *[Stage(f"final {norm}", dims(P, D), "norm", help=norm_help, page=LENS)] * (not post),
     Stage("unembedding → logits", dims(P, (V, "vocabulary")), "io",
           help=f"Each position's vector is multiplied by {'the embedding table again (tied weights)' if cfg.tie_embeddings else 'a learned matrix'}: "
                f"one score per vocabulary token, {V:,} in all. These scores are the logits; a higher logit means "
-               "the model finds that token more likely next.", page=LENS),
+               "the model finds that token more likely next."
+               + (" This post-norm model has no final norm: its last block already ends in one." if post else ""),
+          page=LENS),
     Stage("softmax + sampling", "1 next token id", "io",
           help="Softmax turns the last position's logits into probabilities. The next token is the most likely "
                "one (greedy) or drawn from them (sampling; temperature flattens or sharpens them). It is appended "
@@ -151,19 +186,43 @@ with left:
                f"axes: *positions* are your prompt's {T} tokens, *d_model* = {d} numbers per position, "
                f"*d_head* = {hd} numbers per head.")
     with st.expander("The formulas", icon=":material/functions:"):
-        st.markdown("RMSNorm, with learned weights $g$ and $d$ = d_model:")
-        st.latex(r"\mathrm{RMSNorm}(x) = \frac{x}{\sqrt{\tfrac{1}{d}\sum_{i=1}^{d} x_i^2 + \varepsilon}} \odot g")
+        if cfg.norm == "layernorm":
+            st.markdown(r"LayerNorm, with learned weight $\gamma$ and bias $\beta$ and $d$ = d_model:")
+            st.latex(r"\mathrm{LayerNorm}(x) = \frac{x - \mu}{\sqrt{\tfrac{1}{d}\sum_{i=1}^{d} (x_i - \mu)^2 + "
+                     r"\varepsilon}} \odot \gamma + \beta, \qquad \mu = \tfrac{1}{d}\textstyle\sum_i x_i")
+        else:
+            st.markdown("RMSNorm, with learned weights $g$ and $d$ = d_model:")
+            st.latex(r"\mathrm{RMSNorm}(x) = \frac{x}{\sqrt{\tfrac{1}{d}\sum_{i=1}^{d} x_i^2 + \varepsilon}} \odot g")
         st.markdown("One head's attention; $M$ is the causal mask (0, or −∞ for a later key):")
         st.latex(r"\mathrm{softmax}\!\left(\frac{q\,k^\top}{\sqrt{d_\text{head}}} + M\right) v"
                  + rf"\qquad \sqrt{{d_\text{{head}}}} = \sqrt{{{hd}}}")
         st.markdown("Softmax over scores (or logits) $z$, at temperature $T$:")
         st.latex(r"p_i = \frac{e^{z_i / T}}{\sum_j e^{z_j / T}}")
-        act = "GELU" if cfg.mlp_act == "gelu_tanh" else "SiLU"  # a folder's Gemma gates with GELU (GeGLU)
-        st.markdown(("The MLP (GeGLU)" if act == "GELU" else r"The MLP (SwiGLU; SiLU$(a) = a\,\sigma(a)$)")
-                    + " and the residual stream, once per block:")
-        st.latex(rf"\mathrm{{MLP}}(x) = W_\text{{down}}\big(\mathrm{{{act}}}(W_\text{{gate}}\,x) \odot "
-                 r"W_\text{up}\,x\big)")
-        st.latex(r"x \leftarrow x + \mathrm{Attn}(\mathrm{RMSNorm}(x)), \qquad x \leftarrow x + \mathrm{MLP}(\mathrm{RMSNorm}(x))")
+
+        def gated(i: str = "") -> str:  # W_down,i(act(W_gate,i x) ⊙ W_up,i x); i: an expert's index, or none
+            sub = f",{i}" if i else ""
+            return (rf"W_{{\text{{down}}{sub}}}\big(\mathrm{{{act}}}(W_{{\text{{gate}}{sub}}}\,x) \odot "
+                    rf"W_{{\text{{up}}{sub}}}\,x\big)")
+
+        if cfg.n_experts:
+            st.markdown(f"The MLP: a mixture of {cfg.n_experts} {glu} experts $E_i$, {cfg.experts_per_token} per "
+                        r"token ($S$: the experts with the highest router logits $r = W_\text{router}\,x$, weighted "
+                        "by the softmax of those logits), and the residual stream, once per block:")
+            st.latex(r"\mathrm{MLP}(x) = \sum_{i \in S} \frac{\exp(r_i)}{\sum_{j \in S} \exp(r_j)}\, E_i(x), \qquad "
+                     r"E_i(x) = " + gated("i"))
+        elif cfg.mlp == "plain":
+            st.markdown(f"The MLP ({act}, two matrices) and the residual stream, once per block:")
+            st.latex(rf"\mathrm{{MLP}}(x) = W_\text{{out}}\,\mathrm{{{act}}}(W_\text{{in}}\,x)")
+        else:
+            st.markdown(("The MLP (GeGLU)" if act == "GELU" else r"The MLP (SwiGLU; SiLU$(a) = a\,\sigma(a)$)")
+                        + " and the residual stream, once per block:")
+            st.latex(r"\mathrm{MLP}(x) = " + gated())
+        if post:
+            st.latex(rf"x \leftarrow \mathrm{{{norm}}}(x + \mathrm{{Attn}}(x)), \qquad "
+                     rf"x \leftarrow \mathrm{{{norm}}}(x + \mathrm{{MLP}}(x))")
+        else:
+            st.latex(rf"x \leftarrow x + \mathrm{{Attn}}(\mathrm{{{norm}}}(x)), \qquad "
+                     rf"x \leftarrow x + \mathrm{{MLP}}(\mathrm{{{norm}}}(x))")
         if pos == "rope":
             st.markdown("RoPE turns pair $i$ of a query or key at position $m$ by the angle")
             st.latex(rf"m\,\theta_i, \qquad \theta_i = {cfg.rope_theta:g}^{{-2i/d_\text{{head}}}}")
@@ -191,6 +250,8 @@ with right:
     if pos == "rope":
         st.page_link("pages/rope.py", label="RoPE rotations", icon=":material/360:")
     st.page_link("pages/logit_lens.py", label="The residual stream, block by block", icon=":material/layers:")
+    st.page_link(BLOCKS, label=f"{norm} and the {'experts' if cfg.n_experts else 'MLP'}, taken apart",
+                 icon=":material/widgets:")
     st.page_link("pages/generation.py", label="Logits → sampling, one token at a time (KV cache)", icon=":material/play_arrow:")
     st.page_link("pages/accounting.py", label="How many parameters and FLOPs was that?", icon=":material/calculate:")
     n_params = count_params(arch_from_model_config(cfg)).total  # exact; tests hold it to sum(p.numel())

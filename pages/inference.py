@@ -459,7 +459,10 @@ if tab_roof.open:
         mem_pre = [x.name for x in pre if x.intensity < lowest]
         cb_dec = [x.name for x in dec if x.intensity >= min(ridges.values())]
         st.caption(
-            f"{a.name}, {dtype}, each matmul reading its weights, K/V and input and writing its output. Prefill: "
+            f"{a.name}, {dtype}, each matmul reading its weights, K/V and input and writing its output"
+            + (f" (the experts' matmuls read all {a.n_experts} experts' weights, as the whole-step count does: at "
+               f"batch × k ≥ {a.n_experts} a step uses every expert; below that fewer are read, so their intensity is "
+               "higher than shown)" if a.n_experts else "") + ". Prefill: "
             f"from {min(x.intensity for x in pre):.3g} to {max(x.intensity for x in pre):.3g} FLOPs/byte; decode: "
             f"{min(x.intensity for x in dec):.3g} to {max(x.intensity for x in dec):.3g}. "
             + (f"Below even the lowest ridge ({lowest:.3g}) at prefill: {', '.join(mem_pre)}. " if mem_pre else

@@ -16,7 +16,7 @@ from app_shared import (
     plain_md, prompt_notices, require_shell, shared_result, tokenizer_for, trace_prompt,
 )
 from model.analysis.heads import kv_head_of
-from model.analysis.lens import lens_stages
+from model.analysis.lens import final_norm, lens_stages
 from model.evaluation import seeds as seed_runs
 from model.evaluation.evaluate import RESULTS_PATH
 from viz import lesson
@@ -57,8 +57,8 @@ def lesson_steps(variant: str, text: str, ids: tuple[int, ...], results: str, se
         lesson.tokens_step(text, T, tok.encode, label, plain_md),
         lesson.embedding_step(ids, labels, model.tok_embed.weight.detach().float().numpy(), label, plain_md),
         att,
-        lesson.lens_step(resids, model.ln_final.weight.detach().numpy(), cfg.norm_eps, model.W_U.detach().numpy(),
-                         ids, labels, [name for _, name in stages], label, plain_md),
+        lesson.lens_step(resids, W_U=model.W_U.detach().numpy(), ids=ids, labels=labels,
+                         stage_names=[name for _, name in stages], label=label, esc=plain_md, **final_norm(model)),
         lesson.greedy_step(tr.logits[-1], label, plain_md),
         lesson.temperature_step(tr.logits[-1], label, plain_md),
         lesson.kv_step(ks, vs, cfg.n_heads, T),

@@ -1,5 +1,6 @@
 """Layer by layer (the logit lens): the residual stream before block 0 and after each block, put through the
-model's own final RMSNorm and unembedding, read as next-token predictions at every position."""
+model's own ending — its final norm (RMSNorm or LayerNorm) and the unembedding; for a post-norm model, which has
+no final norm, the unembedding alone — read as next-token predictions at every position."""
 
 import numpy as np
 import streamlit as st
@@ -8,7 +9,7 @@ from app_shared import (
     current_model, current_prompt, download_csv, download_json, file_name, load_model, model_config, plain_md,
     prompt_notices, require_model, require_shell, shared_result, sync_url, tokenizer_for, trace_prompt, url_int,
 )
-from model.analysis.lens import lens_stages, lens_summary
+from model.analysis.lens import final_norm, lens_stages, lens_summary
 from viz.lens import embedding_row_sentence, lens_heatmap, next_token_heatmap, next_token_lines
 
 require_shell()  # first, before any widget: see app_shared.require_shell
@@ -24,8 +25,8 @@ def lens(variant: str, ids: tuple[int, ...]) -> dict:
     tr = trace_prompt(variant, ids)
     stages = lens_stages(model.cfg.n_layers)
     resids = np.stack([tr[name] for name, _ in stages])  # (S, T, d)
-    top_idx, top_p, p_next = lens_summary(resids, model.ln_final.weight.detach().numpy(), model.cfg.norm_eps,
-                                          model.W_U.detach().numpy(), np.asarray(ids), K)  # (S, T, K) ×2, (S, T)
+    top_idx, top_p, p_next = lens_summary(resids, W_U=model.W_U.detach().numpy(), ids=np.asarray(ids), k=K,
+                                          **final_norm(model))  # (S, T, K) ×2, (S, T)
     return dict(stages=[name for _, name in stages], hooks=[h for h, _ in stages], top_idx=top_idx, top_p=top_p,
                 p_next=p_next)
 
@@ -36,11 +37,28 @@ token_label = tokenizer_for(variant).token_label
 prompt = current_prompt()
 
 st.title("Layer by layer: the logit lens")
-st.markdown(
-    "The model only predicts at the very end: final RMSNorm, then the unembedding. But the residual stream "
-    "has the same shape after every block, so we can apply that same ending *early* and ask: what would it "
-    "predict if it stopped here? Reading down a column shows where in the stack the guess forms."
-)
+norm_name = "LayerNorm" if cfg.norm == "layernorm" else "RMSNorm"
+if cfg.norm_position == "post":
+    st.markdown(
+        f"The model only predicts at the very end. This one is **post-norm**: every block ends in "
+        f"{'an' if norm_name == 'RMSNorm' else 'a'} {norm_name} "
+        "(the norm sits after each residual add, as in the original Transformer), so there is no final norm — "
+        "the last block's output goes straight into the unembedding. The residual stream has the same shape "
+        "after every block, and after every block it is already normalised, so we can apply that same ending "
+        "*early*: each block's output (`hook_resid_post`) read through the unembedding directly. (Inside a block "
+        "the stream after attention's add, `hook_resid_mid`, is a norm's output too: in a post-norm model the "
+        "stream is normalised everywhere but at the embedding.) The embedding row is the one stream read here "
+        "that no norm has touched. Reading down a column shows where "
+        "in the stack the guess forms."
+    )
+else:
+    st.markdown(
+        f"The model only predicts at the very end: final {norm_name}"
+        + (" (with its learned bias)" if cfg.norm == "layernorm" else "")
+        + ", then the unembedding. But the residual stream has the same shape after every block, so we can "
+        "apply that same ending *early* and ask: what would it predict if it stopped here? Reading down a column "
+        "shows where in the stack the guess forms."
+    )
 require_model(variant)
 if not prompt_notices(prompt):
     st.stop()

@@ -22,6 +22,7 @@ from app_shared import (
 from model.accounting import counts as acc
 from model.accounting.arch import arch_from_model_config
 from model.net.checkpoints import variant_config
+from model.quantize.apply import layer_matrices
 from model.quantize.cli import RESULTS_PATH
 from model.quantize.formats import FORMATS, GROUP_SIZES, int4
 from viz.quantization import (drift_figure, histogram_with_grid, kept_text, layer_error_caption, layer_error_figure,
@@ -30,7 +31,6 @@ from viz.quantization import (drift_figure, histogram_with_grid, kept_text, laye
 
 require_shell()  # first, before any widget: see app_shared.require_shell
 
-MATRICES = ["attn.W_q", "attn.W_k", "attn.W_v", "attn.W_o", "mlp.W_gate", "mlp.W_up", "mlp.W_down"]
 SCOPE_NAMES = ["per tensor", "per channel", "per group"]
 QUICK_WINDOWS = 4  # held-out windows for the live check: 1,024 tokens, about a second per format on one core
 FOLDER_WINDOWS = 1  # a folder's model: one window of FOLDER_MAX_TOKENS (a 135 M model is ~70× ours per token)
@@ -176,7 +176,8 @@ folder = is_folder(variant)
 token_label = tokenizer_for(variant).token_label
 arch = arch_from_model_config(cfg, name=model_name(variant))
 prompt = current_prompt()
-n_quantized = cfg.n_layers * sum(o * i for _, o, i in acc.block_matrices(arch))
+n_quantized = sum(o * i * copies for _, o, i, copies in acc.weight_matrices(arch))  # an MoE: each expert's own
+per_block = sum(copies for *_, copies in acc.weight_matrices(arch)) // cfg.n_layers  # every layer alike here
 share = n_quantized / acc.count_params(arch).total
 kept = kept_text(list(acc.kept_tensors(arch)), cfg.tie_embeddings)  # what every format leaves at fp16
 
@@ -188,12 +189,24 @@ if folder:
 st.markdown(
     "A quantized matrix stores each weight as a small integer **code** and, for each block of weights, one "
     "**scale**: the weight comes back as code × scale, the nearest point of an evenly spaced grid. Here the "
-    f"{len(acc.block_matrices(arch))} matrices of every block are quantized ({share:.0%} of the parameters); the "
-    f"{kept} stay at fp16. The quantized copy is the same model class with the "
+    f"{per_block} matrices of every block"
+    + (f" — attention's 4 and each of the {arch.n_experts} experts' 3 —" if arch.n_experts else "")
+    + f" are quantized ({share:.0%} of the parameters); the {kept} stay at fp16"
+    + (" (quantizers keep a router in high precision: llama.cpp, GPTQ and AWQ all do)" if arch.n_experts else "")
+    + ". The quantized copy is the same model class with the "
     "rounded weights, so every hook point below is the real thing; its arithmetic stays fp32 (PyTorch's "
     "own int8 kernels are timed in the last tab)."
 )
 require_model(variant)
+# The block's matrices as the loaded model has them (SwiGLU's gate/up/down, the GELU MLP's in/out, each expert's
+# three): read off its modules, as the quantized copy quantizes them.
+MATRICES = layer_matrices(load_model(variant))
+
+
+def short_matrix(m: str) -> str:
+    """"attn.W_q" -> "W_q", "mlp.experts.2.W_up" -> "e2.W_up": a bar's label in the error-by-layer chart."""
+    return m.split(".", 1)[1].replace("experts.", "e")
+
 
 results = committed_results(str(RESULTS_PATH), RESULTS_PATH.stat().st_mtime if RESULTS_PATH.is_file() else 0.0)
 tab_mem, tab_matrix, tab_layers, tab_loss, tab_speed = url_tabs(TABS, "q_tab")
@@ -238,7 +251,7 @@ with tab_matrix:
             url_int("q_layer", 0, 0, cfg.n_layers - 1)
             layer = st.selectbox("Layer", list(range(cfg.n_layers)), key="q_layer", format_func=lambda l: f"layer {l}")
         with c2:
-            url_choice("q_matrix", MATRICES, "mlp.W_down")
+            url_choice("q_matrix", MATRICES, "mlp.W_down" if "mlp.W_down" in MATRICES else MATRICES[-1])
             matrix = st.selectbox("Matrix", MATRICES, key="q_matrix")
         with c3:
             url_choice("q_bits", [8, 4], 4)
@@ -302,7 +315,7 @@ with tab_matrix:
 with tab_layers:
     if tab_layers.open or not folder:
         errs = weight_errors(variant)
-        labels = [f"L{l} {m.split('.')[1]}" for l in range(cfg.n_layers) for m in MATRICES]
+        labels = [f"L{l} {short_matrix(m)}" for l in range(cfg.n_layers) for m in MATRICES]
         st.plotly_chart(cached_figure(layer_error_figure, labels, errs), width="stretch", key="q_layers")
         mean = {n: float(np.mean(e)) for n, e in errs.items()}
         st.caption(layer_error_caption(mean, INT8, "Q4_0 (G=32)"))
@@ -312,7 +325,9 @@ with tab_layers:
             st.plotly_chart(cached_figure(drift_figure, stages, d), width="stretch", key="q_drift")
             st.caption(
                 "For your prompt, the quantized model's residual stream after each block against fp32's, read from "
-                "the same hook points (`blocks.i.hook_resid_post`, `ln_final.hook_normalized`) and the logits. "
+                "the same hook points (`blocks.i.hook_resid_post`"
+                + (", `ln_final.hook_normalized`" if cfg.norm_position == "pre" else
+                   "; this post-norm model has no final norm") + ") and the logits. "
                 f"At the logits: {INT8} {d[INT8][-1]:.2%}, Q4_0 (G=32) {d['Q4_0 (G=32)'][-1]:.2%}. The embedding "
                 "is kept at fp16, so the stream enters block 0 unchanged."
             )

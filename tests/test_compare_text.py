@@ -8,9 +8,13 @@ import numpy as np
 import pytest
 
 from model.analysis.rope import angle_table
-from viz.compare import last_token_attention, loss_bars
-from viz.compare_text import (attention_intro, by_position_caption, curves_caption, intro, kv_caption,
-                              last_token_caption, position_signals_caption, positions_intro, read_attention_variants,
+from dataclasses import asdict
+
+from model.net.checkpoints import ARCHITECTURE_VARIANTS, variant_config
+from viz.compare import last_token_attention, loss_bars, params_bars
+from viz.compare_text import (architecture_change, architecture_intro, attention_intro, by_position_caption,
+                              curves_caption, intro, kv_caption, largest_seed_spread, last_token_caption,
+                              position_signals_caption, positions_intro, read_architecture, read_attention_variants,
                               read_positions, seed_cell)
 
 N = 100  # held-out windows
@@ -221,10 +225,20 @@ def test_intro_counts_sizes_and_recipes_from_the_data():
     assert "from 1,918,656 parameters (a) to 2,164,416 (b, +12.8 %)" in t  # the draft is in no comparison
     assert "data seed 1337), 4,000 steps" in t and "3 whole plays (119,230 tokens)" in t
     assert "chosen by the default model's loss on those same plays" in t and "training curves are training loss" in t
-    assert "in neither comparison: draft — a small one" in t
+    assert "in no comparison: draft — a small one" in t and "Architecture" not in t
     assert "same size" not in t.replace("not the same size", "") and "Every number" not in t
     odd = intro(["a", "b"], ["GQA"], ["rope"], {}, {}, {"a": recipe, "b": {**recipe, "dropout": 0.0}}, 3, None)
     assert odd.startswith("2 models") and "Their training logs differ in: dropout" in odd and "parameters" not in odd
+    # a log that records init_seed 0 trains as one written before the trainer recorded it
+    same = intro(["a", "b"], ["GQA"], ["rope"], {}, {}, {"a": recipe, "b": {**recipe, "init_seed": 0}}, 3, None)
+    assert "Trained alike" in same and "logs differ" not in same
+    assert "differ in: init_seed" in intro(["a", "b"], ["GQA"], ["rope"], {}, {},
+                                           {"a": recipe, "b": {**recipe, "init_seed": 1}}, 3, None)
+    arch = intro(["a", "b"], ["GQA"], ["rope"], {"draft": "a small one"}, {}, {}, 3, None,
+                 {"gqa-postnorm": "post-norm", "gqa-moe": "a mixture of 4 experts, 2 per token"})
+    assert ("A third comparison, **Architecture**, sets the default beside 2 more that each change one architectural "
+            "choice at its size: gqa-postnorm (post-norm); gqa-moe (a mixture of 4 experts, 2 per token)") in arch
+    assert "in no comparison: draft" in arch and "gqa-moe —" not in arch
 
 
 def test_attention_and_position_intros_and_the_kv_caption():
@@ -307,3 +321,101 @@ def test_loss_bars_draw_the_seed_spread_only_where_it_exists():
     mean = next(t for t in fig.data if t.name == "seed mean ± sd")
     assert list(mean.x) == ["a"] and mean.y[0] == pytest.approx(1.86)
     assert mean.error_y.array[0] == pytest.approx(0.01)
+
+
+# ---- architecture: each variant against the default ------------------------------------------------------
+
+MOE_TOTAL, MOE_ACTIVE = 3_150_528, 1_970_880
+
+
+def architecture(shifts: dict[str, float], wiggle: float = 0.01) -> dict:
+    """The default at BASE and each architecture variant `shift` above it, window by window ± 2·wiggle: over 100
+    windows a 95 % interval of about ±0.4·wiggle around the shift (see `windows`)."""
+    rows = {"gqa-rope": variant(0.0, wiggle=wiggle)}
+    for name, shift in shifts.items():
+        rows[name] = variant(shift, phase=-1, wiggle=wiggle, params=MOE_TOTAL if name == "gqa-moe" else 1_967_808)
+        if name == "gqa-moe":
+            rows[name].update(active_params=MOE_ACTIVE, n_experts=4, experts_per_token=2)
+    return {"variants": rows, "settings": {"threads": 1}}
+
+
+MHA_SPREAD = {"mha-rope": [3.770, 3.787, 3.804]}  # sd 0.0170 over 3 seeds, as results/seeds.json's MHA
+
+
+def test_architecture_orders_only_what_the_windows_separate_beyond_the_seed_spread():
+    res = architecture({"gqa-postnorm": 0.03, "gqa-layernorm": 0.005, "gqa-gelu": 0.002, "gqa-moe": -0.03})
+    t = text(read_architecture(res, seeds=seeds(MHA_SPREAD)))
+    assert "Each variant was trained once (one seed)" in t
+    assert "Over the variants trained several times the seed-to-seed sd reached 0.0170 (mha-rope, n = 3)" in t
+    # 0.03 apart, interval ±0.004: an order, for these weights, with the spread it exceeds
+    assert "gqa-rope's held-out loss is lower than gqa-postnorm's for these weights on these windows" in t
+    assert "gqa-moe's held-out loss is lower than gqa-rope's for these weights on these windows" in t
+    assert ("That is more than the largest seed-to-seed sd measured here, 0.0170 (mha-rope, n = 3); gqa-postnorm "
+            "and gqa-rope were trained once, so their own spread is not measured") in t
+    # 0.005 apart: the windows separate it (±0.004), the seed spread does not: no order
+    assert ("gqa-layernorm − gqa-rope in held-out loss = +0.0050 (95 % interval +0.0011 to +0.0089, over 100 "
+            "held-out windows): the windows separate these weights, but by no more than the largest seed-to-seed "
+            "sd measured here, 0.0170 (mha-rope, n = 3)") in t
+    assert "gqa-layernorm's held-out loss is lower" not in t
+    assert "gqa-rope's held-out loss is lower than gqa-layernorm" not in t
+    # 0.002 apart: the windows do not separate it either
+    assert "gqa-gelu − gqa-rope in held-out loss = +0.0020" in t and "the interval includes 0, so no order" in t
+    assert "gqa-gelu's" not in t and "than gqa-gelu's" not in t
+
+
+def test_architecture_without_any_seed_spread_says_so():
+    t = text(read_architecture(architecture({"gqa-layernorm": 0.005})))
+    assert "gqa-rope's held-out loss is lower than gqa-layernorm's for these weights on these windows" in t
+    assert "No variant has a second training seed here, so how much of that a different seed would undo" in t
+    assert "Each variant was trained once (one seed)" in t and "trained several times" not in t
+
+
+def test_architecture_with_seeds_of_both_orders_across_seeds():
+    res = architecture({"gqa-gelu": 0.02})
+    both = seeds({"gqa-rope": [3.80, 3.81, 3.79], "gqa-gelu": [3.83, 3.835, 3.815], **MHA_SPREAD})
+    t = text(read_architecture(res, seeds=both))
+    assert "gqa-rope's held-out loss is lower than gqa-gelu's across training seeds" in t
+    assert "over 3 training seeds" in t
+    assert "trained several times" not in t  # none of the compared ones was trained once
+
+
+def test_architecture_sizes_moe_balance_and_what_is_missing():
+    res = architecture({"gqa-moe": -0.03})
+    lines = read_architecture(res, aux_loss={"gqa-moe": [3.0] * 50 + [2.2] * 100})
+    t = text(lines)
+    assert "gqa-moe 3,150,528 (1,970,880 used per token)" in t and "gqa-rope 1,967,808," in t
+    assert "gqa-moe holds +60.1 % parameters and uses +0.2 % per token" in t
+    assert "averaged 2.200 over its last 100 training steps" in t and "10 % of the way from even to collapsed" in t
+    assert "past the 256-token context they were trained on (all RoPE)" in t
+    assert "gqa-moe − gqa-rope in rise past 256 = +0.000; no interval could be computed" in t  # no per-window record
+    assert "load-balancing" not in text(read_architecture(res))  # no log, no sentence
+    assert read_architecture({"variants": {"gqa-rope": res["variants"]["gqa-rope"]}}) == [
+        f"Fewer than two of {', '.join(ARCHITECTURE_VARIANTS)} are evaluated here (the default, gqa-rope, among "
+        "them), so there is nothing to compare yet."]
+
+
+def test_largest_seed_spread_and_architecture_words():
+    name, s = largest_seed_spread({"a": {0: 3.80, 1: 3.84}, "b": {0: 3.81, 1: 3.815}, "c": {0: 3.9}})
+    assert name == "a" and s["sd"] == pytest.approx(0.0283, abs=1e-4) and s["n"] == 2
+    assert largest_seed_spread({"c": {0: 3.9}}) is None
+    words = {n: architecture_change(asdict(variant_config(n))) for n in ARCHITECTURE_VARIANTS}
+    assert words["gqa-rope"] == "the default: pre-norm RMSNorm, SwiGLU MLP 512 wide"
+    assert words["gqa-postnorm"].startswith("post-norm") and "RMSNorm" in words["gqa-layernorm"]
+    assert words["gqa-gelu"] == "a two-matrix GELU MLP 768 wide (GPT-2's) instead of SwiGLU"
+    assert words["gqa-moe"].startswith("4 SwiGLU experts 256 wide, 2 per token")
+    assert architecture_change(asdict(variant_config("gqa-moe")), short=True) == "a mixture of 4 experts, 2 per token"
+    t = architecture_intro(words, "gqa-rope", {"gqa-rope": {"seed": 1337, "steps": 4000}})
+    assert t.startswith("4 variants each change one architectural choice of the default (gqa-rope: pre-norm RMSNorm")
+    assert "**gqa-moe** — 4 SwiGLU experts" in t and "Trained alike" not in t  # one log: nothing to compare
+    two = architecture_intro(words, "gqa-rope", {"gqa-rope": {"seed": 1337}, "gqa-moe": {"seed": 1337}},
+                             {"gqa-rope": "cpu", "gqa-moe": "cuda"})
+    assert "Trained alike" in two and "gqa-postnorm, gqa-layernorm, gqa-gelu: no training log" in two
+    assert "Trained on different hardware (gqa-rope cpu, gqa-moe cuda)" in two
+
+
+def test_params_bars_draw_total_beside_used_per_token():
+    fig = params_bars(["gqa-rope", "gqa-moe"], [1_967_808, MOE_TOTAL], [1_967_808, MOE_ACTIVE])
+    total, used = fig.data
+    assert (total.name, used.name) == ("all parameters", "used per token")
+    assert list(total.y) == [1_967_808, MOE_TOTAL] and list(used.y) == [1_967_808, MOE_ACTIVE]
+    assert used.text[1] == "1,970,880" and fig.layout.barmode == "group"

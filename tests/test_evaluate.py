@@ -11,8 +11,8 @@ import torch
 from model.net.checkpoints import load_variant
 from model.net.config import ModelConfig
 from model.analysis.heads import attention_stats, uniform_reference
-from model.evaluation.evaluate import (QUICK, bigram_loss, bucket_mean, loss_by_position, main,
-                                       paired_difference, token_losses, unigram_loss)
+from model.evaluation.evaluate import (QUICK, bigram_loss, bucket_mean, evaluate_model, loss_by_position, main,
+                                       merge_results, paired_difference, token_losses, unigram_loss)
 from model.evaluation.stats import in_and_past_context
 from model.net.transformer import Transformer
 from model.evaluation.evaluate import heldout_loss
@@ -150,3 +150,63 @@ def test_the_reading_is_generated_from_the_numbers(quick):
     assert f"{res['variants'][best]['heldout']['nats_per_token']:.4f}" in text  # the loss line's precision
     if len(res["variants"]) >= 2:
         assert "seed" in text  # says what one seed each cannot tell
+
+
+# ---- architecture rows and merging new variants into an existing file --------------------------------------
+
+
+def test_a_mixture_of_experts_row_counts_the_parameters_a_token_uses():
+    """active_params = all parameters less the (E − k) experts a token skips in every layer, counted from the
+    modules themselves; a dense model's are all of them."""
+    torch.manual_seed(0)
+    moe = Transformer(ModelConfig(**{**TINY, "n_experts": 4, "experts_per_token": 2})).eval()
+    r = evaluate_model(moe, ids(2000), 3.0, QUICK)
+    total = sum(p.numel() for p in moe.parameters())
+    expert = sum(p.numel() for p in moe.blocks[0].mlp.experts[0].parameters())
+    assert r["params"] == total and r["active_params"] == total - TINY["n_layers"] * 2 * expert
+    assert (r["n_experts"], r["experts_per_token"], r["norm"], r["mlp"]) == (4, 2, "rmsnorm", "gated")
+    dense = evaluate_model(tiny("rope"), ids(2000), 3.0, QUICK)
+    assert dense["active_params"] == dense["params"] and dense["n_experts"] == dense["experts_per_token"] == 0
+
+
+def test_merge_results_keeps_every_other_row_and_refuses_other_settings():
+    old = {"date": "d0", "command": "full", "settings": {"seq_len": 256}, "data": {"tokens": 9},
+           "baselines": {"bigram": 1}, "variants": {"a": {"x": 1}, "b": {"x": 2}}, "missing": ["c", "d"]}
+    new = {"date": "d1", "command": "merge c", "settings": {"seq_len": 256}, "data": {"tokens": 9},
+           "variants": {"c": {"x": 3}, "b": {"x": 20}}, "missing": ["e"], "cpu": "cpu", "threads": 1}
+    m = merge_results(old, new)
+    assert list(m["variants"]) == ["a", "b", "c"] and m["variants"]["a"] == {"x": 1}
+    assert m["variants"]["c"]["x"] == 3 and m["variants"]["c"]["merged_from"]["command"] == "merge c"
+    assert m["variants"]["b"]["x"] == 20  # a re-evaluated row replaces its old self, in place
+    assert (m["date"], m["command"], m["baselines"]) == ("d0", "full", {"bigram": 1}) and m["missing"] == ["d", "e"]
+    assert old["variants"] == {"a": {"x": 1}, "b": {"x": 2}}  # the input is not changed
+    with pytest.raises(ValueError, match="settings"):
+        merge_results(old, {**new, "settings": {"seq_len": 128}})
+    with pytest.raises(ValueError, match="data"):
+        merge_results(old, {**new, "data": {"tokens": 8}})
+
+
+def test_the_cli_merges_one_variant_into_an_existing_file(quick, tmp_path, monkeypatch, capsys):
+    """--merge: mqa-rope evaluated alone and put back into a file that lacked it; the other rows, the baselines and
+    the header are byte-for-byte what they were. A run with other settings, or with nothing to evaluate, leaves the
+    file alone and says why."""
+    res, _ = quick
+    before = {k: v for k, v in res.items() if k != "variants"}
+    before["variants"] = {k: v for k, v in res["variants"].items() if k != "mqa-rope"}
+    out = tmp_path / "eval.json"
+    out.write_text(json.dumps(before))
+    assert main(["--quick", "--variants", "mqa-rope", "--merge", "--out", str(out)]) == 0
+    after = json.loads(out.read_text())
+    assert list(after["variants"]) == ["gqa-rope", "gqa-learned", "mqa-rope"]
+    for k in ("gqa-rope", "gqa-learned"):
+        assert after["variants"][k] == before["variants"][k]
+    assert {k: v for k, v in after.items() if k != "variants"} == {k: v for k, v in before.items() if k != "variants"}
+    row = after["variants"]["mqa-rope"]
+    assert row["heldout"] == res["variants"]["mqa-rope"]["heldout"]  # the same weights, windows and settings
+    assert row["merged_from"]["command"].endswith("--variants mqa-rope --merge --out " + str(out))
+    text = out.read_text()
+    assert main(["--quick", "--max-windows", "2", "--variants", "mqa-rope", "--merge", "--out", str(out)]) == 1
+    assert "cannot merge" in capsys.readouterr().err and out.read_text() == text
+    monkeypatch.setattr("model.net.checkpoints.CHECKPOINT_DIR", tmp_path / "none")
+    assert main(["--quick", "--variants", "gqa-moe", "--merge", "--out", str(out)]) == 1
+    assert "no checkpoint for gqa-moe: skipped" in capsys.readouterr().err and out.read_text() == text

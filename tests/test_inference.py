@@ -20,7 +20,7 @@ from conftest import SHIPPED_VARIANTS
 from model.accounting.arch import Arch, arch_from_model_config
 from model.accounting.counts import (HARDWARE, Hardware, count_params, decode_intensity, decode_step_flops,
                                      forward_flops, kv_cache_bytes, weight_bytes)
-from model.accounting.hf_configs import PRESETS, preset_arch
+from model.accounting.hf_configs import ALL_PRESETS, preset_arch
 from model.inference import flash, paging, roofline
 from model.inference.batched import (SlotCache, decode_step, prefill, receptive_field, rolling_generation,
                                      slot_positions)
@@ -273,8 +273,9 @@ def test_matmul_intensity_by_hand():
     assert sum(c.flops for c in costs.values()) == 416 == decode_step_flops(TINY, 1, 3).total
 
 
-@pytest.mark.parametrize("arch", [arch_from_model_config(variant_config(n), n) for n in ("gqa-rope", "gqa-window")]
-                         + [preset_arch(n) for n in PRESETS], ids=lambda a: a.name)
+@pytest.mark.parametrize("arch", [arch_from_model_config(variant_config(n), n) for n in
+                                  ("gqa-rope", "gqa-window", "gqa-postnorm", "gqa-layernorm", "gqa-gelu", "gqa-moe")]
+                         + [preset_arch(n) for n in ALL_PRESETS], ids=lambda a: a.name)
 def test_matmul_costs_add_up_to_the_calculators(arch):
     for b, s, past in ((1, 300, 0), (8, 1, 4999), (3, 5, 100)):
         costs = roofline.matmul_costs(arch, b, s, past, "bf16")

@@ -1,5 +1,6 @@
-"""The compare page under AppTest (both tabs, asserted on the figures' data), and its figure builders."""
+"""The compare page under AppTest (the three tabs, asserted on the figures' data), and its figure builders."""
 
+import copy
 import json
 import shutil
 import subprocess
@@ -8,11 +9,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from streamlit.testing.v1 import AppTest
 
-from model.net.checkpoints import COMPARED_VARIANTS, available_variants, variant_dir
+import app_support
+from model.net.checkpoints import (ARCHITECTURE_VARIANTS, COMPARED_VARIANTS, available_variants, load_train_log,
+                                   save_checkpoint, variant_config, variant_dir)
 from model.evaluation import seeds as seed_runs
 from model.evaluation.evaluate import RESULTS_PATH
+from model.net.transformer import Transformer
 from model.text.tokenizer import encode
 from viz.compare import (attention_side_by_side, kv_sharing_compare, last_token_attention, loss_by_position_figure,
                          next_token_bars, smooth)
@@ -46,7 +51,9 @@ KEYS = ["cmp_curves_attn", "cmp_bars_attn", "cmp_kv", "cmp_layer_attn_fig", "cmp
 
 
 def test_both_tabs_draw_their_charts(page):
-    assert [t.label for t in page.tabs] == ["Attention variants", "Positional encodings"]
+    assert [t.label for t in page.tabs] == ["Attention variants", "Positional encodings", "Architecture"]
+    if not set(ARCHITECTURE_VARIANTS[1:]) & set(available_variants()):  # today: none of them trained yet
+        assert any("None of the architecture variants has weights" in i.value for i in page.info)
     got = charts(page)
     for key in ("cmp_kv", "cmp_layer_attn_fig", "cmp_signals", "cmp_layer_pos_fig", "cmp_next", "cmp_last_attn"):
         assert key in got, key
@@ -270,3 +277,131 @@ def test_compare_text_is_pure():
     res = json.loads(RESULTS_PATH.read_text())
     lines = read_attention_variants(res) + read_positions(res)
     assert lines and all(isinstance(l, str) and l for l in lines)
+
+
+# ---- the architecture tab ---------------------------------------------------------------------------------
+
+ARCH_TRAIN = ["gqa-postnorm", "gqa-moe"]  # given weights below; gqa-layernorm and gqa-gelu are left untrained
+MERGE = "python -m model.evaluation --variants gqa-postnorm gqa-moe --merge"
+
+
+def results_without_architectures(tmp_path: Path, monkeypatch) -> dict:
+    """The committed evaluation less any architecture variant's row (as before they were evaluated), as the file
+    the page reads."""
+    res = json.loads(RESULTS_PATH.read_text())
+    for n in ARCHITECTURE_VARIANTS[1:]:
+        res["variants"].pop(n, None)
+    path = tmp_path / "evaluation.json"
+    path.write_text(json.dumps(res))
+    monkeypatch.setattr("model.evaluation.evaluate.RESULTS_PATH", path)
+    return res
+
+
+def test_architecture_tab_without_weights_says_what_to_train(monkeypatch, tmp_path):
+    """No architecture variant has weights (a checkout before they are trained): the tab names them and the
+    command that trains them, draws none of its charts, and the other two tabs are unaffected."""
+    results_without_architectures(tmp_path, monkeypatch)
+    monkeypatch.setattr("model.net.checkpoints.CHECKPOINT_DIR", tmp_path / "checkpoints")
+    at = app_support.open_page("pages/compare.py", prompt="ROMEO.", query={"cmp_tab": "Architecture"})
+    assert at.session_state["cmp_tab"] == "Architecture"  # a link opens the tab
+    info = " ".join(i.value for i in at.info)
+    assert "None of the architecture variants has weights in this checkout yet: **gqa-postnorm, gqa-layernorm, " \
+           "gqa-gelu, gqa-moe**" in info
+    assert "`python -m model.training.train --variant gqa-moe`" in info and "Nothing to compare yet" in info
+    got = app_support.charts(at)
+    assert not any(k.endswith("_arch") for k in got) and "cmp_bars_attn" in got and "cmp_by_pos" in got
+    intro = at.markdown[0].value
+    assert "A third comparison, **Architecture**" in intro and "gqa-moe (a mixture of 4 experts, 2 per token)" in intro
+    assert "in no comparison" not in intro  # no weights at all here: no other checkpoint to list
+
+
+def arch_row(base: dict, shift: float, model, rng) -> dict:
+    """gqa-rope's evaluation row moved by `shift` nats (± a little noise per window), with `model`'s sizes."""
+    r = copy.deepcopy(base)
+    w = np.array(r["heldout"]["window_losses"])
+    w = np.round(w + shift + rng.normal(0, 0.01, len(w)), 4)
+    nats = float(w.mean())
+    r["heldout"].update(window_losses=w.tolist(), nats_per_token=round(nats, 4),
+                        bits_per_char=round(base["heldout"]["bits_per_char"] * nats / base["heldout"]["nats_per_token"],
+                                            4))
+    r["loss_by_position"]["bucket_mean"] = [round(x + shift, 4) for x in r["loss_by_position"]["bucket_mean"]]
+    cfg = model.cfg
+    params = sum(p.numel() for p in model.parameters())
+    expert = sum(p.numel() for p in model.blocks[0].mlp.experts[0].parameters()) if cfg.n_experts else 0
+    r.update(params=params, active_params=params - cfg.n_layers * (cfg.n_experts - cfg.experts_per_token) * expert,
+             n_experts=cfg.n_experts, experts_per_token=cfg.experts_per_token if cfg.n_experts else 0)
+    return r
+
+
+def test_architecture_tab_draws_the_rows_it_is_given(monkeypatch, tmp_path, shipped_variants):
+    """Two of the four trained (fresh-init checkpoints with a synthetic log) and in a synthetic evaluation, the
+    default beside them: the tab names the two still untrained, and its table, bars, parameters, loss by position
+    and training curves carry exactly those rows and logs; the reading orders what the windows separate beyond the
+    seed spread and gives the MoE's sizes and balance."""
+    ckpt = tmp_path / "checkpoints"
+    ckpt.mkdir()
+    (ckpt / "gqa-rope").symlink_to(variant_dir("gqa-rope"))
+    res = results_without_architectures(tmp_path, monkeypatch)
+    rng = np.random.default_rng(0)
+    recipe = load_train_log("gqa-rope")["train"]
+    logs = {}
+    for i, (name, shift) in enumerate(zip(ARCH_TRAIN, (0.03, -0.03))):
+        torch.manual_seed(i)
+        model = Transformer(variant_config(name)).eval()
+        logs[name] = {"train": {**recipe, "init_seed": 0},
+                      "train_loss": np.linspace(7.0, 3.9 + shift, 400).round(4).tolist(),
+                      "val": [{"step": 200, "loss": 4.5}, {"step": 400, "loss": 3.9 + shift}], "device": "cpu"}
+        if model.cfg.n_experts:
+            logs[name]["aux_loss"] = [2.1] * 400
+        save_checkpoint(model, ckpt / name, logs[name])
+        res["variants"][name] = arch_row(res["variants"]["gqa-rope"], shift, model, rng)
+        res["variants"][name]["merged_from"] = {"date": "2026-12-07T18:00:00+00:00", "command": MERGE}
+    results = tmp_path / "evaluation.json"
+    results.write_text(json.dumps(res))
+    runs = seed_runs.shipped_as_seed0(res, ["mha-rope"])
+    runs += [{**runs[0], "seed": k, "heldout": {"nats_per_token": x, "bits_per_char": x / 2}}
+             for k, x in ((1, 3.787), (2, 3.804))]
+    seeds_path = tmp_path / "seeds.json"
+    seeds_path.write_text(json.dumps({"runs": runs}))
+    monkeypatch.setattr("model.net.checkpoints.CHECKPOINT_DIR", ckpt)
+    monkeypatch.setattr("model.evaluation.evaluate.RESULTS_PATH", results)
+    monkeypatch.setattr(seed_runs, "SEEDS_PATH", seeds_path)
+    at = app_support.open_page("pages/compare.py", prompt="ROMEO.")
+
+    info = " ".join(i.value for i in at.info)
+    assert "No weights in this checkout yet for: **gqa-layernorm, gqa-gelu**" in info
+    assert "Nothing to compare" not in info
+    shown = ["gqa-rope", *ARCH_TRAIN]
+    R = res["variants"]
+    bars = app_support.chart(at, "cmp_bars_arch")["data"]
+    assert list(bars[0]["x"]) == shown
+    np.testing.assert_allclose(app_support.arr(bars[0]["y"]), [R[n]["heldout"]["bits_per_char"] for n in shown])
+    assert [t["name"] for t in bars] == ["shipped run"]  # no seed of these three in seeds.json: no dots
+    total, used = app_support.chart(at, "cmp_params_arch")["data"]
+    np.testing.assert_array_equal(app_support.arr(total["y"]), [1_967_808, 1_967_616, 3_150_528])
+    np.testing.assert_array_equal(app_support.arr(used["y"]), [1_967_808, 1_967_616, 1_970_880])
+    lines = {t["name"]: t for t in app_support.chart(at, "cmp_by_pos_arch")["data"] if t.get("mode") == "lines+markers"}
+    assert list(lines) == shown
+    for n in shown:
+        np.testing.assert_allclose(app_support.arr(lines[n]["y"]), R[n]["loss_by_position"]["bucket_mean"])
+    curves = {t["name"]: t for t in app_support.chart(at, "cmp_curves_arch")["data"]}
+    assert set(curves) == {f"{n} {k}" for n in shown for k in ("train", "held-out")}
+    np.testing.assert_allclose(app_support.arr(curves["gqa-moe train"]["y"]), smooth(logs["gqa-moe"]["train_loss"], 50))
+    np.testing.assert_allclose(app_support.arr(curves["gqa-postnorm held-out"]["y"]),
+                               [v["loss"] for v in logs["gqa-postnorm"]["val"]])
+
+    table = next(d.value for d in at.dataframe if "used per token" in d.value.columns).set_index("variant")
+    assert list(table.index) == shown and table.loc["gqa-moe", "used per token"] == 1_970_880
+    assert table.loc["gqa-postnorm", "over training seeds (nats/token)"] == "1 run: spread not measured"
+    captions = " ".join(c.value for c in at.caption)
+    assert "gqa-postnorm: 1 run, spread not measured; gqa-moe: 1 run, spread not measured." in captions
+    assert f"· gqa-postnorm, gqa-moe added 2026-12-07 18:00 UTC by `{MERGE}`." in captions
+    text = " ".join(m.value for m in at.markdown)
+    assert "**gqa-moe** — 4 SwiGLU experts 256 wide, 2 per token" in text and "Trained alike" in text
+    sd = seed_runs.summarise([r["heldout"]["nats_per_token"] for r in runs])["sd"]
+    assert f"the seed-to-seed sd reached {sd:.4f} (mha-rope, n = 3)" in text
+    assert "gqa-rope's held-out loss is lower than gqa-postnorm's for these weights on these windows" in text
+    assert "gqa-moe's held-out loss is lower than gqa-rope's for these weights on these windows" in text
+    assert "gqa-moe 3,150,528 (1,970,880 used per token)" in text and "averaged 2.100 over its last 100" in text
+    # the first two tabs are as before: the architecture variants are in neither, nor listed as outside every one
+    assert "cmp_bars_attn" in app_support.charts(at) and "in no comparison" not in at.markdown[0].value

@@ -174,8 +174,9 @@ def test_quantized_copy_leaves_the_shared_model_alone(model):
     qs = q.state_dict()
     for k, v in before.items():  # matrices changed, everything else (embedding, norms) identical
         changed = not torch.equal(qs[k], v)
-        assert changed == any(k == f"{n}.weight" for n in matrix_names(4)), k
-    assert [m.name for m in rep.matrices] == matrix_names(4) and len(MATRICES) == 7
+        assert changed == any(k == f"{n}.weight" for n in matrix_names(model)), k
+    assert [m.name for m in rep.matrices] == matrix_names(model) == [f"blocks.{i}.{m}" for i in range(4) for m in MATRICES]
+    assert len(MATRICES) == 7
 
 
 @needs_weights

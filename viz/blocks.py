@@ -1,7 +1,9 @@
-"""Building-block figures: RMSNorm on one vector as four aligned strips (x, x / rms, g, output), the LayerNorm
-formula beside it, the residual stream's norm stage by stage, the gated MLP's gate / activation / up / product
-over its neurons, and which neurons fire for which tokens; and the sentences that describe them, written from
-the same numbers (a caption never states a figure by hand).
+"""Building-block figures: RMSNorm on one vector as four aligned strips (x, x / rms, g, output) or LayerNorm as
+six (x, x − mean, (x − mean) / std, γ, β, output), the other formula beside it, the residual stream's norm stage
+by stage, the MLP over its neurons — a gated MLP's gate / activation / up / product, a plain one's pre-activation
+and activation — and which neurons fire for which tokens; a mixture of experts' router choices and expert
+load; per-block gradient norms and residual RMS over training. And the sentences that describe them, written
+from the same numbers (a caption never states a figure by hand).
 
 Arrays and labels in, `go.Figure` or a string out. Every token label goes through `plotly_text` (see
 viz/tokens.py); the sentences hold numbers only, so a page adds any token text itself, escaped. Colours: values
@@ -57,6 +59,33 @@ def rmsnorm_figure(x: np.ndarray, x_hat: np.ndarray, g: np.ndarray, out: np.ndar
     return _strips([("x", "1. input x", x), ("x / rms", "2. x / rms", x_hat), ("g", "3. weight g", g),
                     ("x / rms · g", "4. output", out)],
                    np.arange(d), f"dimension (0 … {d - 1} of d_model = {d})", "dimension %{x}")
+
+
+def layernorm_steps_figure(steps: dict) -> go.Figure:
+    """Six strips over the d_model dimensions (`model.analysis.blocks.layernorm_steps`): the input x, the centred
+    x − mean, (x − mean) / std, the learned weight γ, the learned bias β, the output (x − mean) / std · γ + β."""
+    d = len(steps["x"])
+    fig = _strips([("x", "1. input x", steps["x"]), ("x − mean", "2. x − mean", steps["centred"]),
+                   ("(x − mean) / std", "3. ÷ std", steps["x_hat"]), ("γ", "4. weight γ", steps["w"]),
+                   ("β", "5. bias β", steps["b"]), ("(x − mean) / std · γ + β", "6. output", steps["out"])],
+                  np.arange(d), f"dimension (0 … {d - 1} of d_model = {d})", "dimension %{x}", row_height=120)
+    fig.add_hline(y=steps["mean"], row=1, col=1, line=dict(color=CHOSEN, dash="dash", width=2),
+                  annotation_text=f"mean {steps['mean']:.3g}", annotation_position="top right")
+    return fig
+
+
+def layernorm_steps_sentence(steps: dict) -> str:
+    """The caption of `layernorm_steps_figure`, from `layernorm_steps`'s numbers."""
+    d = len(steps["x"])
+    w, b = steps["w"], steps["b"]
+    return (f"This vector has length ‖x‖ = {steps['x_norm']:.4g} over d = {d} dimensions and mean "
+            f"**{steps['mean']:.4g}**; subtracting it leaves x − mean, of length {steps['centred_norm']:.4g}. Its "
+            f"standard deviation is √(mean((x − mean)²) + ε) = **{steps['std']:.4g}** (ε = {steps['eps']:g}) — the rms "
+            f"of the centred vector, so from here LayerNorm is RMSNorm on x − mean. Dividing by it gives a vector of "
+            f"mean 0 and length {steps['x_hat_norm']:.4g} (√d = {math.sqrt(d):.4g}). The learned weight γ (from "
+            f"{w.min():.3g} to {w.max():.3g}, mean {w.mean():.3g}) stretches each dimension, and the learned bias β "
+            f"(from {b.min():.3g} to {b.max():.3g}, mean {b.mean():.3g}) shifts it — the one part RMSNorm has no "
+            f"counterpart for: the output's length is **{steps['out_norm']:.4g}**.")
 
 
 def layernorm_figure(x_hat: np.ndarray, ln_out: np.ndarray) -> go.Figure:
@@ -189,10 +218,39 @@ def swiglu_figure(gate: np.ndarray, act_gate: np.ndarray, up: np.ndarray, produc
                    f"neuron (0 … {n - 1} of d_mlp = {n})", "neuron %{customdata}", customdata=order, row_height=140)
 
 
+def plain_mlp_figure(pre: np.ndarray, post: np.ndarray, act_name: str, order: np.ndarray | None = None) -> go.Figure:
+    """Two strips over the d_mlp neurons at one position of a plain MLP: pre = W_in x and act(pre), the value
+    W_out reads. `order` sorts both alike (e.g. by |act(pre)|); the hover names each bar's neuron."""
+    n = len(pre)
+    order = np.arange(n) if order is None else np.asarray(order)
+    rows = [("pre = W_in x", "pre", np.asarray(pre)[order]), (f"{act_name}(pre)", f"{act_name}(pre)",
+                                                               np.asarray(post)[order])]
+    sorted_ = not np.array_equal(order, np.arange(n))
+    return _strips(rows, np.arange(n), f"neuron, sorted by |{act_name}(pre)| (largest first)" if sorted_ else
+                   f"neuron (0 … {n - 1} of d_mlp = {n})", "neuron %{customdata}", customdata=order, row_height=170)
+
+
+def plain_mlp_sentence(pre: np.ndarray, post: np.ndarray, act_name: str, act_min: tuple[float, float]) -> str:
+    """The caption of `plain_mlp_figure` at one position, from its numbers."""
+    pre, post = np.asarray(pre, dtype=np.float64), np.asarray(post, dtype=np.float64)
+    n = len(pre)
+    mag = np.abs(post)
+    order = np.argsort(-mag, kind="stable")
+    total = float(mag.sum())
+    half = int(np.searchsorted(np.cumsum(mag[order]), total / 2) + 1) if total > 0 else 0
+    s = (f"{int((pre > 0).sum())} of the {n} pre-activations are positive. {act_name} lets those through almost "
+         f"unchanged and squashes the negative ones towards 0 (its lowest value is {act_min[1]:.3f}, at "
+         f"z ≈ {act_min[0]:.2f}). The largest |{act_name}(pre)| is {mag[order[0]]:.3g}, at neuron {int(order[0])}; ")
+    s += (f"half of the total |{act_name}(pre)| comes from {half} neuron(s) ({half / n:.0%}): the MLP's output at "
+          "this position is mostly the W_out columns of those neurons." if total > 0 else "every value is 0 here.")
+    return s
+
+
 def neuron_heatmap(values: np.ndarray, pos_labels: list[str], neurons: np.ndarray, act_name: str,
-                   first_pos: int = 0) -> go.Figure:
-    """values (T, N): act(gate) · up at each shown position for the N neurons `neurons`. Positions down (token
-    labels, escaped), neurons across; RdBu centred on 0 with a titled colour bar."""
+                   first_pos: int = 0, value_name: str | None = None) -> go.Figure:
+    """values (T, N): act(gate) · up (a plain MLP: act(pre), named by `value_name`) at each shown position for the
+    N neurons `neurons`. Positions down (token labels, escaped), neurons across; RdBu centred on 0 with a titled
+    colour bar."""
     values = np.asarray(values, dtype=np.float32)
     T, N = values.shape
     lim = float(np.abs(values).max()) if values.size else 1.0
@@ -200,7 +258,7 @@ def neuron_heatmap(values: np.ndarray, pos_labels: list[str], neurons: np.ndarra
     fig = go.Figure(go.Heatmap(
         z=values, x=[f"n{int(i)}" for i in neurons], y=rows, colorscale="RdBu", reversescale=True,
         zmin=-(lim or 1.0), zmax=lim or 1.0, name="product",
-        colorbar=dict(title=dict(text=f"{act_name}(gate)·up", side="right"), thickness=12),
+        colorbar=dict(title=dict(text=value_name or f"{act_name}(gate)·up", side="right"), thickness=12),
         hovertemplate="%{y}<br>neuron %{x}: %{z:.3f}<extra></extra>",
     ))
     fig.update_yaxes(autorange="reversed", title_text="position (input token)", tickfont=dict(family="monospace"))
@@ -232,3 +290,157 @@ def swiglu_sentence(gate: np.ndarray, product: np.ndarray, act_name: str, act_mi
           "output at this position is mostly the W_down columns of those few neurons." if total > 0 else
           "every product is 0 here.")
     return s
+
+
+# --------------------------------------------------------------------------------------------------------
+# A mixture of experts
+# --------------------------------------------------------------------------------------------------------
+
+EXPERT_COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]  # Okabe–Ito
+
+
+def router_figure(indices: np.ndarray, weights: np.ndarray, n_experts: int, pos_labels: list[str],
+                  first_pos: int = 0) -> go.Figure:
+    """indices, weights (L, T, k): each layer's `hook_expert_indices` and `hook_expert_weights` at the shown
+    positions. One panel per layer: positions down, experts across, a cell coloured and labelled with the
+    router's weight where that expert was chosen, empty where it was not."""
+    indices, weights = np.asarray(indices), np.asarray(weights, dtype=np.float64)
+    L, T, _ = indices.shape
+    rows = [f"{first_pos + i} {plotly_text(l)}" for i, l in enumerate(pos_labels)]
+    cols = [f"e{e}" for e in range(n_experts)]
+    fig = make_subplots(rows=1, cols=L, shared_yaxes=True, horizontal_spacing=0.02,
+                        subplot_titles=[f"block {l}" for l in range(L)])
+    for l in range(L):
+        z = np.full((T, n_experts), np.nan)
+        np.put_along_axis(z, indices[l], weights[l], axis=1)
+        fig.add_trace(go.Heatmap(
+            z=z, x=cols, y=rows, zmin=0, zmax=1, colorscale="Viridis", name=f"block {l}", showscale=l == L - 1,
+            text=[["" if np.isnan(v) else f"{v:.2f}" for v in r] for r in z], texttemplate="%{text}",
+            textfont=dict(size=10), colorbar=dict(title=dict(text="router weight", side="right"), thickness=12),
+            hovertemplate=f"block {l}<br>%{{y}}<br>expert %{{x}}: weight %{{z:.3f}}<extra></extra>",
+        ), row=1, col=l + 1)
+        fig.update_xaxes(title_text="expert", side="bottom", row=1, col=l + 1)
+    fig.update_yaxes(autorange="reversed", tickfont=dict(family="monospace"))
+    fig.update_yaxes(title_text="position (input token)", row=1, col=1)
+    fig.update_layout(height=int(np.clip(16 * T + 170, 300, 1000)), margin=dict(l=10, r=10, t=40, b=10), **_CLEAR)
+    return fig
+
+
+def router_sentence(indices: np.ndarray, weights: np.ndarray, n_experts: int) -> str:
+    """What the router did on the prompt, per layer: the expert most tokens chose and how much weight the first
+    choice takes on average (1/k would be an even split, 1 all of it)."""
+    indices, weights = np.asarray(indices), np.asarray(weights, dtype=np.float64)
+    L, T, k = indices.shape
+    parts = []
+    for l in range(L):
+        c = np.bincount(indices[l].ravel(), minlength=n_experts)
+        e = int(np.argmax(c))
+        parts.append(f"block {l}: expert {e} for {c[e]} of {T} tokens, first choice {weights[l][:, 0].mean():.0%}")
+    return (f"Each token goes to {k} of the {n_experts} experts; the first choice's share of the weight is "
+            f"{1 / k:.0%} when the {k} logits tie and 100% when one dominates. Most-chosen expert and mean "
+            "first-choice weight per block — " + "; ".join(parts) + ".")
+
+
+def expert_load_figure(counts: np.ndarray, n_tokens: int, k: int) -> go.Figure:
+    """counts (L, E): tokens routed to each expert in each layer (each token counted once per expert it uses, so
+    each row adds up to n_tokens·k). Grouped bars of the share of tokens each expert gets, and the even share
+    k / E as a dashed line."""
+    counts = np.asarray(counts)
+    L, E = counts.shape
+    x = [f"block {l}" for l in range(L)]
+    fig = go.Figure()
+    for e in range(E):
+        fig.add_trace(go.Bar(x=x, y=counts[:, e] / n_tokens, name=f"expert {e}", customdata=counts[:, e],
+                             marker_color=EXPERT_COLOURS[e % len(EXPERT_COLOURS)],
+                             hovertemplate=f"%{{x}}, expert {e}: %{{customdata:,}} tokens (%{{y:.1%}})<extra></extra>"))
+    fig.add_hline(y=k / E, line=dict(color="#555", dash="dash"),
+                  annotation_text=f"even: {k}/{E} = {k / E:.0%}", annotation_position="top left")
+    fig.update_yaxes(title_text="share of the tokens", tickformat=".0%", rangemode="tozero")
+    fig.update_xaxes(title_text="layer")
+    fig.update_layout(barmode="group", height=360, margin=dict(l=10, r=10, t=40, b=10), legend=_LEGEND_ABOVE,
+                      **_CLEAR)
+    return fig
+
+
+def load_sentence(counts: np.ndarray, n_tokens: int, k: int, aux: list[float]) -> str:
+    """The caption of `expert_load_figure`: the busiest and idlest expert over all layers against the even share,
+    and each layer's load-balancing loss (k when even, E at worst)."""
+    counts = np.asarray(counts, dtype=np.float64)
+    L, E = counts.shape
+    share = counts / n_tokens
+    hi, lo = np.unravel_index(np.argmax(share), share.shape), np.unravel_index(np.argmin(share), share.shape)
+    return (f"Over {n_tokens:,} held-out tokens, evenly balanced, each expert would get {k}/{E} = {k / E:.0%} of them. "
+            f"The busiest is expert {hi[1]} of block {hi[0]} with {share[hi]:.1%}, the idlest expert {lo[1]} of block "
+            f"{lo[0]} with {share[lo]:.1%}. Switch Transformer's load-balancing loss on these tokens (the training "
+            f"loss's auxiliary term; {k} when even, {E} when every token uses the same {k} experts), block by block: "
+            + ", ".join(f"{a:.3f}" for a in aux) + ".")
+
+
+# --------------------------------------------------------------------------------------------------------
+# What training logged
+# --------------------------------------------------------------------------------------------------------
+
+
+def _block_colours(L: int) -> list[str]:
+    import plotly.colors as pc
+
+    return pc.sample_colorscale("Viridis", [0.9 * l / max(1, L - 1) for l in range(L)])
+
+
+def diagnostics_figure(series: dict[str, dict], part: str, part_label: str) -> go.Figure:
+    """series: variant name -> `model.analysis.blocks.diagnostics_series`. One column per variant; top row the
+    gradient norm (before clipping) of `part` in each block, bottom row the residual stream's RMS after each block,
+    over the logged steps; one colour per block, log y, the rows' y axes shared across columns."""
+    names = list(series)
+    n = len(names)
+    fig = make_subplots(rows=2, cols=n, shared_xaxes=True, shared_yaxes="rows", vertical_spacing=0.08,
+                        horizontal_spacing=0.03, subplot_titles=[plotly_text(v) for v in names])
+    L = max(s["resid_rms"].shape[1] for s in series.values())
+    colours = _block_colours(L)
+    for c, name in enumerate(names, start=1):
+        s = series[name]
+        for row, values, what in ((1, s["grad"][part], "gradient norm"), (2, s["resid_rms"], "residual RMS")):
+            for l in range(values.shape[1]):
+                fig.add_trace(go.Scatter(
+                    x=s["steps"], y=values[:, l], mode="lines+markers", marker=dict(size=4),
+                    line=dict(color=colours[l], width=2), name=f"block {l}", legendgroup=f"block {l}",
+                    showlegend=(c == 1 and row == 1),
+                    hovertemplate=f"{plotly_text(name)}, block {l}<br>step %{{x}}: {what} %{{y:.4g}}<extra></extra>",
+                ), row=row, col=c)
+        fig.update_xaxes(title_text="training step", row=2, col=c)
+    fig.update_yaxes(type="log")
+    fig.update_yaxes(title_text=f"‖∇ {part_label}‖", row=1, col=1)
+    fig.update_yaxes(title_text="RMS after the block", row=2, col=1)
+    fig.update_layout(height=560, margin=dict(l=10, r=10, t=60, b=10), legend=_LEGEND_ABOVE, **_CLEAR)
+    fig.update_layout(legend=dict(y=1.06))
+    return fig
+
+
+def diagnostics_sentence(name: str, s: dict) -> str:
+    """What one variant's log says, from its numbers only: the last logged step's gradient norms across the
+    blocks and the stream's RMS after the last block, and how often the total norm was clipped."""
+    g, rms, total = s["grad"], s["resid_rms"], s["total"]
+    last = g["block"].shape[0] - 1
+    step = int(s["steps"][last])
+    row = g["block"][last]
+    lo, hi = int(np.argmin(row)), int(np.argmax(row))
+    out = (f"{name}, step {step:,} (the last logged): the blocks' gradient norms run from {row[lo]:.3g} (block {lo}) "
+           f"to {row[hi]:.3g} (block {hi}), block 0 at {row[0] / row[-1]:.2f}× the last block's; the stream's RMS "
+           f"after the last block is {rms[last, -1]:.3g} (after block 0: {rms[last, 0]:.3g}).")
+    big = int(np.argmax(total))
+    out += (f" The total gradient norm peaked at {total[big]:.3g} (step {int(s['steps'][big]):,}; median over the "
+            f"{len(total)} logged steps {np.median(total):.3g})")
+    if s.get("clip"):
+        n_over = int((total > s["clip"]).sum())
+        out += f" and was above the clip of {s['clip']:g} at {n_over} of them"
+    return out + "."
+
+
+def aux_loss_sentence(aux: list[float], k: int, n_experts: int, window: int = 100) -> str:
+    """The balancing loss a training run logged every step (`train_log.json`'s `aux_loss`, unweighted): its mean
+    over the first and the last `window` steps, against k (perfectly even) and E (every token on the same k)."""
+    a = np.asarray(aux, dtype=np.float64)
+    w = max(1, min(window, len(a) // 2 or 1))
+    return (f"While training, the load-balancing loss ({k} when even, {n_experts} at worst) averaged "
+            f"{a[:w].mean():.3f} over the first {w} steps and {a[-w:].mean():.3f} over the last {w} "
+            f"({len(a):,} steps logged).")

@@ -1,6 +1,7 @@
-"""Figures for comparing variants: training curves, held-out loss against baselines, loss by token position
-with the training length marked, attended distance per layer, the K/V sharing of MHA / GQA / MQA, each
-positional encoding's signal, attention patterns side by side, and every variant's next-token guess.
+"""Figures for comparing variants: training curves, held-out loss against baselines, parameters held and used
+per token, loss by token position with the training length marked, attended distance per layer, the K/V sharing
+of MHA / GQA / MQA, each positional encoding's signal, attention patterns side by side, and every variant's
+next-token guess.
 
 Arrays, dicts of arrays and labels in, a `go.Figure` out; no streamlit, no torch. Token labels are user text:
 they go through `plotly_text` (escapes `<`, `>`, `&`) before they reach any text, tick or hover.
@@ -26,6 +27,11 @@ VARIANT_COLOURS = {
     "gqa-learned": "#B07CC6",
     "gqa-alibi": "#17BECF",
     "gqa-none": "#7F7F7F",
+    # the architecture comparison (drawn beside gqa-rope only)
+    "gqa-postnorm": "#8C564B",
+    "gqa-layernorm": "#BCBD22",
+    "gqa-gelu": "#CC79A7",
+    "gqa-moe": "#1B7837",
 }
 _FALLBACK = ["#8C564B", "#BCBD22", "#E377C2", "#1F77B4"]
 _CLEAR = dict(paper_bgcolor="rgba(0,0,0,0)")
@@ -112,6 +118,22 @@ def loss_bars(names: Sequence[str], bits_per_char: Sequence[float], baselines: d
     fig.update_layout(height=330, margin=dict(l=10, r=10, t=20, b=10), yaxis_title="bits per character",
                       xaxis_title="variant",
                       yaxis_range=[0, top * 1.12], showlegend=bool(many), **_CLEAR)
+    return fig
+
+
+def params_bars(names: Sequence[str], total: Sequence[int], active: Sequence[int]) -> go.Figure:
+    """Each variant's parameters (all of them, the weights it holds) beside those one token's forward uses — equal
+    except for a mixture of experts, where a token runs only k of the E experts' MLPs."""
+    fig = go.Figure()
+    for label, values, pattern in (("all parameters", total, ""), ("used per token", active, "/")):
+        fig.add_trace(go.Bar(x=list(names), y=list(values), name=label, text=[f"{x:,}" for x in values],
+                             textposition="outside", cliponaxis=False,
+                             marker=dict(color=[colour(n, i) for i, n in enumerate(names)], pattern_shape=pattern,
+                                         line=dict(width=1, color="#333")),
+                             hovertemplate="%{x}: %{y:,} parameters (" + label + ")<extra></extra>"))
+    fig.update_layout(barmode="group", height=330, margin=dict(l=10, r=10, t=20, b=10), yaxis_title="parameters",
+                      xaxis_title="variant", yaxis_range=[0, max(list(total) + [1]) * 1.15],
+                      legend=dict(orientation="h", y=1.08), **_CLEAR)
     return fig
 
 

@@ -8,6 +8,9 @@
                                      size, the KV cache per token, decode speed
     read_positions(res, context)  -> the positional encodings: loss inside the training context, how it rises
                                      past it, how far back the heads look
+    read_architecture(res)        -> post-norm, LayerNorm, GELU MLP, mixture of experts, each against the default:
+                                     held-out loss, size (total and per-token for the MoE), the rise past the
+                                     context, the MoE's load balance
     + the captions under the page's figures (attention intro, K/V sharing, training curves, loss by position,
       position signals, the last token's attention row) and the seed cell of the summary table.
 
@@ -15,7 +18,10 @@ The rule for an order (`model.evaluation.seeds.difference`): "A is lower than B"
 interval of A − B excludes 0 — over training seeds where both variants have at least two, else over the
 held-out windows of their one shipped run (then with the note that seed-to-seed spread is not measured: the
 windows say only that *these weights* differ on this text). Where neither was recorded, the numbers are given
-and no order is claimed. A claim about architectures (what the literature expects) needs seeds.
+and no order is claimed. A claim about architectures (what the literature expects) needs seeds. The
+architecture comparison adds one condition for a window interval (`_against_default`): the difference must also
+exceed the largest seed-to-seed sd measured for any variant (results/seeds.json), since a second training run of
+a variant trained once could move it by about that much.
 
 Pure functions: dicts and arrays in, strings out (variant names and numbers only, never user text).
 No streamlit, no torch, no figures.
@@ -29,7 +35,7 @@ import numpy as np
 
 from model.evaluation.seeds import Difference, by_variant, difference, rise_past_context, summarise
 from model.evaluation.stats import in_and_past_context, window_rise
-from model.net.checkpoints import ATTENTION_VARIANTS, POSITION_VARIANTS
+from model.net.checkpoints import ARCHITECTURE_VARIANTS, ATTENTION_VARIANTS, DEFAULT_VARIANT, POSITION_VARIANTS
 
 LEGEND = "(<: the 95 % interval of the difference excludes 0; ~: it does not)"
 POS_NAMES = {"rope": "RoPE", "sinusoidal": "sinusoidal", "learned": "learned", "alibi": "ALiBi", "none": "none"}
@@ -167,27 +173,41 @@ def _ratio(x: float) -> str:
 # --------------------------------------------------------------------------------------------------------
 
 
+def _recipe_sentence(names: Sequence[str], recipes: Mapping[str, dict]) -> str:
+    """Whether the training logs of `names` agree on every setting, or which ones differ. A log written before
+    the trainer recorded `init_seed` had the one every shipped variant used, 0."""
+    logged = {n: {"init_seed": 0, **r} for n, r in recipes.items() if n in names}
+    if not logged:
+        return ""
+    keys = sorted({k for r in logged.values() for k in r})
+    differ = [k for k in keys if len({repr(r.get(k)) for r in logged.values()}) > 1]
+    first = next(iter(logged.values()))
+    if not differ:
+        out = (f" Trained alike, by their training logs: the same Shakespeare text in the same order (data "
+               f"seed {first.get('seed')}), {first.get('steps', 0):,} steps, the same optimiser settings and "
+               "dropout.")
+    else:
+        out = f" Their training logs differ in: {', '.join(differ)}."
+    if len(logged) < len(names):
+        out += f" ({', '.join(n for n in names if n not in logged)}: no training log in this checkout.)"
+    return out
+
+
 def intro(compared: Sequence[str], kinds: Sequence[str], encodings: Sequence[str], others: Mapping[str, str],
           params: Mapping[str, int], recipes: Mapping[str, dict], n_plays: int,
-          heldout_tokens: Optional[int]) -> str:
+          heldout_tokens: Optional[int], architectures: Mapping[str, str] = {}) -> str:
     """The page's first paragraph. params: compared variant → parameters (empty without an evaluation);
-    recipes: variant → its train_log's "train" settings (those whose log is in the checkout)."""
+    recipes: variant → its train_log's "train" settings (those whose log is in the checkout); architectures:
+    the architecture comparison's variants but the default → the one choice each changes (`architecture_change`),
+    which that tab presents (trained or not)."""
     out = (f"{len(compared)} models that differ in one thing: how many **K/V heads** attention has "
            f"({' / '.join(kinds)}), or how **position** gets in "
            f"({', '.join(POS_NAMES.get(e, e) for e in encodings)}).")
-    logged = {n: r for n, r in recipes.items() if n in compared}
-    if logged:
-        keys = sorted({k for r in logged.values() for k in r})
-        differ = [k for k in keys if len({repr(r.get(k)) for r in logged.values()}) > 1]
-        first = next(iter(logged.values()))
-        if not differ:
-            out += (f" Trained alike, by their training logs: the same Shakespeare text in the same order (data "
-                    f"seed {first.get('seed')}), {first.get('steps', 0):,} steps, the same optimiser settings and "
-                    "dropout.")
-        else:
-            out += f" Their training logs differ in: {', '.join(differ)}."
-        if len(logged) < len(compared):
-            out += f" ({', '.join(n for n in compared if n not in logged)}: no training log in this checkout.)"
+    if architectures:
+        out += (f" A third comparison, **Architecture**, sets the default beside {len(architectures)} more that each "
+                "change one architectural choice at its size: " + "; ".join(
+                    f"{n} ({c})" for n, c in architectures.items()) + " — its own tab says which are trained.")
+    out += _recipe_sentence(compared, recipes)
     sized = {n: p for n, p in params.items() if n in compared}
     if len(sized) >= 2:
         big, small = max(sized, key=sized.get), min(sized, key=sized.get)
@@ -202,7 +222,7 @@ def intro(compared: Sequence[str], kinds: Sequence[str], encodings: Sequence[str
             "chosen by the default model's loss on those same plays — there is no third split — so its figure may "
             "be slightly optimistic; and the training curves are training loss, with held-out checks along the way.")
     if others:
-        out += (" The app's other checkpoints change something else, so they are in neither comparison: "
+        out += (" The app's other checkpoints change something else, so they are in no comparison: "
                 + "; ".join(f"{n} — {b}" for n, b in others.items()) + ".")
     return out
 
@@ -508,4 +528,148 @@ def read_positions(res: dict, context: int = 256, names: Sequence[str] = tuple(P
                f"{a0['uniform']['mean_distance']:.0f}): " + ", ".join(f"{n} {dist[n]:.1f}" for n in dist)
                + f". One sample of {a0['windows']} windows whose window-to-window spread is not recorded, so these "
                "are not ranked.")
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------
+# The architecture comparison: norm placement, norm kind, MLP, mixture of experts
+# --------------------------------------------------------------------------------------------------------
+
+
+def architecture_change(cfg: Mapping[str, object], short: bool = False) -> str:
+    """The architectural choice a variant's config makes, in words; cfg: ModelConfig fields as a dict.
+    {"norm_position": "post", …} -> "post-norm: the norm after each residual add (Vaswani et al. 2017), no final
+    norm" (short: "post-norm"); the default's fields -> "the default: pre-norm RMSNorm, SwiGLU MLP 512 wide"."""
+    act = {"silu": "SiLU", "gelu_tanh": "GELU"}.get(str(cfg.get("mlp_act", "silu")), str(cfg.get("mlp_act")))
+    gated = {"SiLU": "SwiGLU", "GELU": "GeGLU"}.get(act, f"gated {act}")
+    e, k, width = cfg.get("n_experts"), cfg.get("experts_per_token", 2), cfg.get("d_mlp")
+    parts = []  # (short, long)
+    if cfg.get("norm_position", "pre") == "post":
+        parts.append(("post-norm", "post-norm: the norm after each residual add (Vaswani et al. 2017), no final norm"))
+    if cfg.get("norm", "rmsnorm") == "layernorm":
+        parts.append(("LayerNorm", "LayerNorm (subtracts the mean, then a weight and a bias: GPT-2) instead of "
+                                   "RMSNorm"))
+    if e:
+        parts.append((f"a mixture of {e} experts, {k} per token",
+                      f"{e} {gated} experts {width} wide, {k} per token (Mixtral's routing), instead of one MLP"))
+    elif cfg.get("mlp", "gated") == "plain":
+        parts.append((f"a {act} MLP", f"a two-matrix {act} MLP {width} wide (GPT-2's) instead of SwiGLU"))
+    if not parts:
+        return "the default" if short else f"the default: pre-norm RMSNorm, {gated} MLP {width} wide"
+    return "; ".join(p[0] if short else p[1] for p in parts)
+
+
+def architecture_intro(changes: Mapping[str, str], default: str, recipes: Mapping[str, dict],
+                       devices: Mapping[str, str] = {}) -> str:
+    """The Architecture tab's paragraph. changes: variant → `architecture_change` (the default included);
+    recipes: variant → its train_log's "train" settings; devices: variant → the log's device, where logged."""
+    rest = [n for n in changes if n != default]
+    out = (f"{len(rest)} variants each change one architectural choice of the default ({default}: "
+           f"{changes.get(default, 'pre-norm RMSNorm, SwiGLU').removeprefix('the default: ')}) and keep the rest, "
+           "with about as many parameters per token: " + "; ".join(f"**{n}** — {changes[n]}" for n in rest)
+           + ". Each is compared with the default, not ranked against the others: they change different things.")
+    if len([n for n in recipes if n in changes]) >= 2:  # one log alone says nothing about training alike
+        out += _recipe_sentence(list(changes), recipes)
+    if len(set(devices.values())) > 1:
+        out += (" Trained on different hardware (" + ", ".join(f"{n} {d}" for n, d in devices.items())
+                + "), both in bf16 autocast: the same recipe, not the same arithmetic.")
+    return out
+
+
+def largest_seed_spread(sv: Mapping[str, dict[int, float]]) -> Optional[tuple[str, dict]]:
+    """The variant whose values over training seeds have the largest sample sd, and their summary; None when no
+    variant has two seeds. {"a": {0: 3.80, 1: 3.84}, "b": {0: 3.81}} -> ("a", {"sd": 0.0283, "n": 2, …})."""
+    many = {n: summarise(list(s.values())) for n, s in sv.items() if len(s) >= 2}
+    if not many:
+        return None
+    name = max(many, key=lambda n: many[n]["sd"])
+    return name, many[name]
+
+
+def _against_default(a: str, b: str, d: Difference, sv: Mapping[str, dict[int, float]],
+                     spread: Optional[tuple[str, dict]], what: str, digits: int) -> str:
+    """pair_sentence, with one more condition where the interval is over windows: a difference no larger than
+    the largest seed-to-seed sd measured for any variant is not called an order — the windows separate these
+    weights, but a second training run of the one trained once could move it that much."""
+    once = [n for n in (a, b) if len(sv.get(n, {})) < 2]
+    if d.source != "windows" or not d.resolved:
+        return pair_sentence(a, b, d, what, digits)
+    runs = " and ".join(once) + (" were" if len(once) > 1 else " was") + " trained once"
+    if spread is None:
+        return (pair_sentence(a, b, d, what, digits) + f" No variant has a second training seed here, so how much "
+                f"of that a different seed would undo is not measured ({runs}).")
+    name, s = spread
+    ref = f"the largest seed-to-seed sd measured here, {s['sd']:.{digits}f} ({name}, n = {s['n']})"
+    if abs(d.mean) <= s["sd"]:
+        return (f"{a} − {b} in {what} = {_interval(d, digits)}: the windows separate these weights, but by no more "
+                f"than {ref}, and {runs}, so no order is claimed.")
+    return (pair_sentence(a, b, d, what, digits)
+            + f" That is more than {ref}; {runs}, so {'their' if len(once) > 1 else 'its'} own spread is not measured.")
+
+
+def read_architecture(res: dict, default: str = DEFAULT_VARIANT, names: Sequence[str] = tuple(ARCHITECTURE_VARIANTS),
+                      seeds: Optional[Sequence[dict]] = None, context: int = 256,
+                      aux_loss: Optional[Mapping[str, Sequence[float]]] = None) -> list[str]:
+    """Findings about the architecture variants, each against the default, from an evaluation result (only the
+    variants it holds), seeds.json's runs when given, and the MoE's logged load-balancing loss (aux_loss:
+    variant → per-step values, unweighted)."""
+    v = {n: res["variants"][n] for n in names if n in res.get("variants", {})}
+    if default not in v or len(v) < 2:
+        return [f"Fewer than two of {', '.join(names)} are evaluated here (the default, {default}, among them), so "
+                "there is nothing to compare yet."]
+    rest = [n for n in v if n != default]
+    sv, sv_rise = seed_values(seeds), seed_values(seeds, "rise", context)
+    spread = largest_seed_spread(sv)
+    loss = {n: r["heldout"]["nats_per_token"] for n, r in v.items()}
+    n_win = v[default]["heldout"].get("windows")
+    line = ("Held-out loss of the shipped runs: " + ", ".join(f"{n} {loss[n]:.4f}" for n in v)
+            + f" nats/token{f' over {n_win} windows' if n_win else ''}. " + seed_status(list(v), sv))
+    if spread is not None and any(len(sv.get(n, {})) < 2 for n in rest):
+        name, s = spread
+        line += (f" Over the variants trained several times the seed-to-seed sd reached {s['sd']:.4f} ({name}, "
+                 f"n = {s['n']}): a second run of one trained once could land about that far away, so a difference "
+                 "within that is not called an order, even where the held-out windows separate it.")
+    out = [line]
+    for n in rest:
+        d = _evidence(v, sv, n, default, "loss", context)
+        out.append(_against_default(n, default, d, sv, spread, "held-out loss", 4))
+
+    total = {n: r["params"] for n, r in v.items()}
+    active = {n: r.get("active_params", r["params"]) for n, r in v.items()}
+    size = "Parameters: " + ", ".join(f"{n} {total[n]:,}" + (f" ({active[n]:,} used per token)"
+                                                             if active[n] != total[n] else "") for n in v) + "."
+    for n in (n for n in rest if active[n] != total[n]):
+        size += (f" Against the default, {n} holds {signed(100 * (total[n] / total[default] - 1), 1)} % parameters "
+                 f"and uses {signed(100 * (active[n] / active[default] - 1), 1)} % per token: it is compared at about "
+                 "the default's compute per token, not at its memory.")
+    out.append(size)
+
+    rows, rise = [], {}
+    for n, r in v.items():
+        inside, beyond = in_and_past_context(r["loss_by_position"], context)
+        if beyond is not None:
+            rise[n] = beyond - inside
+            rows.append(f"{n} {inside:.2f} → {beyond:.2f} ({signed(beyond - inside, 2)})")
+    requested = max(r["loss_by_position"]["requested"] for r in v.values())
+    if rows and requested > context:
+        enc = {POS_NAMES.get(r["pos_encoding"], r["pos_encoding"]) for r in v.values()}
+        text = (f"Mean loss at positions 1–{context} → {context + 1}–{requested}, past the {context}-token context "
+                f"they were trained on{f' (all {enc.pop()})' if len(enc) == 1 else ''}: " + "; ".join(rows) + ".")
+        if default in rise:
+            rise_spread = largest_seed_spread(sv_rise)
+            for n in (n for n in rest if n in rise):
+                d = _evidence(v, sv_rise, n, default, "rise", context)
+                text += " " + _against_default(n, default, d, sv_rise, rise_spread, f"rise past {context}", 3)
+        out.append(text)
+
+    for n in rest:
+        e, k = v[n].get("n_experts"), v[n].get("experts_per_token")
+        aux = list((aux_loss or {}).get(n) or [])
+        if e and k and aux:
+            last = aux[-100:]
+            m = float(np.mean(last))
+            out.append(f"{n}'s load-balancing loss (Switch Transformer's E · Σ fᵢ·Pᵢ, unweighted) averaged {m:.3f} "
+                       f"over its last {len(last)} training steps: it is {k} when the tokens spread evenly over the "
+                       f"{e} experts and {e} when every token goes to the same {k}, so the routing ended "
+                       f"{100 * (m - k) / (e - k):.0f} % of the way from even to collapsed.")
     return out

@@ -121,13 +121,15 @@ def attention_step(patterns: Sequence[np.ndarray], labels: Sequence[str], esc: C
         {"layer": layer, "head": head, "key": key, "weight": float(row[key])})
 
 
-def lens_step(resids: np.ndarray, ln_weight: np.ndarray, eps: float, W_U: np.ndarray, ids: Sequence[int],
+def lens_step(resids: np.ndarray, ln_weight, eps: float, W_U: np.ndarray, ids: Sequence[int],
               labels: Sequence[str], stage_names: Sequence[str], label: Callable[[int], str],
-              esc: Callable[[str], str] = _plain) -> Step:
+              esc: Callable[[str], str] = _plain, norm: str = "rmsnorm", ln_bias=None) -> Step:
     """resids (S, T, d): the stream before block 0 and after each block. Picks the position whose correct final
-    guess forms latest in the stack, and says after which stage it first becomes the top prediction."""
+    guess forms latest in the stack, and says after which stage it first becomes the top prediction. The ending
+    is the model's own (`model.analysis.lens.final_norm`): norm="none" for a post-norm model, which has none."""
     T = len(ids)
-    top = np.stack([logit_lens(resids[s:s + 1], ln_weight, eps, W_U)[0].argmax(-1) for s in range(len(resids))])
+    top = np.stack([logit_lens(resids[s:s + 1], ln_weight, eps, W_U, norm, ln_bias)[0].argmax(-1)
+                    for s in range(len(resids))])
     nxt = np.asarray(ids[1:])
     first = [int(np.argmax(top[:, t] == nxt[t])) if top[-1, t] == nxt[t] else None for t in range(T - 1)]
     right = [t for t in range(T - 1) if first[t] is not None]
@@ -147,8 +149,10 @@ def lens_step(resids: np.ndarray, ln_weight: np.ndarray, eps: float, W_U: np.nda
     return Step(
         "Layer by layer", "pages/logit_lens.py", {"lens_pos": str(pos)},
         (f"At position {pos}, **`{esc(labels[pos])}`**, the real next token is **`{esc(labels[pos + 1])}`**. Reading "
-         "the stream early (final norm + unembedding after each block): after which block does it *first* become the "
-         "top guess?") if T > 1 else "What comes next?",
+         "the stream early (" + ("the unembedding after each block — this post-norm model has no final norm, each "
+                                 "block already ends in one" if norm == "none" else
+                                 "final norm + unembedding after each block")
+         + "): after which block does it *first* become the top guess?") if T > 1 else "What comes next?",
         "“One position, every stage”, and the column for this position in the first chart.",
         answer, {"pos": pos, "first_stage": f})
 

@@ -254,7 +254,9 @@ def names_text(names: Sequence[str]) -> str:
 def kept_text(kept: Sequence[str], tied: bool) -> str:
     """What a quantized copy keeps at fp16, in words: 'embedding' becomes 'embedding (tied to the unembedding)'
     when the head reuses it. kept: `counts.kept_tensors` names."""
-    return names_text([("embedding (tied to the unembedding)" if tied and k == "embedding" else k) for k in kept])
+    words = {"moe.router": "the router"}  # a mixture's router: the accounting's term name, in words
+    return names_text([("embedding (tied to the unembedding)" if tied and k == "embedding" else words.get(k, k))
+                       for k in kept])
 
 
 def layer_error_caption(mean: dict[str, float], int8: str, int4: str) -> str:

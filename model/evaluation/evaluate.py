@@ -2,6 +2,12 @@
 
     python -m model.evaluation                       # the full run → results/evaluation.json (≈ 5 min, 1 thread)
     python -m model.evaluation --quick --out /tmp/q.json   # a few windows of everything (seconds; the tests run it)
+    python -m model.evaluation --variants gqa-moe gqa-gelu --merge   # only these, their rows merged into the file
+
+`--merge` evaluates the named variants alone and puts their rows into the existing `--out` file: every other row,
+the baselines and the file's own header stay as they are (`merge_results`). It refuses a file measured with other
+settings or on other data, whose rows would then not compare. One variant at full settings takes ≈ 40 s on one
+thread (gqa-rope: 37 s in all with the 2 cores busy training, load average ≈ 4.5; the MoE's measurements 40 s).
 
 For every variant whose checkpoint is present, on the held-out split (`encoded_split("val")`, three whole
 plays the models never saw):
@@ -14,7 +20,8 @@ plays the models never saw):
   of a number;
 - KV-cache bytes per token (`model.accounting`'s formula 2·L·n_kv·hd·4 for fp32, checked against the bytes a
   real `KVCache` holds after decoding);
-- parameters (Σ numel);
+- parameters (Σ numel), and those a token's forward uses (`active_params`: for a mixture of experts the router
+  and k of its E experts, by `model.accounting`'s count; for every other variant all of them);
 - decode speed, tokens/s, measured on this machine on one thread: a 32-token prompt, then 64 cached decode
   steps, five rounds with the variants taking turns, median and min–max (the CPU and its load average are
   recorded: a shared CPU is noisy);
@@ -56,7 +63,7 @@ import torch
 import torch.nn.functional as F
 
 from model.accounting.arch import arch_from_model_config
-from model.accounting.counts import kv_cache_bytes_per_token
+from model.accounting.counts import active_params, kv_cache_bytes_per_token
 from model.analysis.heads import attention_stats, uniform_reference
 from model.evaluation.stats import paired_difference  # noqa: F401  (part of this module's API)
 from model.net.checkpoints import VARIANTS, available_variants, load_variant
@@ -315,13 +322,19 @@ def evaluate_model(model, val_ids: np.ndarray, chars_per_token: float, s: EvalSe
     by_pos = loss_by_position(model, val_ids, s.position_len, s.position_windows, s.bucket)
     step("attention statistics")
     attn = attention_statistics(model, val_windows(val_ids, seq)[: s.attention_windows])
+    arch = arch_from_model_config(cfg)
     return {
         "attention_kind": cfg.attention_kind,
         "n_heads": cfg.n_heads,
         "n_kv_heads": cfg.n_kv_heads,
         "pos_encoding": cfg.pos_encoding,
+        # the architecture comparison's choices (rows written before it existed lack them: the defaults)
+        "norm": cfg.norm, "norm_position": cfg.norm_position, "mlp": cfg.mlp, "mlp_act": cfg.mlp_act,
+        "d_mlp": cfg.d_mlp, "n_experts": cfg.n_experts,
+        "experts_per_token": cfg.experts_per_token if cfg.n_experts else 0,
         "params": int(sum(p.numel() for p in model.parameters())),
-        "kv_bytes_per_token": kv_cache_bytes_per_token(arch_from_model_config(cfg), "fp32"),
+        "active_params": int(active_params(arch).total),  # = params unless a mixture of experts
+        "kv_bytes_per_token": kv_cache_bytes_per_token(arch, "fp32"),
         "heldout": heldout,
         "loss_by_position": by_pos,
         "attention": attn,
@@ -376,7 +389,8 @@ def evaluate(models: dict, val_ids: np.ndarray, val_chars: int, train_ids: Optio
 
 
 def evaluate_shipped(variants: Optional[list[str]] = None, settings: EvalSettings = EvalSettings(),
-                     progress: Optional[Progress] = None, command: str = "", quick: bool = False) -> dict:
+                     progress: Optional[Progress] = None, command: str = "", quick: bool = False,
+                     with_baselines: bool = True) -> dict:
     """Evaluate the variants whose checkpoints are present (all shipped ones by default) on the real corpus."""
     t0 = time.time()
     wanted = list(variants or VARIANTS)
@@ -385,12 +399,36 @@ def evaluate_shipped(variants: Optional[list[str]] = None, settings: EvalSetting
         progress(0.0, "loading models, tokenizing the corpus")
     models = {v: load_variant(v) for v in wanted if v in present}
     val_ids, val_chars = encoded_split("val")
-    train_ids, _ = encoded_split("train")
+    train_ids = encoded_split("train")[0] if with_baselines else None
     res = {"command": command, **evaluate(models, val_ids, val_chars, train_ids, settings, progress)}
     res["quick"] = quick
     res["missing"] = [v for v in wanted if v not in present]
     res["elapsed_s"] = round(time.time() - t0, 1)  # everything, loading and tokenizing included
     return res
+
+
+def merge_results(previous: dict, new: dict) -> dict:
+    """`previous` with `new`'s variant rows put in (replacing a row of the same name, else appended); every other
+    row, the baselines and the header (date, command, machine: the run the file was made by) kept as they are.
+    Each merged row records the run it came from under "merged_from" (command, date, machine, load), since its
+    numbers — its decode speed above all, timed apart from the others — were measured in another session.
+
+    Refuses (ValueError) rows measured with other settings or on other held-out data: they would not compare.
+    previous {"variants": {"a": …}}, new {"variants": {"b": …}} -> {"variants": {"a": …, "b": {…, "merged_from"}}}.
+    """
+    for key in ("settings", "data"):
+        if key in previous and previous[key] != new.get(key):
+            raise ValueError(f"cannot merge: the file's {key} {previous[key]} differ from this run's {new.get(key)}")
+    out = {**previous, "variants": dict(previous.get("variants", {}))}
+    origin = {k: new.get(k) for k in ("command", "date", "torch", "cpu", "threads", "load_average_at_start",
+                                      "elapsed_s")}
+    for name, row in new.get("variants", {}).items():
+        out["variants"][name] = {**row, "merged_from": origin}
+    if "baselines" not in out and "baselines" in new:
+        out["baselines"] = new["baselines"]
+    still = [v for v in previous.get("missing", []) + new.get("missing", []) if v not in out["variants"]]
+    out["missing"] = list(dict.fromkeys(still))
+    return out
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -414,8 +452,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--position-windows", type=int, default=None, help="windows for loss by position")
     p.add_argument("--out", type=Path, default=RESULTS_PATH, help="default: results/evaluation.json")
     p.add_argument("--quick", action="store_true", help="a few windows of everything (seconds)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads while measuring (default: 1)")
+    p.add_argument("--merge", action="store_true",
+                   help="put the evaluated variants' rows into the existing --out file, keeping its other rows")
     a = p.parse_args(argv)
     s = QUICK if a.quick else EvalSettings()
+    if a.threads is not None:
+        s = replace(s, threads=a.threads)
     if a.max_windows is not None:
         s = replace(s, heldout_windows=a.max_windows)
     if a.position_windows is not None:
@@ -425,6 +468,15 @@ def main(argv: Optional[list[str]] = None) -> int:
     missing = [v for v in (a.variants or VARIANTS) if v not in available_variants()]
     if missing:
         print(f"no checkpoint for {', '.join(missing)}: skipped", file=sys.stderr)
+    previous = json.loads(a.out.read_text()) if a.merge and a.out.is_file() else None
+    if previous is not None:
+        if not [v for v in (a.variants or VARIANTS) if v not in missing]:
+            print(f"nothing to evaluate: {a.out} left as it was", file=sys.stderr)
+            return 1
+        if previous.get("settings") not in (None, asdict(s)):  # before spending minutes on rows it would refuse
+            print(f"cannot merge into {a.out}: it was measured with settings {previous['settings']}, this run would "
+                  f"use {asdict(s)}", file=sys.stderr)
+            return 1
     bar = tqdm(total=1000, desc="evaluate", bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}")
 
     def progress(frac: float, text: str) -> None:
@@ -432,10 +484,15 @@ def main(argv: Optional[list[str]] = None) -> int:
         bar.set_postfix_str(text)
         bar.refresh()
 
-    res = evaluate_shipped(a.variants, s, progress, command, quick=a.quick)
+    res = evaluate_shipped(a.variants, s, progress, command, quick=a.quick, with_baselines=previous is None)
     bar.close()
+    try:
+        out = res if previous is None else merge_results(previous, res)
+    except ValueError as e:
+        print(f"{a.out}: {e}", file=sys.stderr)
+        return 1
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(to_json(res) + "\n")
+    a.out.write_text(to_json(out) + "\n")
     for name, r in res["variants"].items():
         h, sp = r["heldout"], r["decode"]["tokens_per_s"]
         print(f"{name:15s} {h['nats_per_token']:.4f} nats/token  {h['bits_per_char']:.4f} bits/char  "
@@ -443,7 +500,8 @@ def main(argv: Optional[list[str]] = None) -> int:
               f"{sp['median']:.0f} tok/s ({sp['min']:.0f}–{sp['max']:.0f})")
     for name, b in res.get("baselines", {}).items():
         print(f"{name:15s} {b['nats_per_token']:.4f} nats/token  {b['bits_per_char']:.4f} bits/char ({b['smoothing']})")
-    print(f"wrote {a.out} in {res['elapsed_s']:.0f} s ({res['threads']} thread, {res['cpu']})")
+    how = f"merged {', '.join(res['variants'])} into" if previous is not None else "wrote"
+    print(f"{how} {a.out} in {res['elapsed_s']:.0f} s ({res['threads']} thread, {res['cpu']})")
     return 0
 
 

@@ -74,16 +74,24 @@ def matmul_costs(a: Arch, batch: int, new_tokens: int, past: int = 0, dtype: str
     # Keys each new query reads, summed over layers (windowed layers read at most w of them).
     Lw = a.n_window_layers
     keys = (L - Lw) * keys_attended(a, new_tokens, past, False) + Lw * keys_attended(a, new_tokens, past, True)
-    io = {  # (input elements, output elements) per layer, from the shapes
-        "attn.W_q": (n * d, n * nh * hd), "attn.W_k": (n * d, n * nkv * hd), "attn.W_v": (n * d, n * nkv * hd),
-        "attn.W_o": (n * nh * hd, n * d), "mlp.W_gate": (n * d, n * m), "mlp.W_up": (n * d, n * m),
-        "mlp.W_down": (n * m, n * d),
+    Ld, Lm, E, nk, me, ms = a.n_dense_layers, a.n_moe_layers, a.n_experts, n * a.experts_per_token, a.d_expert, a.d_shared
+    io = {  # (input elements, output elements, layers) from the shapes
+        "attn.W_q": (n * d, n * nh * hd, L), "attn.W_k": (n * d, n * nkv * hd, L), "attn.W_v": (n * d, n * nkv * hd, L),
+        "attn.W_o": (n * nh * hd, n * d, L), "mlp.W_gate": (n * d, n * m, Ld), "mlp.W_up": (n * d, n * m, Ld),
+        "mlp.W_down": (n * m, n * d, Ld),
+        # A mixture: the router's E logits per token, then n·k rows (each token once per chosen expert) through
+        # the experts, whose weights all count as read — as `decode_intensity` counts every weight; at batch × k
+        # ≥ E a step touches every expert anyway. The shared expert and its d → 1 gate see every token.
+        "moe.router": (n * d, n * E, Lm), "moe.experts.W_gate": (nk * d, nk * me, Lm),
+        "moe.experts.W_up": (nk * d, nk * me, Lm), "moe.experts.W_down": (nk * me, nk * d, Lm),
+        "moe.shared.W_gate": (n * d, n * ms, Lm), "moe.shared.W_up": (n * d, n * ms, Lm),
+        "moe.shared.W_down": (n * ms, n * d, Lm), "moe.shared gate": (n * d, n, Lm),
     }
     out = []
     for name, f in flops.items():
         if name in io:
-            i, o = io[name]
-            out.append(MatmulCost(name, f, int(params[name] * by), 0, int(L * (i + o) * by)))
+            i, o, layers = io[name]
+            out.append(MatmulCost(name, f, int(params[name] * by), 0, int(layers * (i + o) * by)))
         elif name == "unembedding":
             w = V * d  # the embedding table itself when tied
             out.append(MatmulCost(name, f, int(w * by), 0, int((n * d + n * V) * by)))

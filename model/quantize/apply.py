@@ -8,10 +8,13 @@ scales, held in fp32), so the traced model, the KV cache, generation and every p
 "fake quantization": the arithmetic is fp32 on the values an int8/int4 file holds; the memory figures count
 the codes and scales the file would hold, and real int8 kernels are timed separately (`measure.py`).
 
-Quantized: the seven matrices of every block (attention W_q, W_k, W_v, W_o; MLP W_gate, W_up, W_down) — 80 %
-of our parameters. Kept at fp16 (the shipped precision): the token embedding, which is tied to the
-unembedding, the norms' weights and any position table. That is what bitsandbytes (LLM.int8() / NF4),
-GPTQ and AWQ checkpoints do; llama.cpp differs in two ways, noted where bytes are counted
+Quantized: every matrix of every block, read off the model's own modules (`matrix_names`): attention's W_q,
+W_k, W_v, W_o and the MLP's — W_gate, W_up, W_down of SwiGLU (80 % of the default's parameters), W_in and W_out
+of the GELU variant, each expert's three of a mixture of experts. Kept at fp16 (the shipped precision): the
+token embedding, which is tied to the unembedding, the norms' weights and biases, any position table, and a
+mixture's router (d × E), which quantizers keep in high precision (llama.cpp stores ffn_gate_inp at F32; GPTQ
+and AWQ skip `gate`) — the accounting's `weight_matrices` counts the same. That is what bitsandbytes
+(LLM.int8() / NF4), GPTQ and AWQ checkpoints do; llama.cpp differs in two ways, noted where bytes are counted
 (`model/accounting/counts.py`): it quantizes the token embedding too and stores the output matrix at Q6_K.
 
 The int8 KV cache (`Q8KVCache`) rounds each new K and V vector through Q8_0 blocks of 32 along head_dim as it
@@ -28,13 +31,27 @@ import torch
 from model.net.kv_cache import KVCache
 from model.quantize.formats import KV_Q8_0, Format, matrix_bytes, quantize, round_trip
 
+# The default's (SwiGLU) block matrices; `layer_matrices` reads any model's off its modules.
 MATRICES = ("attn.W_q", "attn.W_k", "attn.W_v", "attn.W_o", "mlp.W_gate", "mlp.W_up", "mlp.W_down")
+KEPT_LINEARS = ("router",)  # block Linears left at fp16: a mixture's router (see the module docstring)
 KEPT_BITS = 16  # embeddings and norms stay at fp16, the precision the checkpoints ship in
 
 
-def matrix_names(n_layers: int) -> list[str]:
-    """'blocks.0.attn.W_q', … in forward order: the parameter path without '.weight'."""
-    return [f"blocks.{i}.{m}" for i in range(n_layers) for m in MATRICES]
+def matrix_names(model) -> list[str]:
+    """Every quantized matrix of the model, 'blocks.0.attn.W_q', … in forward order: the path of each
+    nn.Linear inside the blocks (the parameter without '.weight'), routers left out. The default model:
+    `MATRICES` for each of its 4 blocks; the GELU variant's MLP gives mlp.W_in, mlp.W_out; the MoE's
+    mlp.experts.0.W_gate … mlp.experts.3.W_down."""
+    import torch.nn as nn
+
+    return [n for n, m in model.named_modules()
+            if n.startswith("blocks.") and isinstance(m, nn.Linear) and n.rsplit(".", 1)[-1] not in KEPT_LINEARS]
+
+
+def layer_matrices(model) -> list[str]:
+    """The quantized matrices of one block, named within it ("attn.W_q", …, "mlp.W_down"): block 0's
+    `matrix_names` without the "blocks.0." (every block has the same)."""
+    return [n[len("blocks.0."):] for n in matrix_names(model) if n.startswith("blocks.0.")]
 
 
 def _module(model, name: str):
@@ -90,7 +107,7 @@ def quantized_copy(model, fmt: Format) -> tuple[object, Report]:
     n_params = sum(p.numel() for p in model.parameters())
     reports = []
     with torch.no_grad():
-        for name in matrix_names(model.cfg.n_layers):
+        for name in matrix_names(q):
             lin = _module(q, name)
             w = lin.weight  # (n_out, n_in)
             qt = quantize(w, fmt)
@@ -111,7 +128,7 @@ def weight_errors(model, formats: list[Format]) -> dict[str, list[float]]:
     with torch.no_grad():
         for fmt in formats:
             errs = []
-            for name in matrix_names(model.cfg.n_layers):
+            for name in matrix_names(model):
                 w = _module(model, name).weight
                 errs.append(float((round_trip(w, fmt) - w).norm() / w.norm()))
             out[fmt.name] = errs
@@ -131,10 +148,12 @@ def memory_bytes(cfg, fmt: Format) -> dict[str, int]:
 
 
 def matrix_shapes(cfg) -> list[tuple[int, int]]:
-    """(n_out, n_in) of every block matrix, in `matrix_names` order."""
+    """(n_out, n_in) of every block matrix, in `matrix_names` order, from the config alone: attention's four, then
+    a gated MLP's (gate, up, down), a plain one's (in, out), or each expert's gated three."""
     d, hd, m = cfg.d_model, cfg.head_dim, cfg.d_mlp
-    one = [(cfg.n_heads * hd, d), (cfg.n_kv_heads * hd, d), (cfg.n_kv_heads * hd, d), (d, cfg.n_heads * hd),
-           (m, d), (m, d), (d, m)]
+    gated = [(m, d), (m, d), (d, m)]
+    mlp = gated * cfg.n_experts if cfg.n_experts else gated if cfg.mlp == "gated" else [(m, d), (d, m)]
+    one = [(cfg.n_heads * hd, d), (cfg.n_kv_heads * hd, d), (cfg.n_kv_heads * hd, d), (d, cfg.n_heads * hd)] + mlp
     return one * cfg.n_layers
 
 

@@ -76,14 +76,15 @@ def scope_view(w: np.ndarray, bits: int, scope: str, group: int, row: int) -> Sc
 
 @torch.no_grad()
 def residual_drift(model, others: dict, ids: list[int]) -> tuple[list[str], dict[str, list[float]]]:
-    """‖x_q − x‖ / ‖x‖ over the prompt's positions after each block, the final norm and the logits, for each
-    model in `others` against `model` — read from their traces (the same hook points). The embedding is kept
-    at fp16 by every format here, so the stream enters block 0 identical."""
+    """‖x_q − x‖ / ‖x‖ over the prompt's positions after each block, the final norm (a post-norm model has none)
+    and the logits, for each model in `others` against `model` — read from their traces (the same hook points).
+    The embedding is kept at fp16 by every format here, so the stream enters block 0 identical."""
     from model.net.trace import run_with_trace
 
     L = model.cfg.n_layers
-    names = [f"blocks.{i}.hook_resid_post" for i in range(L)] + ["ln_final.hook_normalized"]
-    stages = [f"after block {i}" for i in range(L)] + ["final norm", "logits"]
+    final = ["ln_final.hook_normalized"] if model.ln_final is not None else []
+    names = [f"blocks.{i}.hook_resid_post" for i in range(L)] + final
+    stages = [f"after block {i}" for i in range(L)] + ["final norm"] * len(final) + ["logits"]
     ref = run_with_trace(model, ids, names=names)
     out = {}
     for label, m in others.items():
