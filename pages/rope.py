@@ -20,7 +20,7 @@ from model.analysis import rope as rope_probe
 from model.evaluation import rope_scaling as rope_scaling_eval
 from model.analysis.geometry import cosine_by_distance, cosine_matrix
 from model.analysis.heads import kv_head_of
-from viz.rope_scaling import angle_ratio_figure, loss_by_position_figure, scaling_sentences
+from viz.rope_scaling import angle_ratio_figure, finetune_sentences, loss_by_position_figure, scaling_sentences
 from viz.embeddings import embed_scale_sentence, position_similarity_sentence, position_table_sentence
 from viz.rope import (abs_score_figure, abs_score_sentence, alibi_figure, angle_table_figure, angle_table_sentence,
                       fixed_vector_figure, pair_arrows_figure, pair_turn_sentence, position_table_figure, shift_figure,
@@ -232,8 +232,8 @@ download_csv([{"distance": int(d), "mean_abs_score": float(a), "standard_error":
 link_to_compare()
 
 # --- past the training context -------------------------------------------------------------------------------
-# The committed measurement (`python -m model.evaluation.rope_scaling` → results/rope_scaling.json): no model
-# runs here.
+# The committed measurement (`python -m model.evaluation.rope_scaling` → results/rope_scaling.json, with the
+# fine-tunes of `python -m model.training.extend` where they were run): no model runs here.
 
 
 @st.cache_data(show_spinner=False)
@@ -290,3 +290,20 @@ else:
                "right of it a ratio above 1 is genuinely new. The price is compression: a ratio near 1 on a fast pair "
                "means neighbouring positions now turn apart by less than in training (linear does this to every "
                "pair; NTK-aware and YaRN spare the fastest).")
+    tuned = scaling_res.get("finetuned", {}).get("methods", {})
+    if tuned:
+        st.markdown("**After a short fine-tune at the longer context.** The papers follow these scalings with "
+                    f"training at the new length. Here each method's model is fine-tuned on {length:,}-token "
+                    "windows under its scaling (`python -m model.training.extend`), then read on the same "
+                    "held-out windows: solid lines fine-tuned, dotted as trained.")
+        st.plotly_chart(loss_by_position_figure(
+            np.asarray(scaling_res["bands"]["start"]), np.asarray(scaling_res["bands"]["end"]),
+            {n: np.asarray(m["band_mean"], dtype=float) for n, m in sm.items()},
+            {n: np.asarray(m["band_se"], dtype=float) for n, m in sm.items()}, ctx,
+            {**labels, **{n: m["label"] for n, m in tuned.items()}},
+            tuned_mean={n: np.asarray(m["band_mean"], dtype=float) for n, m in tuned.items()},
+            tuned_se={n: np.asarray(m["band_se"], dtype=float) for n, m in tuned.items()}),
+            key="rope_scaling_finetuned", config=PLOT_CONFIG)
+        tuned_reading = finetune_sentences(scaling_res)
+        st.caption(tuned_reading[0])
+        st.markdown("\n".join(f"- {s}" for s in tuned_reading[1:]))

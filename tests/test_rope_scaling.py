@@ -230,7 +230,7 @@ def check_structure(res: dict) -> None:
 
 
 def test_committed_result_is_complete_and_small():
-    assert ev.RESULTS_PATH.stat().st_size < 100_000
+    assert ev.RESULTS_PATH.stat().st_size < 150_000  # 8 models × 1,024 per-position means (+ the fine-tuned four)
     res = json.loads(ev.RESULTS_PATH.read_text())
     check_structure(res)
     assert res["variant"] == "gqa-rope" and res["windows"] == res["windows_available"] > 100

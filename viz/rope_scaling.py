@@ -7,6 +7,13 @@ compresses, and what the measurement supports in words.
     angle_ratios(…) / angle_ratio_figure(…) -> per method and pair, the angle at the last position over the
                                    largest angle training ever produced, (L − 1)·θ'_i / ((C − 1)·θ_i)
     scaling_sentences(res)      -> past the context, inside it, and at the far end: only what survives ± 2 s.e.
+    finetune_sentences(res)     -> after the short fine-tunes (res["finetuned"]): what each fine-tune changed,
+                                   what each scaling buys over the fine-tuned control, the far end, the
+                                   logged progress; a difference only where its whole ± 2 s.e. interval
+                                   clears ±ORDER_FLOOR (one fine-tune per method: its own spread unmeasured)
+
+With `tuned_mean` / `tuned_se`, `loss_by_position_figure` draws the fine-tuned models solid (with their
+intervals) and the untrained ones dotted beside them.
 
 Arrays and labels in, a `go.Figure` or strings out; no streamlit, no torch. The intervals are over held-out
 windows of one trained model: they say how precisely this text measures these weights, not how another
@@ -34,12 +41,35 @@ def _rgba(hex_colour: str, alpha: float) -> str:
     return f"rgba({int(h[0:2], 16)},{int(h[2:4], 16)},{int(h[4:6], 16)},{alpha})"
 
 
+def _band_trace(centre, m, e, col: str, label: str, group: str) -> go.Scatter:
+    """The shaded ± 2 s.e. band around a curve (no legend entry, no hover)."""
+    return go.Scatter(
+        x=np.concatenate([centre, centre[::-1]]), y=np.concatenate([m + 2 * e, (m - 2 * e)[::-1]]),
+        fill="toself", fillcolor=_rgba(col, 0.15), line=dict(width=0), hoverinfo="skip", showlegend=False,
+        legendgroup=group, name=f"{label} ± 2 s.e.")
+
+
+def _curve_trace(centre, m, e, starts, ends, col: str, label: str, group: str, dash: str = "solid",
+                 width: float = 2) -> go.Scatter:
+    return go.Scatter(
+        x=centre, y=m, mode="lines+markers", name=label, legendgroup=group, line=dict(color=col, width=width, dash=dash),
+        marker=dict(size=5 if dash == "solid" else 3), customdata=np.stack([starts, ends - 1, e], -1),
+        hovertemplate=f"{label}<br>positions %{{customdata[0]}}–%{{customdata[1]}}: %{{y:.3f}} "
+                      "± %{customdata[2]:.3f} (1 s.e.)<extra></extra>")
+
+
 def loss_by_position_figure(starts: np.ndarray, ends: np.ndarray, mean: Mapping[str, np.ndarray],
                             se: Mapping[str, np.ndarray], context: int,
-                            labels: Optional[Mapping[str, str]] = None) -> go.Figure:
+                            labels: Optional[Mapping[str, str]] = None,
+                            tuned_mean: Optional[Mapping[str, np.ndarray]] = None,
+                            tuned_se: Optional[Mapping[str, np.ndarray]] = None) -> go.Figure:
     """Mean loss in each band of positions [start, end) per method (a point at the band's centre), with a shaded
     ± 2 standard-error band; a dashed vertical line where the trained context ends (positions ≥ context are new
-    to the model). Legend below the plot."""
+    to the model). Legend below the plot.
+
+    With `tuned_mean` (and `tuned_se`), per method the fine-tuned model is drawn solid with its band ("<label>,
+    fine-tuned") and the untrained one dotted without ("<label>, as trained"), in the method's colour; one
+    legend group per method, so a click shows or hides the pair."""
     starts, ends = np.asarray(starts), np.asarray(ends)
     centre = (starts + ends - 1) / 2
     labels = labels or {}
@@ -48,22 +78,24 @@ def loss_by_position_figure(starts: np.ndarray, ends: np.ndarray, mean: Mapping[
         m = np.asarray(m, dtype=np.float64)
         e = np.asarray(se[name], dtype=np.float64)
         col, label = _colour(name, i), labels.get(name, name)
-        fig.add_trace(go.Scatter(
-            x=np.concatenate([centre, centre[::-1]]), y=np.concatenate([m + 2 * e, (m - 2 * e)[::-1]]),
-            fill="toself", fillcolor=_rgba(col, 0.15), line=dict(width=0), hoverinfo="skip", showlegend=False,
-            legendgroup=name, name=f"{label} ± 2 s.e."))
-        fig.add_trace(go.Scatter(
-            x=centre, y=m, mode="lines+markers", name=label, legendgroup=name, line=dict(color=col, width=2),
-            marker=dict(size=5), customdata=np.stack([starts, ends - 1, e], -1),
-            hovertemplate=f"{label}<br>positions %{{customdata[0]}}–%{{customdata[1]}}: %{{y:.3f}} "
-                          "± %{customdata[2]:.3f} (1 s.e.)<extra></extra>"))
+        if tuned_mean is None:
+            fig.add_trace(_band_trace(centre, m, e, col, label, name))
+            fig.add_trace(_curve_trace(centre, m, e, starts, ends, col, label, name))
+            continue
+        if name in tuned_mean:
+            tm = np.asarray(tuned_mean[name], dtype=np.float64)
+            te = np.asarray(tuned_se[name], dtype=np.float64)
+            fig.add_trace(_band_trace(centre, tm, te, col, f"{label}, fine-tuned", name))
+            fig.add_trace(_curve_trace(centre, tm, te, starts, ends, col, f"{label}, fine-tuned", name))
+        fig.add_trace(_curve_trace(centre, m, e, starts, ends, col, f"{label}, as trained", name, dash="dot",
+                                   width=1.5))
     fig.add_vline(x=context - 0.5, line=dict(dash="dash", color="#555"),
                   annotation_text=f"trained context ({context})", annotation_position="top left",
                   annotation_font_size=11)
     fig.update_xaxes(title_text="position m of the predicting token", range=[0, float(ends[-1])])
     fig.update_yaxes(title_text="mean loss (nats/token)")
-    fig.update_layout(height=400, margin=dict(l=10, r=10, t=30, b=10), hovermode="closest",
-                      legend=dict(orientation="h", x=0, y=-0.25, yanchor="top"))
+    fig.update_layout(height=400 if tuned_mean is None else 440, margin=dict(l=10, r=10, t=30, b=10),
+                      hovermode="closest", legend=dict(orientation="h", x=0, y=-0.25, yanchor="top"))
     return fig
 
 
@@ -168,9 +200,10 @@ def inside_context_sentence(name: str, label: str, res: dict, baseline: str = "n
             f"resolve ({_pm(d['mean'], d['se'])}).")
 
 
-def far_end_sentence(res: dict, labels: Mapping[str, str], region: str = "last") -> str:
+def far_end_sentence(res: dict, labels: Mapping[str, str], region: str = "last", floor: float = 0.0) -> str:
     """The methods at the far end (positions T − context … T − 1) ordered by mean loss, and for each neighbour in
-    that order whether the paired interval separates them; no order is claimed where it does not."""
+    that order whether the paired interval separates them; no order is claimed where it does not. With `floor`,
+    an order only where the whole interval clears ±floor (`finetune_sentences`)."""
     names = list(res["methods"])
     span = _span(*res["regions"][region])
     means = {n: res["methods"][n]["regions"][region]["mean"] for n in names}
@@ -181,8 +214,11 @@ def far_end_sentence(res: dict, labels: Mapping[str, str], region: str = "last")
         key = f"{hi}-{lo}" if f"{hi}-{lo}" in res["paired"] else f"{lo}-{hi}"
         d = res["paired"][key][region]
         diff = d["mean"] if key.startswith(hi + "-") else -d["mean"]  # hi − lo
-        if _separated(diff, d["se"]):
+        if _separated(diff, d["se"]) and _beyond(diff, d["se"], floor):
             claims.append(f"{labels.get(lo, lo)} is lower than {labels.get(hi, hi)} by {diff:.3f} ± {2 * d['se']:.3f}")
+        elif _separated(diff, d["se"]):
+            claims.append(f"{labels.get(lo, lo)} and {labels.get(hi, hi)} differ by {diff:.3f} ± {2 * d['se']:.3f}, "
+                          f"an interval reaching within {floor:g} nats of 0: no order claimed")
         else:
             se = "n/a" if d["se"] is None else f"{2 * d['se']:.3f}"
             claims.append(f"{labels.get(lo, lo)} and {labels.get(hi, hi)} do not separate ({diff:.3f} ± {se})")
@@ -206,3 +242,121 @@ def scaling_sentences(res: dict) -> list[str]:
     out += [inside_context_sentence(n, labels[n], res, base) for n in list(res["methods"])[1:]]
     out.append(far_end_sentence(res, labels))
     return out
+
+
+# --------------------------------------------------------------------------------------------------------
+# After the fine-tunes (res["finetuned"], `model.training.extend`)
+# --------------------------------------------------------------------------------------------------------
+
+# One fine-tune per method: its run-to-run spread is not measured, and the ± 2 s.e. over held-out windows does
+# not contain it. So a claim about a fine-tuned model also asks that the whole paired interval clear this floor
+# (|difference| − 2 s.e. > ORDER_FLOOR): about 3× the largest seed-to-seed sd of held-out loss among our fully
+# trained variants (MHA, 0.017 nats over 3 seeds; README, results/seeds.json) — a guess at the scale of a
+# training run's own spread, not a measurement of a fine-tune's.
+ORDER_FLOOR = 0.05
+
+
+def _beyond(mean: float, se: Optional[float], floor: float) -> bool:
+    """The paired interval mean ± 2 s.e. lies wholly beyond ±floor (floor 0: it excludes 0)."""
+    return se is not None and abs(mean) - 2 * se > floor
+
+
+def _tuned_view(res: dict) -> dict:
+    """res with the fine-tuned models as its methods and pairs, for the sentences written for the untrained."""
+    return {**res, "methods": res["finetuned"]["methods"], "paired": res["finetuned"]["paired"]}
+
+
+def _change(d: dict, floor: float = 0.0) -> str:
+    """'lower by 0.200 ± 0.020' / 'higher by …' where the paired interval clears ±floor, else no claim."""
+    if _beyond(d["mean"], d["se"], floor):
+        return f"{'lower' if d['mean'] < 0 else 'higher'} by {abs(d['mean']):.3f} ± {2 * d['se']:.3f}"
+    se = "n/a" if d["se"] is None else f"{2 * d['se']:.3f}"
+    why = f"the interval reaches within {floor:g} nats of 0" if floor else "within 2 s.e."
+    return f"no difference claimed: {d['mean']:+.3f} ± {se}, {why}"
+
+
+def finetune_head_sentence(res: dict, floor: float = ORDER_FLOOR) -> str:
+    """How the fine-tunes were run, from their records; what the intervals do and do not measure."""
+    ft = res["finetuned"]
+    recs = [m["finetune"] for m in ft["methods"].values()]
+    r = recs[0]
+    same = all((x["steps"], x["batch_size"], x["seq_len"], x["lr"], x["warmup"], x["weight_decay"])
+               == (r["steps"], r["batch_size"], r["seq_len"], r["lr"], r["warmup"], r["weight_decay"]) for x in recs)
+    labels = [m.get("label", n) for n, m in ft["methods"].items()]
+    share = (f", {100 * r['tokens'] / ft['pretraining_tokens']:.1f} % of pre-training's "
+             f"{ft['pretraining_tokens']:,}") if ft.get("pretraining_tokens") else ""
+    how = (f"each for {r['steps']} steps of {r['batch_size']} windows of {r['seq_len']:,} training tokens "
+           f"({r['tokens']:,} tokens{share}), AdamW at a constant lr {r['lr']:g} after {r['warmup']} warm-up steps, "
+           + ("no weight decay" if r["weight_decay"] == 0 else f"weight decay {r['weight_decay']:g}")
+           + ", the same batches for each" if same else
+           "with the settings each one's train_log.json records (they differ)")
+    return (f"Fine-tuned from the shipped weights at {res['positions']:,} positions: {', '.join(labels)}, {how}. "
+            "Chen et al. 2023 fine-tune position interpolation (1,000 steps) and Peng et al. 2023 YaRN (400 steps); "
+            "NTK-aware scaling was proposed without fine-tuning and gets the same budget here; **none** is the "
+            "control — the same fine-tune with no scaling, so a scaling's lead over it is what the scaling buys "
+            "beyond training on long windows. One fine-tune per method: the intervals (± 2 s.e., paired over the "
+            f"same {res['windows']} held-out windows) say how precisely these windows measure each model, not how "
+            "much a second fine-tune would differ; so a difference involving a fine-tuned model is claimed only "
+            f"where its whole interval lies more than {floor:g} nats from 0 (about 3× the largest seed-to-seed "
+            "spread of our trained variants' held-out loss: a guess at a run's own spread, not a measurement).")
+
+
+def finetune_change_sentence(name: str, res: dict, floor: float = ORDER_FLOOR, original: str = "none") -> str:
+    """One method before and after its fine-tune, at the far end and inside the trained context (paired), and
+    inside the context against the shipped model unscaled (`vs_original`)."""
+    ft = res["finetuned"]
+    label = ft["methods"][name].get("label", name)
+    vs = ft["vs_untrained"][name]
+    parts = []
+    for region in ("last", "inside"):
+        before = res["methods"][name]["regions"][region]["mean"]
+        after = ft["methods"][name]["regions"][region]["mean"]
+        parts.append(f"at positions {_span(*res['regions'][region])} {before:.3f} → {after:.3f} nats/token "
+                     f"({_change(vs[region], floor)})")
+    out = f"**{label}**, as trained → fine-tuned: " + "; ".join(parts)
+    orig = ft.get("vs_original", {}).get(name)
+    if orig is not None and name != original:
+        base = res["methods"][original]["regions"]["inside"]["mean"]
+        out += f"; inside, against the shipped model unscaled ({base:.3f}): {_change(orig['inside'], floor)}"
+    return out + "."
+
+
+def finetune_control_sentence(name: str, res: dict, control: str = "none", floor: float = ORDER_FLOOR) -> str:
+    """A fine-tuned scaling against the fine-tuned control, at the far end and inside the context."""
+    ft = res["finetuned"]
+    label = ft["methods"][name].get("label", name)
+    d = ft["paired"][f"{name}-{control}"]
+    parts = [f"at positions {_span(*res['regions'][r])} {_change(d[r], floor)}" for r in ("last", "inside")]
+    return (f"**{label}**, fine-tuned, against the fine-tuned control (no scaling): " + "; ".join(parts) + ".")
+
+
+def finetune_progress_sentence(res: dict) -> Optional[str]:
+    """The held-out loss each fine-tune logged as it went (its first windows, all positions): whether it was
+    still falling at the end is for the reader to see; the comparison is at this step count, not at convergence."""
+    ft = res["finetuned"]["methods"]
+    rows = [(m.get("label", n), m["finetune"].get("val") or []) for n, m in ft.items()]
+    if not any(v for _, v in rows):
+        return None
+    steps = "/".join(str(v["step"]) for v in max((v for _, v in rows), key=len))
+    n_win = next(iter(ft.values()))["finetune"].get("val_windows")
+    listed = "; ".join(f"{label} " + " → ".join(f"{v['loss']:.3f}" for v in val) for label, val in rows if val)
+    return (f"Held-out loss logged during each fine-tune (the first {n_win} windows, all {res['positions']:,} "
+            f"positions, at steps {steps}): {listed}. Where it is still falling at the last step, a longer "
+            "fine-tune might lower it further: these comparisons hold at this budget, not at convergence.")
+
+
+def finetune_sentences(res: dict, floor: float = ORDER_FLOOR) -> list[str]:
+    """The fine-tunes' reading: how they were run, what each changed, what each scaling buys over the control,
+    and the far end among them — an order only past 2 s.e. and `floor`. [] without fine-tuned rows."""
+    ft = res.get("finetuned")
+    if not ft or not ft.get("methods"):
+        return []
+    names = list(ft["methods"])
+    out = [finetune_head_sentence(res, floor)]
+    out += [finetune_change_sentence(n, res) for n in names]
+    if "none" in names:
+        out += [finetune_control_sentence(n, res, "none", floor) for n in names if n != "none"]
+    labels = {n: f"{m.get('label', n)}, fine-tuned" for n, m in ft["methods"].items()}
+    out.append(far_end_sentence(_tuned_view(res), labels, floor=floor))
+    progress = finetune_progress_sentence(res)
+    return out + ([progress] if progress else [])

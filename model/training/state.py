@@ -15,7 +15,8 @@ from safetensors.torch import load_file, save_file
 
 
 def check_settings(saved: dict | None, settings: dict, path: Path) -> None:
-    """Refuse to resume under settings other than the run's own. `settings` = {"model": {...}, "train": {...}}.
+    """Refuse to resume under settings other than the run's own. `settings` = {"model": {...}, "train": {...}},
+    and for a fine-tune {"init": {...}} too (the weights it started from).
 
     A resume continues a run: the learning-rate schedule depends on the step count, the batches on the seed and
     batch size, the weights' shapes on the model. Continuing under other values would silently train something
@@ -28,6 +29,9 @@ def check_settings(saved: dict | None, settings: dict, path: Path) -> None:
              for part in ("model", "train") for k, v in settings[part].items() if saved.get(part, {}).get(k) != v]
     diffs += [f"{part}.{k}: saved {v!r}, now absent" for part in ("model", "train")
               for k, v in saved.get(part, {}).items() if k not in settings[part]]
+    # Any other part (a fine-tune's starting weights, `init`) must be equal as a whole, or absent from both.
+    diffs += [f"{part}: saved {saved.get(part)!r}, now {settings.get(part)!r}"
+              for part in sorted((set(saved) | set(settings)) - {"model", "train"}) if saved.get(part) != settings.get(part)]
     if diffs:
         raise ValueError(f"cannot resume {path} with other settings than it was started with ("
                          + "; ".join(diffs) + "): rerun with the saved ones, or delete it to start over")

@@ -23,6 +23,11 @@ parameters, and the RMS of the residual stream after it on that step's batch. Bo
 step computes anyway (the captures go through hook points, as the app's do): no extra random draws, so a
 variant trains to the same numbers with or without them.
 
+Fine-tuning goes through the same loop: `init_from` starts from a checkpoint's weights instead of the seeded
+draw (a fresh optimizer), and `TrainConfig.seq_len` may differ from the model's trained context. That is how
+`model/training/extend.py` stretches gqa-rope to 1,024 positions under a RoPE scaling. Without `init_from`
+nothing changes: the same settings, the same draws, the same numbers.
+
 What it does not do: data parallelism, gradient accumulation, mixed-length documents.
 """
 
@@ -30,13 +35,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import math
 import shlex
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import torch
@@ -55,7 +62,7 @@ from model.net.transformer import Transformer, load_balancing_loss
 class TrainConfig:
     steps: int = 4000  # by step count, not wall clock: the CPU is shared and noisy
     batch_size: int = 16  # sequences per step
-    seq_len: int = 256  # tokens per sequence = the model's max_seq_len
+    seq_len: int = 256  # tokens per sequence = the model's max_seq_len (a fine-tune may train longer windows)
     lr: float = 2e-3  # peak learning rate; small models take a high one
     min_lr: float = 2e-4  # cosine decays to this
     warmup: int = 50  # linear warm-up steps
@@ -80,6 +87,24 @@ def lr_at(step: int, tc: TrainConfig) -> float:
         return tc.lr * (step + 1) / tc.warmup
     progress = (step - tc.warmup) / max(1, tc.steps - tc.warmup)
     return tc.min_lr + 0.5 * (tc.lr - tc.min_lr) * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def init_record(path: Path) -> dict:
+    """What a fine-tune's settings record about its starting weights: the folder's name and the SHA-256 of its
+    model.safetensors — a resume from other weights is refused as any other changed setting is."""
+    digest = hashlib.sha256((Path(path) / "model.safetensors").read_bytes()).hexdigest()
+    return {"checkpoint": Path(path).name, "sha256": digest}
+
+
+def load_initial_weights(model: Transformer, path: Path) -> None:
+    """Copy a checkpoint's weights (fp16 on disk → fp32) into `model`. Its config must equal the model's in every
+    field but the context length and the RoPE scaling — the two a context extension changes — else ValueError."""
+    src = load_checkpoint(path)
+    cfg = model.cfg
+    if replace(src.cfg, max_seq_len=cfg.max_seq_len, rope_scaling=cfg.rope_scaling) != cfg:
+        raise ValueError(f"{path} holds a model of another shape than the one to train "
+                         "(only max_seq_len and rope_scaling may differ)")
+    model.load_state_dict(src.state_dict())
 
 
 # --- what the log records besides the loss ------------------------------------------------------------------
@@ -134,8 +159,12 @@ def train(
     progress: bool = True,
     command: str = "",
     stop_after: int | None = None,
+    init_from: Optional[Path] = None,
 ) -> dict:
     """Train a model and save it to out_dir. `data` = (train_ids, val_ids, val_chars) overrides the corpus.
+
+    `init_from` (a checkpoint folder) starts from its weights rather than the `init_seed` draw: a fine-tune. The
+    run's settings then record those weights (`init_record`), so a resume from others is refused.
 
     `stop_after` ends the run early (after that step's resumable state is saved), as an interruption would.
     `resume` continues from out_dir/train_state when there is one, and raises ValueError if it was saved under
@@ -145,6 +174,8 @@ def train(
 
     state_dir = out_dir / "train_state"
     settings = run_settings(cfg, tc)
+    if init_from is not None:  # only then: a from-scratch run's settings (and its saved states) stay as they were
+        settings["init"] = init_record(init_from)
     resuming = resume and (state_dir / "state.json").is_file()
     if resuming:  # first of all: a resume under other settings is refused before any work is done
         check_settings(saved_settings(state_dir), settings, state_dir)
@@ -152,7 +183,10 @@ def train(
     train_ids, val_ids, val_chars = data if data is not None else (*encoded_split("train")[:1], *encoded_split("val"))
     windows = val_windows(val_ids, tc.seq_len)
     chars_per_token = val_chars / len(val_ids)
-    model = Transformer(cfg, dropout=tc.dropout, init_seed=tc.init_seed).to(device)
+    model = Transformer(cfg, dropout=tc.dropout, init_seed=tc.init_seed)
+    if init_from is not None:  # the seeded draw above is overwritten; it draws from its own generator, not torch's
+        load_initial_weights(model, init_from)
+    model = model.to(device)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW(
@@ -228,6 +262,7 @@ def train(
         "variant": out_dir.name,
         "config": cfg.to_dict(),
         "train": settings["train"],
+        **({"init": settings["init"]} if "init" in settings else {}),
         "command": command,
         "device": device,
         "torch": torch.__version__,
