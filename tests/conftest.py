@@ -87,3 +87,15 @@ def browser_page(_browser):
         yield page
     finally:
         context.close()
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny forwards, hundreds of them: on a shared 2-core machine a second thread only adds contention. Use with
+    `pytestmark = pytest.mark.usefixtures("one_thread")`."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -29,12 +29,7 @@ from viz.rope_scaling import (ORDER_FLOOR, far_end_sentence, finetune_change_sen
 TC = ext.finetune_settings(128, steps=3, batch_size=2, warmup=1, eval_every=1, eval_batches=1)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture

@@ -29,13 +29,7 @@ from viz.rope_scaling import (angle_ratio_figure, angle_ratios, far_end_sentence
                               loss_by_position_figure, past_context_sentence, scaling_sentences)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny forwards, hundreds of them: on a shared 2-core machine a second thread only adds contention."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def hf_config(hd: int, theta: float, params: dict, max_pos: int) -> transformers.LlamaConfig:

@@ -230,14 +230,21 @@ def plain_mlp_figure(pre: np.ndarray, post: np.ndarray, act_name: str, order: np
                    f"neuron (0 … {n - 1} of d_mlp = {n})", "neuron %{customdata}", customdata=order, row_height=170)
 
 
+def _concentration(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, int]:
+    """|values|, their order (largest first), their total, and how many of the largest make up half of it — what
+    both MLP captions say: [3, -1, 0] -> half = 1 (3 of the total 4)."""
+    mag = np.abs(values)
+    order = np.argsort(-mag, kind="stable")
+    total = float(mag.sum())
+    half = int(np.searchsorted(np.cumsum(mag[order]), total / 2) + 1) if total > 0 else 0
+    return mag, order, total, half
+
+
 def plain_mlp_sentence(pre: np.ndarray, post: np.ndarray, act_name: str, act_min: tuple[float, float]) -> str:
     """The caption of `plain_mlp_figure` at one position, from its numbers."""
     pre, post = np.asarray(pre, dtype=np.float64), np.asarray(post, dtype=np.float64)
     n = len(pre)
-    mag = np.abs(post)
-    order = np.argsort(-mag, kind="stable")
-    total = float(mag.sum())
-    half = int(np.searchsorted(np.cumsum(mag[order]), total / 2) + 1) if total > 0 else 0
+    mag, order, total, half = _concentration(post)
     s = (f"{int((pre > 0).sum())} of the {n} pre-activations are positive. {act_name} lets those through almost "
          f"unchanged and squashes the negative ones towards 0 (its lowest value is {act_min[1]:.3f}, at "
          f"z ≈ {act_min[0]:.2f}). The largest |{act_name}(pre)| is {mag[order[0]]:.3g}, at neuron {int(order[0])}; ")
@@ -279,10 +286,7 @@ def swiglu_sentence(gate: np.ndarray, product: np.ndarray, act_name: str, act_mi
     """The caption of `swiglu_figure` at one position, from its numbers."""
     gate, product = np.asarray(gate, dtype=np.float64), np.asarray(product, dtype=np.float64)
     n = len(gate)
-    mag = np.abs(product)
-    order = np.argsort(-mag, kind="stable")
-    total = float(mag.sum())
-    half = int(np.searchsorted(np.cumsum(mag[order]), total / 2) + 1) if total > 0 else 0
+    mag, order, total, half = _concentration(product)
     s = (f"{int((gate > 0).sum())} of the {n} gate values are positive. {act_name} lets those through almost "
          f"unchanged and squashes the negative ones towards 0 (its lowest value is {act_min[1]:.3f}, at "
          f"z ≈ {act_min[0]:.2f}). The product's largest |value| is {mag[order[0]]:.3g}, at neuron {int(order[0])}; ")
