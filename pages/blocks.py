@@ -6,6 +6,8 @@ gated one (SwiGLU; GeGLU for a Gemma folder) or GPT-2's plain GELU MLP with the 
 or a mixture of experts with the router's choices, the load on each expert and the tokens each one gets."""
 
 import dataclasses
+import json
+from pathlib import Path
 
 import numpy as np
 import streamlit as st
@@ -22,7 +24,8 @@ from model.analysis.blocks import (
     expert_tokens, firing_positions, layernorm_formula, layernorm_steps, norm_choices, norm_hooks, norm_input,
     pre_norm_partner, residual_norms, residual_stages, rmsnorm_steps, top_neurons,
 )
-from model.net.checkpoints import ARCHITECTURE_VARIANTS, VARIANT_BLURBS, VARIANTS, load_train_log, variant_dir
+from model.net.checkpoints import (ARCHITECTURE_VARIANTS, VARIANT_BLURBS, VARIANTS, diagnostic_runs, load_train_log,
+                                   variant_dir)
 from viz.blocks import (
     activation_minimum, aux_loss_sentence, diagnostics_figure, diagnostics_sentence, expert_load_figure, growth_sentence,
     layernorm_figure, layernorm_sentence, layernorm_steps_figure, layernorm_steps_sentence, load_sentence,
@@ -126,14 +129,32 @@ def heldout_routing(variant: str, n_windows: int) -> dict:
 
 @shared_result()
 def logged_diagnostics(logs: tuple) -> dict:
-    """logs: (variant, path, mtime) of each train_log.json (the path and time make the cache key follow the file)
-    -> variant -> `diagnostics_series`, for the logs that have diagnostics."""
+    """logs: (name, path, mtime) of each train_log.json (the path and time make the cache key follow the file)
+    -> name -> `diagnostics_series`, for the logs that have diagnostics."""
     out = {}
-    for name, _, _ in logs:
-        series = diagnostics_series(load_train_log(name))
+    for name, path, _ in logs:
+        series = diagnostics_series(json.loads(Path(path).read_text()))
         if series is not None:
             out[name] = series
     return out
+
+
+RERUN = " (re-run)"  # the name a diagnostics-only re-run's series goes by: "gqa-rope (re-run)"
+
+
+def two_runs(rerun: Path, shipped: Path) -> str:
+    """How a diagnostics-only re-run compares with the shipped run of the same variant, from their two logs: the
+    first step whose training loss differs and both runs' last held-out losses."""
+    a, b = (json.loads(p.read_text()) for p in (rerun, shipped))
+    la, lb = a.get("train_loss") or [], b.get("train_loss") or []
+    part = next((i + 1 for i, (x, y) in enumerate(zip(la, lb)) if x != y), None)
+    va, vb = a.get("val") or [], b.get("val") or []
+    out = (f"their training losses are equal to step {part - 1:,} and part from step {part:,}, so its weights are "
+           "not the shipped ones" if part else "their logged training losses are equal at every step")
+    if va and vb:
+        out += (f"; held-out loss at step {va[-1]['step']:,}: {va[-1]['loss']:.3f} nats/token (re-run), "
+                f"{vb[-1]['loss']:.3f} (shipped)")
+    return out + "."
 
 
 variant = current_model()
@@ -292,11 +313,14 @@ if is_folder(variant):
 trained = [v for v in VARIANTS if is_trained(v)]
 logs = tuple((v, str(p), p.stat().st_mtime) for v in trained
              if (p := variant_dir(v) / "train_log.json").is_file())
-diag = logged_diagnostics(logs)
-configs = {v: dataclasses.asdict(model_config(v)) for v in diag}
+reruns = {v + RERUN: p for v, p in diagnostic_runs().items() if v in trained}
+diag = logged_diagnostics(logs + tuple((n, str(p), p.stat().st_mtime) for n, p in reruns.items()))
+diag = {n: s for n, s in diag.items() if not (n in reruns and n.removesuffix(RERUN) in diag)}  # own log first
+configs = {v: dataclasses.asdict(model_config(v.removesuffix(RERUN))) for v in diag}
 post_variants = [v for v in diag if configs[v]["norm_position"] == "post"]
 partner = pre_norm_partner(post_variants[0], configs) if post_variants else None
-shown = list(dict.fromkeys(([variant] if variant in diag else []) + post_variants[:1] + ([partner] if partner else [])))
+own = next((n for n in (variant, variant + RERUN) if n in diag), None)  # the sidebar variant's own series, if any
+shown = list(dict.fromkeys(([own] if own else []) + post_variants[:1] + ([partner] if partner else [])))
 if not shown:
     st.info("No variant in this checkout has diagnostics in its `train_log.json`: the logs of the first variants "
             "predate them, and the variants trained since are not here.", icon=":material/info:")
@@ -306,8 +330,12 @@ else:
     st.plotly_chart(diagnostics_figure({v: diag[v] for v in shown}, part, PART_LABELS[part]), width="stretch",
                     key="blk_diag_fig")
     notes = []
-    if not is_folder(variant) and variant not in diag:
+    if not is_folder(variant) and not own:
         notes.append(f"{variant}'s own log has no diagnostics: it was trained before they were logged.")
+    for n in (x for x in shown if x in reruns):
+        v = n.removesuffix(RERUN)
+        notes.append(f"{n} is a second training of {v}, same recipe and seed, run to log these numbers (the "
+                     f"shipped run predates them): " + two_runs(reruns[n], variant_dir(v) / "train_log.json"))
     if post_variants and partner:
         differ = config_differences(configs[post_variants[0]], configs[partner])
         others_ = [f for f in differ if f != "norm_position"]

@@ -6,9 +6,10 @@ the extra training seeds are measured, `results/seeds.json` (`python -m model.ev
 the bars and the sentences carry the seed spread); a button re-runs the quick evaluation here. Training curves
 come from each checkpoint's `train_log.json`. The live parts (attention side by side, every variant's next-token
 guess) run the sidebar's prompt through each compared variant whose checkpoint loads, via the shared cached
-traces; a missing or unreadable checkpoint is named and left out, never replaced by other weights. The
-Architecture tab draws from the evaluation's rows alone (no live views) and says which of its variants have no
-weights or no row yet, with the commands that make them. Thin: numbers
+traces; a missing or unreadable checkpoint is named and left out, never replaced by other weights. The quick
+re-run and the next-token guesses cover the architecture variants too; the Architecture tab's tables and figures
+draw from the evaluation's rows and say which of its variants have no weights or no row yet, with the commands
+that make them. Thin: numbers
 from `model/evaluation/` (evaluate, stats, seeds), the sentences from `viz/compare_text.py`, figures from
 `viz/compare.py`.
 """
@@ -22,8 +23,8 @@ import streamlit as st
 
 from app_shared import (
     cached_figure, checkpoint_problem, current_model, current_prompt, download_csv, download_json, is_folder,
-    load_model, model_error, model_name, plain_md, prompt_notices, require_shell, sync_url, trace_prompt, url_int,
-    url_tabs,
+    load_model, model_error, model_name, plain_md, prompt_notices, require_shell, sync_url, trace_prompt, url_choice,
+    url_int, url_tabs,
 )
 from model.analysis import rope as rope_probe
 from model.analysis.lens import top_k
@@ -143,10 +144,11 @@ if missing:
     st.warning(f"No checkpoint in this checkout for **{', '.join(missing)}**: their training curves and live "
                "views are left out; the measured numbers below still show what the committed evaluation found.",
                icon=":material/warning:")
-broken = {v: p for v in COMPARED_VARIANTS if v in trained and (p := checkpoint_problem(v))}
+EVERY = list(dict.fromkeys(COMPARED_VARIANTS + ARCHITECTURE))  # every variant this page compares, once each
+broken = {v: p for v in EVERY if v in trained and (p := checkpoint_problem(v))}
 for v, problem in broken.items():
     model_error(v, problem, "it is left out of the live views and the quick re-run")
-live = [v for v in COMPARED_VARIANTS if v in trained and v not in broken]  # only weights that really loaded
+live = [v for v in EVERY if v in trained and v not in broken]  # only weights that really loaded
 
 c1, c2 = st.columns([2, 1], vertical_alignment="center")  # [3, 1] clipped the button's label at 1280 px
 with c2:
@@ -424,7 +426,7 @@ with tab_arch:
     else:
         st.info("Nothing to compare yet: the default's row and at least one architecture variant's are needed.",
                 icon=":material/info:")
-sync_url("cmp_layer_attn", "cmp_layer_pos")
+sync_url("cmp_layer_attn", "cmp_layer_pos", "cmp_live_set")
 
 # ---- Live: the prompt through every variant ----------------------------------------------------------
 st.divider()
@@ -433,10 +435,21 @@ if has_prompt and not live:
     st.info("No compared variant's checkpoint loads in this checkout: there is no model to run your prompt "
             "through.", icon=":material/info:")
 elif has_prompt:
+    # Two groups, one at a time: ten panels at once were three screens of bars and heatmaps.
+    groups = {"attention and positions": [v for v in COMPARED_VARIANTS if v in live],
+              "architecture": [v for v in ARCHITECTURE if v in live]}
+    # The architecture group needs the default and one more (the default alone compares nothing), unless it
+    # is all that loads.
+    groups = ({g: vs for g, vs in groups.items() if len(vs) >= (2 if g == "architecture" else 1)}
+              or {g: vs for g, vs in groups.items() if vs})
+    names = list(groups)
+    url_choice("cmp_live_set", names, names[0])
+    group = st.radio("Variants", names, key="cmp_live_set", horizontal=True,
+                     format_func=lambda g: f"{g} ({len(groups[g])})") if len(names) > 1 else names[0]
     last = prompt.labels[-1]
     dists, rows_attn = {}, {}
     n_keys = min(len(prompt.ids), GRID_MAX_TOKENS)
-    for v in live:
+    for v in groups[group]:
         tr = trace_prompt(v, prompt.ids)
         idx, p = top_k(softmax(tr.logits[-1].astype(np.float64)), TOP_K)
         dists[v] = ([token_label(int(i)) for i in idx], p.tolist())
@@ -445,7 +458,7 @@ elif has_prompt:
     st.plotly_chart(cached_figure(next_token_bars, dists), key="cmp_next", config=PLOT_CONFIG)
     st.caption(f"The {TOP_K} most likely next tokens after “{last}” for each variant (␣ = space, ↵ = newline).")
     st.plotly_chart(cached_figure(last_token_attention, rows_attn, list(prompt.labels),
-                                  variant_config(live[0]).n_layers),
+                                  variant_config(groups[group][0]).n_layers),
                     key="cmp_last_attn", config=PLOT_CONFIG)
     st.caption(last_token_caption(rows_attn, len(prompt.ids), n_keys))
 

@@ -105,13 +105,14 @@ def made(tmp_path_factory):
         log["variant"] = v
         save_checkpoint(model, root / v, log)
         out[v] = (load_checkpoint(root / v), log)  # as the app loads it (fp16 weights back in fp32)
-    saved = checkpoints.CHECKPOINT_DIR
+    saved = checkpoints.CHECKPOINT_DIR, checkpoints.DIAGNOSTIC_RUNS_DIR
     checkpoints.CHECKPOINT_DIR = root
+    checkpoints.DIAGNOSTIC_RUNS_DIR = root.parent / "diagnostic_runs"  # none unless a test writes one
     clear_app_caches()
     try:
         yield out
     finally:
-        checkpoints.CHECKPOINT_DIR = saved
+        checkpoints.CHECKPOINT_DIR, checkpoints.DIAGNOSTIC_RUNS_DIR = saved
         clear_app_caches()
 
 
@@ -469,6 +470,36 @@ def test_logged_diagnostics_are_drawn_as_logged(made):
     assert f"above the clip of 1 at {over} of them" in text
 
 
+def test_a_diagnostics_rerun_of_the_default_makes_the_clean_pair(made):
+    """A re-run of the default that logged diagnostics (results/diagnostic_runs/) is set beside the post-norm
+    variant as the pair that differs in norm_position alone, named as a second run, with where its training
+    losses part from the shipped run's and both held-out losses — read from the two logs."""
+    shipped = checkpoints.load_train_log("gqa-rope")
+    log = synthetic_log(variant_config("gqa-rope"), np.random.default_rng(1))
+    log["variant"] = "gqa-rope"
+    log["train_loss"] = shipped["train_loss"][:30] + [x + 0.01 for x in shipped["train_loss"][30:]]
+    folder = checkpoints.DIAGNOSTIC_RUNS_DIR
+    folder.mkdir(exist_ok=True)
+    (folder / "gqa-rope.train_log.json").write_text(json.dumps(log))
+    try:
+        at = open_page("pages/blocks.py", variant="gqa-rope", query={"blk_diag": "mlp"})
+        spec = chart(at, "blk_diag_fig")
+        titles = [a["text"] for a in spec["layout"]["annotations"]]
+        assert titles[:2] == ["gqa-rope (re-run)", "gqa-postnorm"]
+        mlp = [t for t in spec["data"] if t["name"] == "block 0"][0]
+        np.testing.assert_allclose(arr(mlp["y"]), [d["grad_norm"]["blocks"][0]["mlp"] for d in log["diagnostics"]])
+        text = texts(at)
+        assert "they differ in norm_position: a clean pre- vs post-norm pair" in text
+        assert ("gqa-rope (re-run) is a second training of gqa-rope, same recipe and seed, run to log these numbers "
+                "(the shipped run predates them): their training losses are equal to step 30 and part from step 31"
+                ) in text
+        assert f"{log['val'][-1]['loss']:.3f} nats/token (re-run), {shipped['val'][-1]['loss']:.3f} (shipped)" in text
+        assert "gqa-rope's own log has no diagnostics" not in text  # the re-run stands in for it, named as such
+    finally:
+        (folder / "gqa-rope.train_log.json").unlink()
+        clear_app_caches()
+
+
 def test_home_diagram_follows_the_architecture(made):
     for v in NEW:
         cfg = variant_config(v)
@@ -495,3 +526,26 @@ def test_the_default_is_offered_the_new_variants_once_they_have_weights(made):
     at = open_page("pages/home.py", variant="gqa-rope")
     assert {checkpoints.VARIANT_BLURBS[v] for v in NEW} <= set(at.selectbox(key="variant").options)
     assert os.path.isdir(checkpoints.CHECKPOINT_DIR / "gqa-moe")
+
+
+def test_compare_live_section_offers_the_architecture_group(made):
+    """The prompt through every architecture variant: the radio switches the next-token panels from the attention
+    and position variants to the default and the four architectures, each panel the model's own top-k."""
+    at = open_page("pages/compare.py", prompt=DEFAULT_PROMPT)
+    radio = at.radio(key="cmp_live_set")
+    compared = [v for v in checkpoints.COMPARED_VARIANTS if (checkpoints.CHECKPOINT_DIR / v).is_dir()]
+    assert radio.options == [f"attention and positions ({len(compared)})", "architecture (5)"]
+    assert radio.value == "attention and positions"
+    at = open_page("pages/compare.py", prompt=DEFAULT_PROMPT, state={"cmp_live_set": "architecture"})
+    arch = [v for v in checkpoints.ARCHITECTURE_VARIANTS if (checkpoints.CHECKPOINT_DIR / v).is_dir()]
+    assert set(NEW) <= set(arch)
+    bars = {t["name"]: t for t in chart(at, "cmp_next")["data"] if t["type"] == "bar"}
+    assert list(bars) == arch
+    for v in NEW:
+        model = made[v][0]
+        with torch.no_grad():
+            p = torch.softmax(model(torch.tensor([IDS]))[0, -1].double(), -1)
+        assert np.allclose(bars[v]["x"], torch.topk(p, len(bars[v]["x"])).values.numpy(), atol=1e-4), v
+    heat = [t for t in chart(at, "cmp_last_attn")["data"] if t["type"] == "heatmap"]
+    assert [t["name"] for t in heat] == arch
+    assert at.query_params.get("cmp_live_set") == "architecture"

@@ -109,8 +109,8 @@ def test_reading_and_downloads_present(page):
 
 @pytest.mark.slow  # re-runs a quick evaluation
 def test_quick_rerun_replaces_the_shown_numbers_until_asked_back(page, shipped_variants):
-    compared = {v for v in COMPARED_VARIANTS if v in available_variants()}
-    assert compared, "the re-run needs a trained checkpoint"
+    compared = {v for v in COMPARED_VARIANTS + ARCHITECTURE_VARIANTS if v in available_variants()}
+    assert compared, "the re-run needs a trained checkpoint"  # the architecture variants' too, once trained
     page.button(key="cmp_rerun").click().run()
     assert not page.exception, [e.value for e in page.exception]
     quick = page.session_state["cmp_quick"]
