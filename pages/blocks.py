@@ -22,7 +22,7 @@ from model.accounting.arch import arch_from_model_config
 from model.analysis.blocks import (
     GRAD_PARTS, activation, balance_loss, config_differences, describe, diagnostics_series, expert_counts,
     expert_tokens, firing_positions, layernorm_formula, layernorm_steps, norm_choices, norm_hooks, norm_input,
-    pre_norm_partner, residual_norms, residual_stages, rmsnorm_steps, top_neurons,
+    position_spread, pre_norm_partner, residual_norms, residual_stages, rmsnorm_steps, top_neurons,
 )
 from model.net.checkpoints import (ARCHITECTURE_VARIANTS, VARIANT_BLURBS, VARIANTS, diagnostic_runs, load_train_log,
                                    variant_dir)
@@ -30,7 +30,7 @@ from viz.blocks import (
     activation_minimum, aux_loss_sentence, diagnostics_figure, diagnostics_sentence, expert_load_figure, growth_sentence,
     layernorm_figure, layernorm_sentence, layernorm_steps_figure, layernorm_steps_sentence, load_sentence,
     neuron_heatmap, plain_mlp_figure, plain_mlp_sentence, residual_norm_heatmap, residual_norm_lines, rmsnorm_figure,
-    rmsnorm_sentence, router_figure, router_sentence, swiglu_figure, swiglu_sentence,
+    rmsnorm_sentence, router_figure, router_sentence, spread_sentence, swiglu_figure, swiglu_sentence,
 )
 
 require_shell()  # first, before any widget: see app_shared.require_shell
@@ -137,6 +137,12 @@ def logged_diagnostics(logs: tuple) -> dict:
         if series is not None:
             out[name] = series
     return out
+
+
+@shared_result()
+def next_token_spread(variant: str, ids: tuple[int, ...]) -> dict:
+    """`position_spread` of the variant's next-token logits at every position of the prompt."""
+    return position_spread(trace_prompt(variant, ids).logits)
 
 
 RERUN = " (re-run)"  # the name a diagnostics-only re-run's series goes by: "gqa-rope (re-run)"
@@ -353,6 +359,11 @@ else:
                      "pair to draw.")
     st.caption(" ".join(notes) + f" Top: each block's gradient norm ({PART_LABELS[part]}); bottom: the stream's "
                "RMS after each block (log scales). " + " ".join(diagnostics_sentence(v, diag[v]) for v in shown))
+    # What the logs' numbers led to, on the prompt: the weights of the variants drawn (a re-run has none here;
+    # a folder's model reads the prompt in another tokenizer, so the ids would not be ours).
+    weighed = [n for n in shown if n not in reruns and n in trained]
+    if not is_folder(variant) and weighed:
+        st.caption(spread_sentence({n: next_token_spread(n, prompt.ids) for n in weighed}, T))
 
 # --------------------------------------------------------------------------------------------------------
 # 4. The MLP

@@ -470,6 +470,19 @@ def test_logged_diagnostics_are_drawn_as_logged(made):
     assert f"above the clip of 1 at {over} of them" in text
 
 
+def test_the_pair_is_set_by_how_far_its_guesses_move_along_the_prompt(made):
+    """Beside the logged diagnostics, each drawn variant's next-token distributions along the prompt: the largest
+    total-variation distance of a position's from their mean, recomputed here from the model's own logits."""
+    at = open_page("pages/blocks.py", variant="gqa-moe", prompt=DEFAULT_PROMPT)
+    caption = next(c.value for c in at.caption if c.value.startswith("On your prompt ("))
+    assert f"On your prompt ({len(IDS)} positions)" in caption
+    for v in ("gqa-moe", "gqa-postnorm", "gqa-layernorm"):
+        with torch.no_grad():
+            p = torch.softmax(made[v][0](torch.tensor([IDS]))[0].double(), -1)  # (T, V)
+        tv = 0.5 * (p - p.mean(0)).abs().sum(-1).max().item()
+        assert f"{v} {tv:.2g}" in caption, (v, tv, caption)
+
+
 def test_a_diagnostics_rerun_of_the_default_makes_the_clean_pair(made):
     """A re-run of the default that logged diagnostics (results/diagnostic_runs/) is set beside the post-norm
     variant as the pair that differs in norm_position alone, named as a second run, with where its training

@@ -10,6 +10,7 @@ numbers, a hostile prompt gives a message and no exception, and a Gemma folder (
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
@@ -339,3 +340,26 @@ def test_a_gemma_folder_runs_with_geglu(tmp_path):
     np.testing.assert_allclose(arr(trace_by_name(spec, "GELU(gate) · up")["y"]), want, atol=1e-5)
     np.testing.assert_allclose(arr(trace_by_name(charts(at)["blk_rms"], "x / rms · g")["y"]),
                                tr["blocks.0.ln1.hook_normalized"][T - 1], atol=1e-5)
+
+
+def test_position_spread_against_a_naive_recount():
+    """TV distance from the mean distribution, by loops over positions and tokens; a constant row gives 0."""
+    from model.analysis.blocks import position_spread
+    from viz.blocks import spread_sentence
+
+    rng = np.random.default_rng(3)
+    z = rng.normal(0, 3, (5, 7))
+    p = [[math.exp(v) for v in row] for row in z]
+    p = [[v / sum(row) for v in row] for row in p]
+    mean = [sum(p[t][i] for t in range(5)) / 5 for i in range(7)]
+    tv = [0.5 * sum(abs(p[t][i] - mean[i]) for i in range(7)) for t in range(5)]
+    s = position_spread(z)
+    np.testing.assert_allclose(s["tv"], tv, rtol=1e-12)
+    assert s["max"] == pytest.approx(max(tv))
+    assert s["entropy"] == pytest.approx(-sum(m * math.log(m) for m in mean))
+    flat = position_spread(np.tile(z[0], (4, 1)))
+    assert flat["max"] < 1e-12
+    text = spread_sentence({"a": s, "b": flat}, 5)
+    assert text.index(f"a {max(tv):.2g}") < text.index("b 0")  # largest first
+    assert "b: under 0.01 at every position — practically the same guess whatever the context." in text
+    assert "a:" not in text

@@ -448,3 +448,19 @@ def aux_loss_sentence(aux: list[float], k: int, n_experts: int, window: int = 10
     return (f"While training, the load-balancing loss ({k} when even, {n_experts} at worst) averaged "
             f"{a[:w].mean():.3f} over the first {w} steps and {a[-w:].mean():.3f} over the last {w} "
             f"({len(a):,} steps logged).")
+
+
+def spread_sentence(spreads: dict[str, dict], n_positions: int) -> str:
+    """On the prompt, how far each variant's next-token distribution moves from position to position (the
+    `position_spread` of its trace): the largest total-variation distance of a position's distribution from their
+    mean, named per variant, largest first."""
+    order = sorted(spreads, key=lambda n: -spreads[n]["max"])
+    parts = [f"{n} {spreads[n]['max']:.2g}" for n in order]
+    out = (f"On your prompt ({n_positions} positions), how far each position's next-token distribution lies from "
+           f"their mean, at most (total variation, 0 = the same distribution everywhere, 1 = no overlap): "
+           + ", ".join(parts) + ".")
+    flat = [n for n in order if spreads[n]["max"] < 0.01]
+    if flat:
+        out += (f" {' and '.join(flat)}: under 0.01 at every position — practically the same guess whatever the "
+                "context.")
+    return out
