@@ -420,10 +420,19 @@ def diagnostics_figure(series: dict[str, dict], part: str, part_label: str) -> g
     return fig
 
 
+VANISHED = 1e-3  # block 0's gradient norm below this fraction of the last block's: "hardly reaches block 0"
+
+
 def diagnostics_sentence(name: str, s: dict) -> str:
     """What one variant's log says, from its numbers only: the last logged step's gradient norms across the
-    blocks and the stream's RMS after the last block, and how often the total norm was clipped."""
+    blocks and the stream's RMS after the last block; over every logged step, block 0's gradient norm as a
+    fraction of the last block's (and, where it fell below VANISHED, at which steps and what the held-out loss
+    did meanwhile); how often the total norm was clipped."""
     g, rms, total = s["grad"], s["resid_rms"], s["total"]
+    ratio = g["block"][:, 0] / g["block"][:, -1]  # (N,)
+    steps = s["steps"]
+    small = np.flatnonzero(ratio < VANISHED)
+    worst = int(np.argmin(ratio))
     last = g["block"].shape[0] - 1
     step = int(s["steps"][last])
     row = g["block"][last]
@@ -431,6 +440,20 @@ def diagnostics_sentence(name: str, s: dict) -> str:
     out = (f"{name}, step {step:,} (the last logged): the blocks' gradient norms run from {row[lo]:.3g} (block {lo}) "
            f"to {row[hi]:.3g} (block {hi}), block 0 at {row[0] / row[-1]:.2f}× the last block's; the stream's RMS "
            f"after the last block is {rms[last, -1]:.3g} (after block 0: {rms[last, 0]:.3g}).")
+    out += (f" Over the {len(ratio)} logged steps block 0's gradient norm fell as low as {ratio[worst]:.2g}× the "
+            f"last block's (step {int(steps[worst]):,})")
+    if small.size:
+        held = s.get("heldout", np.full(len(steps), np.nan))[small]
+        held = held[np.isfinite(held)]
+        out += (f", and was below {VANISHED:g}× at {small.size} of them (the first at step {int(steps[small[0]]):,}, "
+                f"the last at {int(steps[small[-1]]):,}): the gradient hardly reached the first block")
+        if held.size:
+            out += (f"; the held-out loss at those steps stayed between {held.min():.3f} and {held.max():.3f} "
+                    "nats/token")
+            end = s.get("heldout", [np.nan])[-1]
+            if small[-1] < len(steps) - 1 and np.isfinite(end):
+                out += f", and was {end:.3f} at step {int(steps[-1]):,}"
+    out += "."
     big = int(np.argmax(total))
     out += (f" The total gradient norm peaked at {total[big]:.3g} (step {int(s['steps'][big]):,}; median over the "
             f"{len(total)} logged steps {np.median(total):.3g})")

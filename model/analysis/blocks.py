@@ -264,7 +264,8 @@ def diagnostics_series(log: dict | None) -> dict | None:
     """train_log.json's `diagnostics` (model/training/train.py: every eval step, the gradient norms before
     clipping per block — attention, MLP, norms — and the residual stream's RMS after each block) as arrays:
     steps (N,), grad[part] (N, L) for each of GRAD_PARTS, total (N,) the norm clip_grad_norm_ saw, resid_rms (N, L),
-    clip (the run's clipping threshold, or None). None when the log has no diagnostics (the logs of variants
+    heldout (N,) the held-out loss logged at the same steps (NaN where none), clip (the run's clipping threshold, or
+    None). None when the log has no diagnostics (the logs of variants
     trained before they were recorded)."""
     diag = (log or {}).get("diagnostics") or []
     if not diag:
@@ -273,8 +274,10 @@ def diagnostics_series(log: dict | None) -> dict | None:
     grad = {p: np.array([[b[p] for b in d["grad_norm"]["blocks"]] for d in diag], dtype=np.float64)
             for p in GRAD_PARTS[1:]}
     grad["block"] = np.sqrt(grad["attn"] ** 2 + grad["mlp"] ** 2 + grad["norms"] ** 2)
+    val = {v["step"]: v["loss"] for v in log.get("val") or []}
     return dict(steps=steps, grad=grad, total=np.array([d["grad_norm"]["total"] for d in diag], dtype=np.float64),
                 resid_rms=np.array([d["resid_rms"] for d in diag], dtype=np.float64),
+                heldout=np.array([val.get(int(t), np.nan) for t in steps], dtype=np.float64),
                 clip=(log.get("train") or {}).get("clip"))
 
 
