@@ -382,7 +382,7 @@ def test_diagnostics_sentence_reads_the_whole_log():
     s = diagnostics_series(log)
     np.testing.assert_allclose(s["heldout"], [6.55, 6.54, 6.0, 5.5])
     text = diagnostics_sentence("p", s)
-    assert "block 0's gradient norm fell as low as 1e-07× the last block's (step 250)" in text
+    assert "block 0's gradient norm relative to the last block's was lowest at step 250: 1e-07×" in text
     assert "was below 0.001× at 2 of them (the first at step 250, the last at 500)" in text
     assert "the held-out loss at those steps stayed between 6.540 and 6.550 nats/token, and was 5.500 at step 1,000" in text
     healthy = diagnostics_series({**log, "diagnostics": diag[2:]})

@@ -2,6 +2,7 @@
 evaluation result (and, where it matters, seeds.json runs) by hand, changes one number, and sees the sentence
 change — above all, an order between two variants appears only when its 95 % interval excludes 0."""
 
+import math
 from typing import Optional
 
 import numpy as np
@@ -343,19 +344,22 @@ MHA_SPREAD = {"mha-rope": [3.770, 3.787, 3.804]}  # sd 0.0170 over 3 seeds, as r
 
 
 def test_architecture_orders_only_what_the_windows_separate_beyond_the_seed_spread():
-    res = architecture({"gqa-postnorm": 0.03, "gqa-layernorm": 0.005, "gqa-gelu": 0.002, "gqa-moe": -0.03})
+    res = architecture({"gqa-postnorm": 0.06, "gqa-layernorm": 0.03, "gqa-gelu": 0.002, "gqa-moe": -0.06})
     t = text(read_architecture(res, seeds=seeds(MHA_SPREAD)))
+    margin = 1.96 * math.sqrt(2) * 0.017  # 0.0471: two single runs, each with MHA's seed sd
     assert "Each variant was trained once (one seed)" in t
-    assert "Over the variants trained several times the seed-to-seed sd reached 0.0170 (mha-rope, n = 3)" in t
-    # 0.03 apart, interval ±0.004: an order, for these weights, with the spread it exceeds
+    assert ("Over the variants trained several times the seed-to-seed sd reached 0.0170 (mha-rope, n = 3): with a "
+            f"spread that large in each, the difference between two runs trained once could move by ±{margin:.4f} "
+            "(1.96 × √2 × 0.0170)") in t
+    # 0.06 apart, interval ±0.004: an order, for these weights, beyond what the seeds could move
     assert "gqa-rope's held-out loss is lower than gqa-postnorm's for these weights on these windows" in t
     assert "gqa-moe's held-out loss is lower than gqa-rope's for these weights on these windows" in t
-    assert ("That is more than the largest seed-to-seed sd measured here, 0.0170 (mha-rope, n = 3); gqa-postnorm "
-            "and gqa-rope were trained once, so their own spread is not measured") in t
-    # 0.005 apart: the windows separate it (±0.004), the seed spread does not: no order
-    assert ("gqa-layernorm − gqa-rope in held-out loss = +0.0050 (95 % interval +0.0011 to +0.0089, over 100 "
-            "held-out windows): the windows separate these weights, but by no more than the largest seed-to-seed "
-            "sd measured here, 0.0170 (mha-rope, n = 3)") in t
+    assert (f"That is beyond ±{margin:.4f}, what second training runs could move the difference by (1.96 × √2 × "
+            "the largest seed-to-seed sd measured here, 0.0170: mha-rope, n = 3); gqa-postnorm and gqa-rope were "
+            "trained once, so their own spread is not measured") in t
+    # 0.03 apart: the windows separate it (±0.004), and it is more than one seed sd, but within the margin
+    assert ("gqa-layernorm − gqa-rope in held-out loss = +0.0300 (95 % interval +0.0261 to +0.0339, over 100 "
+            f"held-out windows): the windows separate these weights, but by less than ±{margin:.4f}") in t
     assert "gqa-layernorm's held-out loss is lower" not in t
     assert "gqa-rope's held-out loss is lower than gqa-layernorm" not in t
     # 0.002 apart: the windows do not separate it either

@@ -440,8 +440,8 @@ def diagnostics_sentence(name: str, s: dict) -> str:
     out = (f"{name}, step {step:,} (the last logged): the blocks' gradient norms run from {row[lo]:.3g} (block {lo}) "
            f"to {row[hi]:.3g} (block {hi}), block 0 at {row[0] / row[-1]:.2f}× the last block's; the stream's RMS "
            f"after the last block is {rms[last, -1]:.3g} (after block 0: {rms[last, 0]:.3g}).")
-    out += (f" Over the {len(ratio)} logged steps block 0's gradient norm fell as low as {ratio[worst]:.2g}× the "
-            f"last block's (step {int(steps[worst]):,})")
+    out += (f" Over the {len(ratio)} logged steps, block 0's gradient norm relative to the last block's was lowest "
+            f"at step {int(steps[worst]):,}: {ratio[worst]:.2g}×")
     if small.size:
         held = s.get("heldout", np.full(len(steps), np.nan))[small]
         held = held[np.isfinite(held)]

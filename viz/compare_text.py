@@ -20,8 +20,9 @@ held-out windows of their one shipped run (then with the note that seed-to-seed 
 windows say only that *these weights* differ on this text). Where neither was recorded, the numbers are given
 and no order is claimed. A claim about architectures (what the literature expects) needs seeds. The
 architecture comparison adds one condition for a window interval (`_against_default`): the difference must also
-exceed the largest seed-to-seed sd measured for any variant (results/seeds.json), since a second training run of
-a variant trained once could move it by about that much.
+exceed SEED_MARGIN_Z · √2 times the largest seed-to-seed sd measured for any variant (results/seeds.json) — about
+what a second training run of each of the two could move their difference by, at 95 %, were each run's spread
+that large.
 
 Pure functions: dicts and arrays in, strings out (variant names and numbers only, never user text).
 No streamlit, no torch, no figures.
@@ -29,6 +30,7 @@ No streamlit, no torch, no figures.
 
 from __future__ import annotations
 
+import math
 from typing import Mapping, Optional, Sequence
 
 import numpy as np
@@ -586,11 +588,20 @@ def largest_seed_spread(sv: Mapping[str, dict[int, float]]) -> Optional[tuple[st
     return name, many[name]
 
 
+SEED_MARGIN_Z = 1.96  # two single runs, each with the largest measured seed sd s: their difference's sd is √2·s
+
+
+def seed_margin(sd: float) -> float:
+    """How far a difference between two single training runs could move with the seeds, at 95 %, if each run's
+    seed-to-seed sd were `sd`: 1.96 · √2 · sd (0.0167 → 0.0463)."""
+    return SEED_MARGIN_Z * math.sqrt(2) * sd
+
+
 def _against_default(a: str, b: str, d: Difference, sv: Mapping[str, dict[int, float]],
                      spread: Optional[tuple[str, dict]], what: str, digits: int) -> str:
-    """pair_sentence, with one more condition where the interval is over windows: a difference no larger than
-    the largest seed-to-seed sd measured for any variant is not called an order — the windows separate these
-    weights, but a second training run of the one trained once could move it that much."""
+    """pair_sentence, with one more condition where the interval is over windows: a difference within
+    `seed_margin` of the largest seed-to-seed sd measured for any variant is not called an order — the windows
+    separate these weights, but a second training run of each could move their difference that much."""
     once = [n for n in (a, b) if len(sv.get(n, {})) < 2]
     if d.source != "windows" or not d.resolved:
         return pair_sentence(a, b, d, what, digits)
@@ -599,12 +610,14 @@ def _against_default(a: str, b: str, d: Difference, sv: Mapping[str, dict[int, f
         return (pair_sentence(a, b, d, what, digits) + f" No variant has a second training seed here, so how much "
                 f"of that a different seed would undo is not measured ({runs}).")
     name, s = spread
-    ref = f"the largest seed-to-seed sd measured here, {s['sd']:.{digits}f} ({name}, n = {s['n']})"
-    if abs(d.mean) <= s["sd"]:
-        return (f"{a} − {b} in {what} = {_interval(d, digits)}: the windows separate these weights, but by no more "
-                f"than {ref}, and {runs}, so no order is claimed.")
+    margin = seed_margin(s["sd"])
+    ref = (f"±{margin:.{digits}f}, what second training runs could move the difference by (1.96 × √2 × the largest "
+           f"seed-to-seed sd measured here, {s['sd']:.{digits}f}: {name}, n = {s['n']})")
+    if abs(d.mean) <= margin:
+        return (f"{a} − {b} in {what} = {_interval(d, digits)}: the windows separate these weights, but by less than "
+                f"{ref}, and {runs}, so no order is claimed.")
     return (pair_sentence(a, b, d, what, digits)
-            + f" That is more than {ref}; {runs}, so {'their' if len(once) > 1 else 'its'} own spread is not measured.")
+            + f" That is beyond {ref}; {runs}, so {'their' if len(once) > 1 else 'its'} own spread is not measured.")
 
 
 def read_architecture(res: dict, default: str = DEFAULT_VARIANT, names: Sequence[str] = tuple(ARCHITECTURE_VARIANTS),
@@ -627,8 +640,9 @@ def read_architecture(res: dict, default: str = DEFAULT_VARIANT, names: Sequence
     if spread is not None and any(len(sv.get(n, {})) < 2 for n in rest):
         name, s = spread
         line += (f" Over the variants trained several times the seed-to-seed sd reached {s['sd']:.4f} ({name}, "
-                 f"n = {s['n']}): a second run of one trained once could land about that far away, so a difference "
-                 "within that is not called an order, even where the held-out windows separate it.")
+                 f"n = {s['n']}): with a spread that large in each, the difference between two runs trained once "
+                 f"could move by ±{seed_margin(s['sd']):.4f} (1.96 × √2 × {s['sd']:.4f}), so a smaller difference is "
+                 "not called an order, even where the held-out windows separate it.")
     out = [line]
     for n in rest:
         d = _evidence(v, sv, n, default, "loss", context)
