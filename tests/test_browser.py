@@ -62,6 +62,24 @@ def test_page_renders_without_errors(app_url, browser_page, shots_dir, page_file
     assert shot.stat().st_size > 10_000  # a real picture of the page, not an empty frame
 
 
+@pytest.mark.parametrize("variant", ["gqa-postnorm", "gqa-moe"])
+def test_building_blocks_on_the_architecture_variants(app_url, browser_page, shots_dir, variant):
+    """The trained post-norm and mixture-of-experts variants (shipped: the link names them) on Building blocks:
+    every section draws without an error, the MoE's router and expert load among them."""
+    from model.net.checkpoints import available_variants
+
+    assert variant in available_variants(), f"{variant}'s weights are committed"
+    page = browser_page
+    page.goto(f"{app_url}/blocks?variant={variant}")
+    wait_idle(page, timeout=PAGE_TIMEOUT_MS)
+    assert page.locator(ERRORS).count() == 0, page.locator(ERRORS).first.inner_text()
+    expect(page.get_by_role("heading", name="3. Pre- vs post-norm: what training logged")).to_be_visible()
+    if variant == "gqa-moe":
+        expect(page.get_by_role("heading", name="4. The mixture of experts: 4 experts, 2 per token")).to_be_visible()
+    assert page.locator(CHART).count() >= 5
+    screenshot(page, shots_dir / f"blocks-{variant}.png")
+
+
 def test_attention_page_in_dark_mode(app_url, _browser, shots_dir):
     context = _browser.new_context(viewport={"width": 1400, "height": 900}, color_scheme="dark")
     page = context.new_page()
