@@ -14,4 +14,6 @@ if [ ${#need[@]} -gt 0 ]; then
   ($SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${need[@]}" >/dev/null) \
     || echo "warning: could not install ${need[*]}; the browser / replica tests will fail" >&2
 fi
-exec .venv/bin/python -m pytest "$@"
+# Two workers (pytest-xdist), one per core, each taking whole test files (--dist loadfile keeps a file's module
+# fixtures — its app server, its browser — in one process). TEST_WORKERS=0 runs everything in this process.
+exec .venv/bin/python -m pytest -n "${TEST_WORKERS:-2}" --dist loadfile "$@"
