@@ -155,8 +155,9 @@ def two_runs(rerun: Path, shipped: Path) -> str:
     la, lb = a.get("train_loss") or [], b.get("train_loss") or []
     part = next((i + 1 for i, (x, y) in enumerate(zip(la, lb)) if x != y), None)
     va, vb = a.get("val") or [], b.get("val") or []
-    out = (f"their training losses are equal to step {part - 1:,} and part from step {part:,}, so its weights are "
-           "not the shipped ones" if part else "their logged training losses are equal at every step")
+    out = (f"their training losses are equal (to the logged four decimals) up to step {part - 1:,} and part from "
+           f"step {part:,}, so its weights are not the shipped ones" if part
+           else "their logged training losses are equal at every step")
     if va and vb:
         out += (f"; held-out loss at step {va[-1]['step']:,}: {va[-1]['loss']:.3f} nats/token (re-run), "
                 f"{vb[-1]['loss']:.3f} (shipped)")
@@ -359,9 +360,10 @@ else:
                      "pair to draw.")
     st.caption(" ".join(notes) + f" Top: each block's gradient norm ({PART_LABELS[part]}); bottom: the stream's "
                "RMS after each block (log scales). " + " ".join(diagnostics_sentence(v, diag[v]) for v in shown))
-    # What the logs' numbers led to, on the prompt: the weights of the variants drawn (a re-run has none here;
-    # a folder's model reads the prompt in another tokenizer, so the ids would not be ours).
-    weighed = [n for n in shown if n not in reruns and n in trained]
+    # What the variants drawn do with the prompt, on their shipped weights (a re-run has none of its own: its
+    # variant's shipped weights stand in, under the variant's own name; a folder's model reads the prompt in
+    # another tokenizer, so the ids would not be ours).
+    weighed = [n for n in dict.fromkeys(x.removesuffix(RERUN) for x in shown) if n in trained]
     if not is_folder(variant) and weighed:
         st.caption(spread_sentence({n: next_token_spread(n, prompt.ids) for n in weighed}, T))
 

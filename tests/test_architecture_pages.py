@@ -504,8 +504,9 @@ def test_a_diagnostics_rerun_of_the_default_makes_the_clean_pair(made):
         text = texts(at)
         assert "they differ in norm_position: a clean pre- vs post-norm pair" in text
         assert ("gqa-rope (re-run) is a second training of gqa-rope, same recipe and seed, run to log these numbers "
-                "(the shipped run predates them): their training losses are equal to step 30 and part from step 31"
-                ) in text
+                "(the shipped run predates them): their training losses are equal (to the logged four decimals) up "
+                "to step 30 and part from step 31") in text
+        assert "On your prompt (" in text and "gqa-rope " in text.split("On your prompt (")[1]  # the shipped weights
         assert f"{log['val'][-1]['loss']:.3f} nats/token (re-run), {shipped['val'][-1]['loss']:.3f} (shipped)" in text
         assert "gqa-rope's own log has no diagnostics" not in text  # the re-run stands in for it, named as such
     finally:

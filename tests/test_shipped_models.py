@@ -108,3 +108,26 @@ def test_cli_errors_are_messages_not_tracebacks():
     assert out.returncode == 2 and "empty" in out.stderr and "Traceback" not in out.stderr
     out = run_cli("--prompt", "x", "--temperature", "-1")
     assert out.returncode == 2 and "temperature" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_the_diagnostics_rerun_is_the_shipped_recipe():
+    """results/diagnostic_runs/: a second training of a shipped variant that logged the per-block diagnostics. Its
+    config and training settings are the shipped run's (same recipe, seed, data order), it logged diagnostics at
+    every evaluation step for every block, and its training loss starts where the shipped run's did."""
+    from model.net.checkpoints import diagnostic_runs
+
+    runs = diagnostic_runs()
+    assert "gqa-rope" in runs, "the default's diagnostics re-run is committed"
+    for v, path in runs.items():
+        rerun, shipped = json.loads(path.read_text()), load_train_log(v)
+        assert rerun["config"] == shipped["config"] == variant_config(v).to_dict()
+        keep = ("steps", "batch_size", "seq_len", "lr", "min_lr", "warmup", "weight_decay", "betas", "clip",
+                "dropout", "seed", "eval_every")
+        assert {k: rerun["train"][k] for k in keep} == {k: shipped["train"][k] for k in keep}
+        every = rerun["train"]["eval_every"]
+        assert [d["step"] for d in rerun["diagnostics"]] == list(range(every, rerun["train"]["steps"] + 1, every))
+        assert all(len(d["grad_norm"]["blocks"]) == len(d["resid_rms"]) == variant_config(v).n_layers
+                   for d in rerun["diagnostics"])
+        # The same batches from the same init: the first losses agree to 1e-3 (they part in the 4th decimal
+        # within a few steps, and drift after, as the float order of the two runs differs).
+        assert max(abs(a - b) for a, b in zip(rerun["train_loss"][:20], shipped["train_loss"][:20])) < 1e-3
