@@ -148,10 +148,12 @@ def next_token_spread(variant: str, ids: tuple[int, ...]) -> dict:
 RERUN = " (re-run)"  # the name a diagnostics-only re-run's series goes by: "gqa-rope (re-run)"
 
 
-def two_runs(rerun: Path, shipped: Path) -> str:
+@shared_result()
+def two_runs(rerun: str, shipped: str, mtimes: tuple[float, float]) -> str:
     """How a diagnostics-only re-run compares with the shipped run of the same variant, from their two logs: the
-    first step whose training loss differs and both runs' last held-out losses."""
-    a, b = (json.loads(p.read_text()) for p in (rerun, shipped))
+    first step whose training loss differs and both runs' last held-out losses. (The files' times make the cache
+    key follow them: two logs are not re-read on every rerun of the page.)"""
+    a, b = (json.loads(Path(p).read_text()) for p in (rerun, shipped))
     la, lb = a.get("train_loss") or [], b.get("train_loss") or []
     part = next((i + 1 for i, (x, y) in enumerate(zip(la, lb)) if x != y), None)
     va, vb = a.get("val") or [], b.get("val") or []
@@ -341,8 +343,10 @@ else:
         notes.append(f"{variant}'s own log has no diagnostics: it was trained before they were logged.")
     for n in (x for x in shown if x in reruns):
         v = n.removesuffix(RERUN)
+        shipped_log = variant_dir(v) / "train_log.json"
+        compared = two_runs(str(reruns[n]), str(shipped_log), (reruns[n].stat().st_mtime, shipped_log.stat().st_mtime))
         notes.append(f"{n} is a second training of {v}, same recipe and seed, run to log these numbers (the "
-                     f"shipped run predates them): " + two_runs(reruns[n], variant_dir(v) / "train_log.json"))
+                     f"shipped run predates them): {compared}")
     if post_variants and partner:
         differ = config_differences(configs[post_variants[0]], configs[partner])
         others_ = [f for f in differ if f != "norm_position"]
